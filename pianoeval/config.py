@@ -1,0 +1,174 @@
+"""Config plumbing shared by experiments, search spaces and ablations.
+
+* ``StrictModel``: the pydantic base for every config block. Unknown keys are
+  errors, values are validated on assignment.
+* ``load_yaml``: ``yaml.safe_load`` with errors that name the file.
+* ``validate``: turns a dict into a config object, converting pydantic's errors
+  into one-line ``ConfigError``s of the form ``file: key.path: problem``.
+* ``flatten`` / ``unflatten`` / ``parse_set``: the flat ``a.b.c`` view used by
+  Ray Tune trial configs and ``--set key=value`` overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+import pydantic
+import yaml
+
+from pianoeval.errors import ConfigError
+
+T = TypeVar("T", bound=pydantic.BaseModel)
+
+
+class StrictModel(pydantic.BaseModel):
+    """Base of all config blocks: unknown keys are errors, assignments are validated."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``safe_load``; any problem is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _key_path(loc: Iterable[Any]) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "<top>"
+
+
+def format_validation_error(err: pydantic.ValidationError, source: str, prefix: str = "") -> str:
+    """One line for the first problem pydantic found, naming file and key path."""
+    first = err.errors()[0]
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    # pydantic puts the union/tag branch name into loc for tagged unions; drop class names
+    loc = [p for p in loc if not (isinstance(p, str) and p[:1].isupper())]
+    key = _key_path(([prefix] if prefix else []) + loc)
+    kind = first["type"]
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+        allowed = first.get("ctx", {}).get("allowed")
+        if allowed:
+            msg += f" (allowed: {', '.join(allowed)})"
+    elif kind == "literal_error":
+        msg = f"got {value!r}, expected one of {first['ctx']['expected']}"
+    elif kind == "missing":
+        msg = "required key is missing"
+    else:
+        msg = first["msg"]
+        if value is not None and not isinstance(value, (dict, list)):
+            msg += f", got {value!r}"
+    more = len(err.errors()) - 1
+    tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {msg}{tail}"
+
+
+def validate(model: type[T], data: Mapping[str, Any], source: str, prefix: str = "") -> T:
+    """Build ``model`` from ``data``; errors become a one-line ConfigError."""
+    try:
+        return model.model_validate(dict(data))
+    except pydantic.ValidationError as err:
+        raise ConfigError(format_validation_error(err, source, prefix)) from None
+
+
+def allowed_keys(model: type[pydantic.BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``. Lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, full + "."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``; nested dict values are merged."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"<overrides>: {key}: '{part}' is a value, not a section")
+        if isinstance(value, Mapping):
+            node.setdefault(parts[-1], {})
+            deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return nested
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base`` in place (mappings recursively) and return it."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def parse_set(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``--set key.path=value`` items; values are YAML scalars or lists."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected key=value, e.g. --set train.lr=1e-4")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: value {raw!r} is not valid YAML") from None
+        overrides[key] = value
+    return overrides
+
+
+def dump_yaml(data: Mapping[str, Any], path: str | Path) -> None:
+    """Write YAML atomically (write a temp file, then rename)."""
+    from pianoeval.io import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(_plain(data), sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy scalars, tuples and Paths into YAML-safe plain types."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
