@@ -1,0 +1,20 @@
+"""What every registered model returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ModelOutput:
+    """``logits`` go through a sigmoid outside the model (loss and metrics), as in
+    the reference. ``embedding`` is the pooled representation (z) when the model
+    has one. ``diagnostics`` are scalar tensors logged every epoch under
+    ``diag/<name>`` (attention entropy per level, level contribution shares, ...);
+    they must be detached."""
+
+    logits: torch.Tensor  # [B, L]
+    embedding: torch.Tensor | None = None  # [B, Z]
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
