@@ -168,7 +168,38 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, order.view(order.shape + (1,) * (x.dim() - 2)).expand_as(x))
 
 
+# A bucket of rows is cut where a row is shorter than this fraction of the bucket's
+# longest: padded steps cost as much as real ones, and a batch of notes or voices mixes
+# lengths from 20 to 300.
+BUCKET_RATIO = 0.6
+
+
+def length_buckets(lengths: torch.Tensor, ratio: float | None = None) -> list[torch.Tensor]:
+    """Row indices grouped by similar length (longest first), for padded LSTM runs."""
+    ratio = BUCKET_RATIO if ratio is None else ratio
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    buckets, start = [], 0
+    for i in range(1, len(sorted_lengths) + 1):
+        if i == len(sorted_lengths) or sorted_lengths[i] < ratio * sorted_lengths[start]:
+            buckets.append(order[start:i])
+            start = i
+    return buckets
+
+
 def _lstm_by_direction(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run ``_lstm_padded`` per length bucket (rows are independent: same result, less padding)."""
+    buckets = length_buckets(lengths)
+    if len(buckets) == 1:
+        return _lstm_padded(lstm, x, lengths)
+    out = x.new_zeros(x.shape[0], x.shape[1], lstm.hidden_size * (2 if lstm.bidirectional else 1))
+    for rows in buckets:
+        steps = int(lengths[rows].max())
+        out[rows, :steps] = _lstm_padded(lstm, x[rows, :steps], lengths[rows])
+    return out
+
+
+def _lstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The packed-equivalent LSTM on padded input, layer by layer and direction by direction.
 
     A forward direction is causal, so padding after a row's end cannot reach its real

@@ -175,3 +175,12 @@ def test_segment_softmax_gradient():
     scores = torch.randn(6, 2, dtype=torch.double, requires_grad=True)
     ids = torch.tensor([0, 0, 1, 2, 2, 2])
     assert torch.autograd.gradcheck(lambda s: segment_softmax(s, ids, 3), (scores,))
+
+
+def test_length_buckets_cover_every_row_once_longest_first():
+    from pianoeval.models.segments import length_buckets
+
+    lengths = torch.tensor([10, 300, 250, 40, 190, 35])
+    buckets = length_buckets(lengths, ratio=0.6)
+    assert [b.tolist() for b in buckets] == [[1, 2, 4], [3, 5], [0]]
+    assert sorted(torch.cat(buckets).tolist()) == list(range(6))
