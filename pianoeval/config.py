@@ -57,7 +57,17 @@ def _key_path(loc: Iterable[Any]) -> str:
     return "".join(parts) or "<top>"
 
 
-def format_validation_error(err: pydantic.ValidationError, source: str, prefix: str = "") -> str:
+def _fields_at(model: type[pydantic.BaseModel] | None, loc: list) -> list[str] | None:
+    """Field names of the (nested) config block that contains ``loc``'s last key."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model is not None else None
+        annotation = getattr(field, "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel) else None
+    return list(model.model_fields) if model is not None else None
+
+
+def format_validation_error(err: pydantic.ValidationError, source: str, prefix: str = "",
+                            model: type[pydantic.BaseModel] | None = None) -> str:
     """One line for the first problem pydantic found, naming file and key path."""
     first = err.errors()[0]
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
@@ -68,7 +78,7 @@ def format_validation_error(err: pydantic.ValidationError, source: str, prefix: 
     value = first.get("input")
     if kind == "extra_forbidden":
         msg = "unknown key"
-        allowed = first.get("ctx", {}).get("allowed")
+        allowed = _fields_at(model, loc)
         if allowed:
             msg += f" (allowed: {', '.join(allowed)})"
     elif kind == "literal_error":
@@ -89,7 +99,7 @@ def validate(model: type[T], data: Mapping[str, Any], source: str, prefix: str =
     try:
         return model.model_validate(dict(data))
     except pydantic.ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, prefix)) from None
+        raise ConfigError(format_validation_error(err, source, prefix, model)) from None
 
 
 def allowed_keys(model: type[pydantic.BaseModel]) -> list[str]:

@@ -1,0 +1,179 @@
+"""The config of one training run: model + data + train + seed.
+
+A run config is a YAML mapping::
+
+    model: {name: han, attention_temperature: 0.5}   # a registered name + its fields
+    data: {split: performer, fold: 0}                 # feature_set: the model's default
+    train: {lr: 2.5e-5, max_epochs: 100}
+    seed: 7
+
+``ExperimentConfig.resolve`` validates it (unknown keys, wrong types and unknown
+models are one-line ``ConfigError``s naming the file and key), fills every default
+(the model variant's defaults, the feature set the variant was defined on) and
+returns the *resolved* config: the dict saved as ``resolved.yaml`` with a run's
+results, which alone reruns it. Defaults are the reference's (Adam 2.5e-5,
+weight decay 1e-5, clipping 2.0, batch 8, StepLR 3000 iterations x 0.98, 100
+epochs, best checkpoint by validation loss, seed 7).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import pydantic
+
+from pianoeval.config import StrictModel, deep_merge, flatten, load_yaml, unflatten, validate
+from pianoeval.errors import ConfigError
+
+
+class DataConfig(StrictModel):
+    """Which data, which fold, how it is batched.
+
+    Attributes:
+        dataset: the labelled dataset (PercePiano).
+        split: ``performer`` (upstream) or ``piece`` (score segments never cross).
+        fold: validation fold 0-3; the test set is shared by all folds.
+        feature_set: note feature set (``full`` / ``perf_only``); None = the model's.
+        batch_size: training batch size (reference: 8).
+        eval_batch_size: validation / test batch size (outputs do not depend on it:
+            padding is masked).
+        batch_sampler: ``random`` (reference) or ``grouped``: each batch holds
+            ``group_size`` performances of the same music per group, so a ranking loss
+            sees same-piece pairs in every batch.
+        group_size: performances per music in a ``grouped`` batch.
+        max_train_segments: use only the first N training segments of a seeded
+            shuffle (small smoke runs on real data); None = all.
+    """
+
+    dataset: Literal["percepiano"] = "percepiano"
+    split: Literal["performer", "piece"] = "performer"
+    fold: int = pydantic.Field(0, ge=0, le=3)
+    feature_set: Literal["full", "perf_only"] | None = None
+    batch_size: int = pydantic.Field(8, ge=1)
+    eval_batch_size: int = pydantic.Field(32, ge=1)
+    batch_sampler: Literal["random", "grouped"] = "random"
+    group_size: int = pydantic.Field(2, ge=2)
+    max_train_segments: int | None = pydantic.Field(None, ge=2)
+
+
+class TrainConfig(StrictModel):
+    """Optimisation, objective, stopping.
+
+    Attributes:
+        optimizer: ``adam`` (L2 inside Adam, the reference) or ``adamw``.
+        lr, weight_decay: optimiser settings.
+        grad_clip: max gradient norm (None = no clipping).
+        scheduler: ``step`` (StepLR stepped every iteration), ``cosine`` (with linear
+            warm-up over ``warmup_fraction`` of the steps) or ``constant``.
+        max_epochs: epoch budget.
+        lambda_rank: weight of the pairwise ranking loss on same-piece pairs.
+        rank_margin: margin of the ranking loss.
+        monitor: validation metric for checkpoint selection and early stopping
+            (``val/loss``, ``val/r2``, ``val/pairwise_acc``, ...); its direction is known.
+        early_stopping_patience: epochs without improvement before stopping (None: off).
+        limit_train_batches: fraction or number of training batches per epoch (1.0 = all).
+    """
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = pydantic.Field(2.5e-5, gt=0)
+    weight_decay: float = pydantic.Field(1e-5, ge=0)
+    grad_clip: float | None = pydantic.Field(2.0, gt=0)
+    scheduler: Literal["step", "cosine", "constant"] = "step"
+    step_size: int = pydantic.Field(3000, ge=1)
+    gamma: float = pydantic.Field(0.98, gt=0, le=1)
+    warmup_fraction: float = pydantic.Field(0.05, ge=0, lt=1)
+    max_epochs: int = pydantic.Field(100, ge=1)
+    lambda_rank: float = pydantic.Field(0.0, ge=0)
+    rank_margin: float = pydantic.Field(0.0, ge=0)
+    monitor: str = "val/loss"
+    early_stopping_patience: int | None = pydantic.Field(None, ge=1)
+    limit_train_batches: float | int = 1.0
+
+    @pydantic.field_validator("monitor")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        monitor_mode(value)
+        return value
+
+
+def monitor_mode(name: str) -> str:
+    """'min' or 'max' for a monitorable metric name; ValueError listing the choices."""
+    from pianoeval.metrics import METRIC_NAMES, metric_mode
+
+    stage, _, metric = name.partition("/")
+    if stage not in ("val", "train") or not metric:
+        raise ValueError(f"{name!r} is not a metric name: use val/<metric>, e.g. val/loss or val/r2 "
+                         f"(metrics: loss, {', '.join(METRIC_NAMES)})")
+    if metric == "loss":
+        return "min"
+    try:
+        return metric_mode(metric)
+    except ValueError:
+        raise ValueError(f"unknown metric {name!r} (metrics: loss, {', '.join(METRIC_NAMES)})") from None
+
+
+class ExperimentConfig(StrictModel):
+    """One training run, fully resolved. Build it with ``ExperimentConfig.resolve``."""
+
+    name: str = "run"
+    seed: int = 7
+    model: dict[str, Any]
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    # Saved with results, ignored when rerunning: where the config came from.
+    provenance: dict[str, Any] | None = None
+
+    @classmethod
+    def resolve(cls, raw: Mapping[str, Any], source: str = "<config>") -> "ExperimentConfig":
+        """Validate ``raw`` and fill every default (see the module docstring)."""
+        from pianoeval.models.registry import get_model
+
+        raw = dict(raw)
+        model = raw.get("model")
+        if not isinstance(model, Mapping) or "name" not in model:
+            raise ConfigError(f"{source}: model.name: required key is missing (e.g. model: {{name: han}})")
+        entry = get_model(str(model["name"]), source)
+        model_config = entry.make_config(model, source)
+        if not isinstance(raw.get("data") or {}, Mapping):
+            raise ConfigError(f"{source}: data: expected a mapping, got {type(raw.get('data')).__name__}")
+        data = dict(raw.get("data") or {})
+        for key, value in entry.data_defaults.items():
+            if data.get(key) is None:
+                data[key] = value
+        raw["data"] = data
+        raw["model"] = {"name": entry.name, **model_config.model_dump(mode="json")}
+        return validate(cls, raw, source)
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    def model_spec(self):
+        """The typed model config (the registry entry's class)."""
+        from pianoeval.models.registry import get_model
+
+        return get_model(self.model_name).make_config(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"provenance"} if self.provenance is None else set())
+
+    def flat(self) -> dict[str, Any]:
+        """``{"model.name": "han", "train.lr": 2.5e-05, ...}``: the view sweeps use."""
+        return flatten(self.model_dump(mode="json", exclude={"provenance"}))
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "--set") -> "ExperimentConfig":
+        """A new resolved config with dotted-key overrides applied (``{"train.lr": 1e-4}``)."""
+        base = self.model_dump(mode="json", exclude={"provenance"})
+        if "model.name" in overrides and overrides["model.name"] != self.model_name:
+            base["model"] = {}  # a different model: its own defaults, not this one's fields
+        for key in overrides:
+            if key.split(".")[0] not in base and key.split(".")[0] != "model":
+                raise ConfigError(f"{source}: {key}: unknown key (top-level keys: {', '.join(base)})")
+        return ExperimentConfig.resolve(deep_merge(base, unflatten(overrides)), source)
+
+
+def load_experiment(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """Read and resolve a run config file, then apply ``--set`` overrides."""
+    config = ExperimentConfig.resolve(load_yaml(path), str(path))
+    return config.with_overrides(overrides) if overrides else config

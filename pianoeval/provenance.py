@@ -1,0 +1,51 @@
+"""Where a result came from: git commit, package versions, machine."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from functools import lru_cache
+
+from pianoeval.paths import REPO_ROOT
+
+PACKAGES = ("pianoeval", "torch", "lightning", "ray", "optuna", "numpy", "pandas", "partitura", "parangonar",
+            "miditok", "torch-geometric", "peft", "transformers")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """HEAD's sha, with ``+dirty`` when tracked files have uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def provenance(device: str = "cpu", threads: int | None = None) -> dict:
+    """A dict to save next to every result."""
+    import torch
+
+    return {
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "torch_threads": threads if threads is not None else torch.get_num_threads(),
+        "dtype": "float32",
+    }

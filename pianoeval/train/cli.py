@@ -1,0 +1,43 @@
+"""``runners/train.py``: train one config on one fold, print a line per epoch and a final table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pianoeval.config import load_yaml, parse_set
+from pianoeval.experiment import ExperimentConfig
+
+
+def build_config(model: str | None, config_path: str | None, split: str | None, fold: int | None,
+                 seed: int | None, sets: list[str]) -> ExperimentConfig:
+    """The run config: a file (e.g. a saved ``resolved.yaml``) or a model name, then flags, then --set."""
+    if config_path:
+        raw, source = load_yaml(config_path), config_path
+        raw.pop("provenance", None)
+        if model:
+            raw["model"] = {"name": model}
+    else:
+        raw, source = {"model": {"name": model or "han"}}, "--model"
+    config = ExperimentConfig.resolve(raw, source)
+    overrides = parse_set(sets)
+    for key, value in (("data.split", split), ("data.fold", fold), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    return config.with_overrides(overrides) if overrides else config
+
+
+def main(args) -> int:
+    from pianoeval.train.run import final_table, train_run
+
+    config = build_config(args.model, args.config, args.split, args.fold, args.seed, args.set or [])
+    print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
+          f"({config.data.feature_set} features), seed {config.seed}, {config.train.max_epochs} epochs")
+    result = train_run(config, out_dir=Path(args.out) if args.out else None, threads=args.threads,
+                       progress=args.progress)
+    if result.metrics:
+        print(final_table(result.metrics))
+    print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "
+          f"{result.wall_seconds / 60:.1f} min; results in {result.out_dir}")
+    if result.error:
+        print(f"[train] {result.error}")
+    return 0 if result.status == "completed" else 1

@@ -1,0 +1,161 @@
+"""The LightningModule every registered model trains in.
+
+Loss: MSE on sigmoid(logits) (the reference applies the sigmoid outside the model)
+plus ``lambda_rank`` x the pairwise ranking loss on same-piece pairs in the batch.
+
+Logged every epoch (so a sweep can read, select and prune on them):
+
+* ``train/loss`` (and ``train/loss_<term>``),
+* ``val/loss`` and every key of ``pianoeval.metrics.evaluate`` as ``val/<key>``
+  (R2, pairwise accuracy, per-dimension values, prediction std ratio, collapsed
+  dimensions, ...),
+* ``diag/<name>``: the model's own diagnostics averaged over the validation pass
+  (attention entropy per level, each level's contribution share), ``diag/logits_std``,
+* ``grad_norm/<module>`` and ``grad_norm/total``: mean gradient norm per top-level
+  module over the epoch's optimiser steps.
+
+A non-finite training loss raises ``TrialDiverged`` at once, naming epoch and step,
+so a diverged trial ends with a clear status instead of burning its budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import lightning as L
+import numpy as np
+import torch
+
+from pianoeval.data import LABEL_NAMES
+from pianoeval.errors import TrialDiverged
+from pianoeval.experiment import ExperimentConfig
+from pianoeval.metrics import evaluate
+from pianoeval.models.registry import get_model
+from pianoeval.train.losses import combine_losses, ranking_loss, regression_loss
+
+
+class PerformanceModule(L.LightningModule):
+    def __init__(self, config: ExperimentConfig, input_dim: int, num_labels: int = len(LABEL_NAMES),
+                 steps_per_epoch: int | None = None):
+        super().__init__()
+        self.config = config
+        self.model = get_model(config.model_name).build(config.model_spec(), input_dim, num_labels)
+        self.steps_per_epoch = steps_per_epoch
+        self._collected: dict[str, list] = defaultdict(list)
+        self._diagnostics: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        self._grad_norms: dict[str, list[float]] = defaultdict(list)
+
+    def forward(self, batch):
+        return self.model(batch)
+
+    # --- training ------------------------------------------------------------------
+    def _loss(self, out, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        train = self.config.train
+        terms = {"regression": regression_loss(out.logits, batch.labels)}
+        weights = {"regression": 1.0}
+        if train.lambda_rank > 0:
+            terms["ranking"] = ranking_loss(out.logits, batch.labels, batch.group, margin=train.rank_margin)
+            weights["ranking"] = train.lambda_rank
+        return combine_losses(terms, weights)
+
+    def training_step(self, batch, batch_idx):
+        out = self(batch)
+        total, logged = self._loss(out, batch)
+        if not torch.isfinite(total):
+            raise TrialDiverged(
+                f"training loss became {total.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(lr {self.config.train.lr:g}); the trial stops here"
+            )
+        size = len(batch)
+        self.log("train/loss", total, on_step=False, on_epoch=True, batch_size=size)
+        if len(logged) > 2:
+            for name, value in logged.items():
+                if name != "total":
+                    self.log(f"train/loss_{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        return total
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        total = 0.0
+        for name, child in self.model.named_children():
+            grads = [p.grad.detach().pow(2).sum() for p in child.parameters() if p.grad is not None]
+            if grads:
+                squared = float(torch.stack(grads).sum())
+                total += squared
+                self._grad_norms[name].append(math.sqrt(squared))
+        self._grad_norms["total"].append(math.sqrt(total))
+
+    def _log_grad_norms(self) -> None:
+        # Called at the end of the epoch's validation (after its last optimiser step and
+        # before the epoch-end callbacks that record history and report to Tune).
+        for name, values in self._grad_norms.items():
+            self.log(f"grad_norm/{name}", float(np.mean(values)))
+        self._grad_norms.clear()
+
+    # --- evaluation ------------------------------------------------------------------
+    def _collect(self, stage: str, batch) -> None:
+        out = self(batch)
+        self._collected[stage].append((
+            torch.sigmoid(out.logits).cpu().numpy(), out.logits.cpu().numpy(), batch.labels.cpu().numpy(),
+            batch.group.cpu().numpy(), batch.label_std.cpu().numpy(), list(batch.segment_ids),
+        ))
+        for name, value in out.diagnostics.items():
+            if torch.isfinite(value):
+                self._diagnostics[stage].append((name, float(value), len(batch)))
+
+    def validation_step(self, batch, batch_idx):
+        self._collect("val", batch)
+
+    def test_step(self, batch, batch_idx):
+        self._collect("test", batch)
+
+    def stage_results(self, stage: str) -> tuple[dict[str, float], dict]:
+        """Metrics and raw predictions of everything collected for ``stage``; clears it."""
+        parts = self._collected.pop(stage, [])
+        pred, logits, labels, groups, label_std, ids = (
+            [p[i] for p in parts] for i in range(6))
+        pred, logits, labels = np.concatenate(pred), np.concatenate(logits), np.concatenate(labels)
+        groups, label_std = np.concatenate(groups), np.concatenate(label_std)
+        metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
+        metrics["loss"] = float(np.mean((pred - labels) ** 2))
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("count/")}
+        diag = defaultdict(lambda: [0.0, 0])
+        for name, value, weight in self._diagnostics.pop(stage, []):
+            diag[name][0] += value * weight
+            diag[name][1] += weight
+        diagnostics = {f"diag/{k}": s / w for k, (s, w) in diag.items()}
+        diagnostics["diag/logits_std"] = float(logits.std(axis=0).mean())
+        raw = {"segment_id": sum(ids, []), "prediction": pred, "label": labels, "group": groups}
+        return {**metrics, **diagnostics}, raw
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._collected.pop("val", None)
+            self._diagnostics.pop("val", None)
+            return
+        self._log_grad_norms()
+        metrics, _ = self.stage_results("val")
+        for key, value in metrics.items():
+            name = key if key.startswith("diag/") else f"val/{key}"
+            self.log(name, float(value) if np.isfinite(value) else float("nan"))
+
+    # --- optimisation ----------------------------------------------------------------
+    def configure_optimizers(self):
+        train = self.config.train
+        opt_cls = torch.optim.Adam if train.optimizer == "adam" else torch.optim.AdamW
+        optimizer = opt_cls(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        if train.scheduler == "constant":
+            return optimizer
+        if train.scheduler == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=train.step_size, gamma=train.gamma)
+        else:
+            total = max(1, (self.steps_per_epoch or 1) * train.max_epochs)
+            warmup = int(train.warmup_fraction * total)
+
+            def factor(step: int) -> float:
+                if step < warmup:
+                    return (step + 1) / warmup
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,205 @@
+"""One training run: fit, select the best checkpoint, evaluate it on validation and test.
+
+``train_run(config)`` writes to its run directory:
+
+* ``resolved.yaml``: the resolved config plus provenance (git commit, versions,
+  device, threads); ``python runners/train.py --config resolved.yaml`` reruns it;
+* ``metrics.json``: the best checkpoint's ``val/*`` and ``test/*`` metrics, the
+  best epoch, epochs run, wall time and status;
+* ``history.csv``: every epoch's logged metrics (losses, metrics, diagnostics);
+* ``predictions.parquet``: per-segment predictions and labels on val and test;
+* ``model.pt``: the best weights (a plain state dict; loaded with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from pianoeval.config import dump_yaml
+from pianoeval.data import LABEL_NAMES
+from pianoeval.errors import TrialDiverged
+from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
+from pianoeval.paths import results_root
+from pianoeval.provenance import provenance
+from pianoeval.train.data import build_datamodule
+from pianoeval.train.module import PerformanceModule
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    status: str  # "completed" | "diverged"
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    wall_seconds: float = 0.0
+    error: str | None = None
+
+
+class History(L.Callback):
+    """Records every epoch's logged scalars.
+
+    ``on_train_epoch_end`` runs after the epoch's validation, so it sees the epoch's
+    training loss, validation metrics and diagnostics together."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self._started = time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        row = {"epoch": trainer.current_epoch, "seconds": time.time() - self._started}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        self.rows.append(row)
+
+
+class EpochLine(L.Callback):
+    """One line per epoch: losses, headline metrics, the collapse diagnostic, time."""
+
+    def __init__(self, max_epochs: int, print_fn=print):
+        self.max_epochs = max_epochs
+        self.print = print_fn
+        self._t = time.time()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.print(
+            f"epoch {trainer.current_epoch + 1:3d}/{self.max_epochs}  train_loss {m.get('train/loss', math.nan):.4f}  "
+            f"val_loss {m.get('val/loss', math.nan):.4f}  val_r2 {m.get('val/r2', math.nan):+.3f}  "
+            f"val_pairwise {m.get('val/pairwise_acc', math.nan):.3f}  pred/target_std {m.get('val/pred_std_ratio', math.nan):.2f}  "
+            f"{time.time() - self._t:.1f}s"
+        )
+        self._t = time.time()
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return results_root() / "runs" / f"{stamp}-{config.model_name}-{config.data.split}{config.data.fold}-s{config.seed}"
+
+
+def _set_threads(threads: int | None) -> int:
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    return torch.get_num_threads()
+
+
+def evaluate_weights(config: ExperimentConfig, module: PerformanceModule, datamodule, stages=("val", "test")):
+    """Evaluate ``module`` (eval mode) on the given stages: (metrics, predictions frame)."""
+    module.eval()
+    metrics, frames = {}, []
+    loaders = {"val": datamodule.val_dataloader, "test": datamodule.test_dataloader}
+    with torch.no_grad():
+        for stage in stages:
+            for batch in loaders[stage]():
+                module._collect(stage, batch)
+            values, raw = module.stage_results(stage)
+            metrics.update({f"{stage}/{k}": v for k, v in values.items()})
+            frame = pd.DataFrame({"stage": stage, "segment_id": raw["segment_id"], "group": raw["group"]})
+            for j, name in enumerate(LABEL_NAMES):
+                frame[f"pred/{name}"] = raw["prediction"][:, j]
+                frame[f"label/{name}"] = raw["label"][:, j]
+            frames.append(frame)
+    return metrics, pd.concat(frames, ignore_index=True)
+
+
+def load_weights(module: PerformanceModule, path: Path) -> None:
+    """Load a ``model.pt`` (or a Lightning checkpoint) safely: ``weights_only=True``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    module.load_state_dict(state)
+
+
+def train_run(
+    config: ExperimentConfig,
+    out_dir: Path | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+    verbose: bool = True,
+    callbacks: list | tuple = (),
+    resume_from: Path | None = None,
+) -> RunResult:
+    """Train ``config`` and evaluate its best checkpoint; see the module docstring."""
+    out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    threads = _set_threads(threads)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # GPU/TPU banners and tips
+    started = time.time()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(config)
+    datamodule.setup()
+    module = PerformanceModule(config, datamodule.input_dim, steps_per_epoch=datamodule.steps_per_epoch())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    resolved = {**config.to_dict(), "provenance": provenance(device, threads)}
+    dump_yaml(resolved, out_dir / "resolved.yaml")
+
+    train = config.train
+    history = History()
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", filename="best", monitor=train.monitor, mode=monitor_mode(train.monitor),
+        save_top_k=1, save_last=True, enable_version_counter=False)
+    cbs = [history, checkpoint, *callbacks]
+    if verbose:
+        cbs.append(EpochLine(train.max_epochs))
+    if train.early_stopping_patience:
+        cbs.append(L.pytorch.callbacks.EarlyStopping(train.monitor, patience=train.early_stopping_patience,
+                                                     mode=monitor_mode(train.monitor), check_finite=False))
+    trainer = L.Trainer(
+        accelerator=device, devices=1, max_epochs=train.max_epochs, gradient_clip_val=train.grad_clip,
+        deterministic=True, logger=False, enable_progress_bar=progress, enable_model_summary=False,
+        num_sanity_val_steps=0, callbacks=cbs, limit_train_batches=train.limit_train_batches,
+    )
+    status, error = "completed", None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except TrialDiverged as err:
+        status, error = "diverged", str(err)
+        if verbose:
+            print(f"[train] {err}")
+    result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error)
+    if history.rows:
+        pd.DataFrame(history.rows).to_csv(out_dir / "history.csv", index=False)
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    if best is not None and best.is_file():
+        load_weights(module, best)
+        result.best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+        atomic_write(out_dir / "model.pt", lambda tmp: torch.save(module.model.state_dict(), tmp))
+        result.metrics, predictions = evaluate_weights(config, module, datamodule)
+        atomic_write_parquet(predictions, out_dir / "predictions.parquet")
+    result.wall_seconds = time.time() - started
+    summary = {"status": status, "error": error, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "wall_seconds": result.wall_seconds, "threads": threads, "device": device, **result.metrics}
+    atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
+    return result
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def final_table(metrics: dict[str, float]) -> str:
+    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table."""
+    lines = [f"{'dimension':44s} {'val_r2':>8s} {'test_r2':>8s} {'val_pair':>9s} {'test_pair':>9s}"]
+    for name in LABEL_NAMES:
+        lines.append(f"{name:44s} {metrics.get(f'val/r2/{name}', math.nan):8.3f} {metrics.get(f'test/r2/{name}', math.nan):8.3f} "
+                     f"{metrics.get(f'val/pairwise_acc/{name}', math.nan):9.3f} {metrics.get(f'test/pairwise_acc/{name}', math.nan):9.3f}")
+    lines.append(f"{'mean':44s} {metrics.get('val/r2', math.nan):8.3f} {metrics.get('test/r2', math.nan):8.3f} "
+                 f"{metrics.get('val/pairwise_acc', math.nan):9.3f} {metrics.get('test/pairwise_acc', math.nan):9.3f}")
+    return "\n".join(lines)
