@@ -69,6 +69,11 @@ class TrainConfig(StrictModel):
         max_epochs: epoch budget.
         lambda_rank: weight of the pairwise ranking loss on same-piece pairs.
         rank_margin: margin of the ranking loss.
+        lambda_contrastive: weight of the piece-based InfoNCE on the embedding z
+            (positives: other performances of the same music in the batch).
+        contrastive_temperature: InfoNCE temperature.
+        lambda_invariance: weight of the MSE between clean and augmented embeddings
+            (needs batches that carry an ``augmented`` view).
         monitor: validation metric for checkpoint selection and early stopping
             (``val/loss``, ``val/r2``, ``val/pairwise_acc``, ...); its direction is known.
         early_stopping_patience: epochs without improvement before stopping (None: off).
@@ -86,6 +91,9 @@ class TrainConfig(StrictModel):
     max_epochs: int = pydantic.Field(100, ge=1)
     lambda_rank: float = pydantic.Field(0.0, ge=0)
     rank_margin: float = pydantic.Field(0.0, ge=0)
+    lambda_contrastive: float = pydantic.Field(0.0, ge=0)
+    contrastive_temperature: float = pydantic.Field(0.1, gt=0)
+    lambda_invariance: float = pydantic.Field(0.0, ge=0)
     monitor: str = "val/loss"
     early_stopping_patience: int | None = pydantic.Field(None, ge=1)
     limit_train_batches: float | int = 1.0

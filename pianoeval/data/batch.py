@@ -1,33 +1,52 @@
 """Batches: what a DataLoader yields and what every registered model consumes.
 
-Every batch type carries ``labels`` ([B, L] in (0, 1]), ``group`` ([B] score-segment
-ids: equal values mean the same music, so the pair is a ranking pair) and
-``segment_ids``. Encoders read the fields of their own input kind.
+Every batch type carries ``labels`` ([B, L] in (0, 1]), ``group`` ([B] ids of the
+music: equal values mean the same notes played by different performers, which makes
+a ranking pair and a contrastive positive; -1 = none) and ``segment_ids``. Encoders
+read the fields of their own input kind.
+
+Multi-tier batches (the v2 design's data tiers) say per item which loss terms apply:
+``label_mask`` marks items with ratings (T1: labelled PercePiano); items of the
+cross-performer tier (T3: ASAP) have a ``group`` but no labels; ``augmented`` holds
+the same items under audio / MIDI augmentation (T4: invariance pairs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
+
+TIER_LABELLED, TIER_COMPETITION, TIER_CROSS_PERFORMER, TIER_AUGMENTATION = 1, 2, 3, 4
 
 
 @dataclass
 class BatchBase:
-    labels: torch.Tensor  # [B, L] float32, PercePiano ratings / 7
+    labels: torch.Tensor  # [B, L] float32, PercePiano ratings / 7 (any value where unlabelled)
     label_std: torch.Tensor  # [B, L] float32, rater std / 7
-    group: torch.Tensor  # [B] int64, score-segment id (same music => ranking pair)
+    group: torch.Tensor  # [B] int64, id of the music (same music => ranking pair); -1 = none
     segment_ids: list[str]  # performance file stems, for provenance and per-item tables
+    label_mask: torch.Tensor | None = field(default=None, kw_only=True)  # [B] bool; None = all labelled
+    tier: torch.Tensor | None = field(default=None, kw_only=True)  # [B] int (TIER_*); None = all T1
+    augmented: "BatchBase | None" = field(default=None, kw_only=True)  # same items, augmented
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def labelled(self) -> torch.Tensor:
+        """[B] bool: items whose ratings enter the regression and ranking losses."""
+        if self.label_mask is None:
+            return torch.ones(len(self), dtype=torch.bool, device=self.labels.device)
+        return self.label_mask
+
     def to(self, device: torch.device | str):
-        moved = {
-            f.name: (getattr(self, f.name).to(device) if isinstance(getattr(self, f.name), torch.Tensor)
-                     else getattr(self, f.name))
-            for f in fields(self)
-        }
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) or isinstance(value, BatchBase):
+                value = value.to(device)
+            moved[f.name] = value
         return replace(self, **moved)
 
 

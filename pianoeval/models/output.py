@@ -18,3 +18,6 @@ class ModelOutput:
     logits: torch.Tensor  # [B, L]
     embedding: torch.Tensor | None = None  # [B, Z]
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    # [B, L] per-dimension ranking scores from dedicated ranking heads; when present the
+    # ranking loss (and, if it is trained, pairwise accuracy) use them instead of logits.
+    rank_scores: torch.Tensor | None = None

@@ -1,7 +1,15 @@
 """The LightningModule every registered model trains in.
 
-Loss: MSE on sigmoid(logits) (the reference applies the sigmoid outside the model)
-plus ``lambda_rank`` x the pairwise ranking loss on same-piece pairs in the batch.
+Loss (one implementation for every track; each batch item's tier decides which terms
+see it, see ``pianoeval.data.batch``):
+
+    L = MSE(sigmoid(logits), labels)                      labelled items (T1)
+      + lambda_rank        * ranking loss                 same-piece pairs among them
+      + lambda_contrastive * piece-based InfoNCE on z     items with a music group (T1, T3)
+      + lambda_invariance  * MSE(z_clean, z_augmented)    items with an augmented view (T4)
+
+The sigmoid is applied outside the model, as in the reference. Ranking uses the
+model's ranking heads when it has them (``ModelOutput.rank_scores``), else logits.
 
 Logged every epoch (so a sweep can read, select and prune on them):
 
@@ -32,7 +40,7 @@ from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.metrics import evaluate
 from pianoeval.models.registry import get_model
-from pianoeval.train.losses import combine_losses, ranking_loss, regression_loss
+from pianoeval.train.losses import combine_losses, infonce_loss, invariance_loss, ranking_loss, regression_loss
 
 
 class PerformanceModule(L.LightningModule):
@@ -52,11 +60,29 @@ class PerformanceModule(L.LightningModule):
     # --- training ------------------------------------------------------------------
     def _loss(self, out, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         train = self.config.train
-        terms = {"regression": regression_loss(out.logits, batch.labels)}
-        weights = {"regression": 1.0}
-        if train.lambda_rank > 0:
-            terms["ranking"] = ranking_loss(out.logits, batch.labels, batch.group, margin=train.rank_margin)
-            weights["ranking"] = train.lambda_rank
+        labelled = batch.labelled
+        terms, weights = {}, {}
+        if bool(labelled.any()):
+            terms["regression"] = regression_loss(out.logits[labelled], batch.labels[labelled])
+            weights["regression"] = 1.0
+            if train.lambda_rank > 0:
+                scores = out.rank_scores if out.rank_scores is not None else out.logits
+                terms["ranking"] = ranking_loss(scores[labelled], batch.labels[labelled], batch.group[labelled],
+                                                margin=train.rank_margin)
+                weights["ranking"] = train.lambda_rank
+        if train.lambda_contrastive > 0:
+            if out.embedding is None:
+                raise ValueError(f"{self.config.model_name} has no embedding: set train.lambda_contrastive to 0")
+            grouped = batch.group >= 0
+            terms["contrastive"] = infonce_loss(out.embedding[grouped], batch.group[grouped],
+                                                train.contrastive_temperature)
+            weights["contrastive"] = train.lambda_contrastive
+        if train.lambda_invariance > 0 and batch.augmented is not None:
+            augmented = self.model(batch.augmented)
+            terms["invariance"] = invariance_loss(out.embedding, augmented.embedding)
+            weights["invariance"] = train.lambda_invariance
+        if not terms:
+            return out.logits.sum() * 0.0, {"total": out.logits.new_zeros(())}
         return combine_losses(terms, weights)
 
     def training_step(self, batch, batch_idx):
@@ -95,9 +121,11 @@ class PerformanceModule(L.LightningModule):
     # --- evaluation ------------------------------------------------------------------
     def _collect(self, stage: str, batch) -> None:
         out = self(batch)
+        ranked = out.rank_scores if (out.rank_scores is not None and self.config.train.lambda_rank > 0) else None
         self._collected[stage].append((
             torch.sigmoid(out.logits).cpu().numpy(), out.logits.cpu().numpy(), batch.labels.cpu().numpy(),
             batch.group.cpu().numpy(), batch.label_std.cpu().numpy(), list(batch.segment_ids),
+            None if ranked is None else ranked.cpu().numpy(),
         ))
         for name, value in out.diagnostics.items():
             if torch.isfinite(value):
@@ -112,11 +140,15 @@ class PerformanceModule(L.LightningModule):
     def stage_results(self, stage: str) -> tuple[dict[str, float], dict]:
         """Metrics and raw predictions of everything collected for ``stage``; clears it."""
         parts = self._collected.pop(stage, [])
-        pred, logits, labels, groups, label_std, ids = (
-            [p[i] for p in parts] for i in range(6))
+        pred, logits, labels, groups, label_std, ids, ranked = (
+            [p[i] for p in parts] for i in range(7))
         pred, logits, labels = np.concatenate(pred), np.concatenate(logits), np.concatenate(labels)
         groups, label_std = np.concatenate(groups), np.concatenate(label_std)
         metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
+        if ranked[0] is not None:
+            # trained ranking heads order the performances; their pairwise accuracy is the one that counts
+            ranking = evaluate(labels, np.concatenate(ranked), groups, dimension_names=LABEL_NAMES)
+            metrics.update({k: v for k, v in ranking.items() if k.startswith("pairwise_acc")})
         metrics["loss"] = float(np.mean((pred - labels) ** 2))
         metrics = {k: v for k, v in metrics.items() if not k.startswith("count/")}
         diag = defaultdict(lambda: [0.0, 0])

@@ -1,0 +1,90 @@
+"""The shared pipeline on top of every non-HAN encoder (audio, symbolic, fusion).
+
+    encoder frames [B, T, C] + mask
+      -> attention pooling (context attention with a temperature) -> [B, C]
+      -> shared encoder: 2-layer MLP + LayerNorm -> z [B, z_dim] (512)
+      -> regression head (N logits; sigmoid outside) and per-dimension ranking heads
+
+One implementation, used by every track, so that their comparison measures the
+encoders and not their heads. An encoder answers one protocol:
+``encode(batch) -> (frames [B, T, C], mask [B, T] bool)`` and has ``output_dim``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pydantic
+import torch
+from torch import nn
+
+from pianoeval.config import StrictModel
+from pianoeval.models.attention import ContextAttention
+from pianoeval.models.output import ModelOutput
+from pianoeval.models.segments import normalised_entropy
+
+
+class Encoder(Protocol):
+    output_dim: int
+
+    def encode(self, batch) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class HeadsConfig(StrictModel):
+    """Pooling and heads; encoder config classes inherit these fields (all sweepable).
+
+    Attributes:
+        z_dim: width of the shared embedding z (the design's 512).
+        head_hidden: hidden width of the shared 2-layer MLP.
+        head_dropout: dropout inside the MLP.
+        pool_heads: heads of the attention pooling (must divide the encoder width).
+        pool_temperature: attention temperature of the pooling (1.0 = plain softmax).
+    """
+
+    z_dim: int = pydantic.Field(512, ge=1)
+    head_hidden: int = pydantic.Field(512, ge=1)
+    head_dropout: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
+    pool_heads: int = pydantic.Field(8, ge=1)
+    pool_temperature: float = pydantic.Field(1.0, gt=0.0)
+
+
+class PerformanceHeads(nn.Module):
+    """Pooling -> z -> regression logits and ranking scores."""
+
+    def __init__(self, in_dim: int, num_labels: int, config: HeadsConfig):
+        super().__init__()
+        heads = config.pool_heads if in_dim % config.pool_heads == 0 else 1
+        self.pool = ContextAttention(in_dim, heads, config.pool_temperature)
+        self.shared = nn.Sequential(
+            nn.Linear(in_dim, config.head_hidden), nn.GELU(), nn.Dropout(config.head_dropout),
+            nn.Linear(config.head_hidden, config.z_dim), nn.LayerNorm(config.z_dim))
+        self.regression = nn.Linear(config.z_dim, num_labels)
+        self.ranking = nn.Linear(config.z_dim, num_labels)  # one scalar ranking head per dimension
+
+    def embed(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pooled, weights = self.pool(frames, mask)
+        rows = mask.nonzero()[:, 0]
+        entropy = normalised_entropy(weights[mask], rows, mask.shape[0])
+        return self.shared(pooled), {"attn_entropy/pool": entropy}
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
+        z, diagnostics = self.embed(frames, mask)
+        return ModelOutput(logits=self.regression(z), embedding=z, rank_scores=self.ranking(z),
+                           diagnostics={k: v.detach() for k, v in diagnostics.items()})
+
+
+class EncoderWithHeads(nn.Module):
+    """A registered model = an encoder (protocol above) + the shared heads."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, config: HeadsConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = PerformanceHeads(encoder.output_dim, num_labels, config)
+
+    def forward(self, batch) -> ModelOutput:
+        frames, mask = self.encoder.encode(batch)
+        out = self.heads(frames, mask)
+        extra = getattr(self.encoder, "diagnostics", None)
+        if callable(extra):
+            out.diagnostics.update({k: v.detach() for k, v in extra().items()})
+        return out
