@@ -44,6 +44,9 @@ class DataConfig(StrictModel):
         group_size: performances per music in a ``grouped`` batch.
         max_train_segments: use only the first N training segments of a seeded
             shuffle (small smoke runs on real data); None = all.
+        tiers: data tiers of the v2 design in the training set: T1 labelled PercePiano,
+            T2 competition placements, T3 cross-performer pairs (ASAP), T4 clean /
+            augmented pairs. A data module refuses tiers it does not have.
     """
 
     dataset: Literal["percepiano"] = "percepiano"
@@ -55,6 +58,7 @@ class DataConfig(StrictModel):
     batch_sampler: Literal["random", "grouped"] = "random"
     group_size: int = pydantic.Field(2, ge=2)
     max_train_segments: int | None = pydantic.Field(None, ge=2)
+    tiers: list[Literal["T1", "T2", "T3", "T4"]] = ["T1"]
 
 
 class TrainConfig(StrictModel):

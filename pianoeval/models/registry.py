@@ -53,10 +53,10 @@ class ModelEntry:
 @lru_cache(maxsize=1)
 def _table() -> dict[str, ModelEntry]:
     # Explicit list of model modules; adding a family means adding it here.
-    from pianoeval.models import han
+    from pianoeval.models import han, symbolic, audio
 
     table: dict[str, ModelEntry] = {}
-    for module in (han,):
+    for module in (han, symbolic, audio):
         for entry in module.VARIANTS:
             if entry.name in table:
                 raise RuntimeError(f"model name registered twice: {entry.name}")

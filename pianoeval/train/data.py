@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from pianoeval.audio.data import AudioDataModule
 from pianoeval.data import PercePiano, collate_notes, load_percepiano
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 
 
 @lru_cache(maxsize=1)
@@ -75,8 +77,17 @@ class GroupedBatchSampler(Sampler[list[int]]):
 class NoteDataModule(L.LightningDataModule):
     """PercePiano note features for one (split, fold, feature set)."""
 
+    #: the note features exist for the labelled PercePiano segments only
+    SUPPORTED_TIERS = ("T1",)
+
     def __init__(self, config: ExperimentConfig):
         super().__init__()
+        unsupported = [t for t in config.data.tiers if t not in self.SUPPORTED_TIERS]
+        if unsupported:
+            from pianoeval.errors import ConfigError
+
+            raise ConfigError(f"data.tiers: {unsupported} are not available for score-aligned note features "
+                              f"(model {config.model_name}); use {list(self.SUPPORTED_TIERS)}")
         self.config = config
         self.train_set = self.val_set = self.test_set = self.stats = None
 
@@ -121,7 +132,14 @@ class NoteDataModule(L.LightningDataModule):
 
 
 #: input_kind -> data module class. Later tracks (audio, symbolic, fusion) add theirs.
-DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule}
+DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule, **SYMBOLIC_DATA_MODULES,
+                                                       "audio": AudioDataModule}
+
+
+def supported_tiers(model_name: str) -> tuple[str, ...]:
+    from pianoeval.models.registry import get_model
+
+    return getattr(DATA_MODULES[get_model(model_name).input_kind], "SUPPORTED_TIERS", ("T1",))
 
 
 def build_datamodule(config: ExperimentConfig) -> L.LightningDataModule:

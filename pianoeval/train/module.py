@@ -17,6 +17,8 @@ Logged every epoch (so a sweep can read, select and prune on them):
 * ``val/loss`` and every key of ``pianoeval.metrics.evaluate`` as ``val/<key>``
   (R2, pairwise accuracy, per-dimension values, prediction std ratio, collapsed
   dimensions, ...),
+* ``val/robust_pairwise_drop`` and ``val/robust_pearson`` when validation batches carry
+  an ``augmented`` view (audio robustness: clean vs augmented predictions),
 * ``diag/<name>``: the model's own diagnostics averaged over the validation pass
   (attention entropy per level, each level's contribution share), ``diag/logits_std``,
 * ``grad_norm/<module>`` and ``grad_norm/total``: mean gradient norm per top-level
@@ -38,7 +40,7 @@ import torch
 from pianoeval.data import LABEL_NAMES
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig
-from pianoeval.metrics import evaluate
+from pianoeval.metrics import evaluate, pairwise_accuracy
 from pianoeval.models.registry import get_model
 from pianoeval.train.losses import combine_losses, infonce_loss, invariance_loss, ranking_loss, regression_loss
 
@@ -122,10 +124,12 @@ class PerformanceModule(L.LightningModule):
     def _collect(self, stage: str, batch) -> None:
         out = self(batch)
         ranked = out.rank_scores if (out.rank_scores is not None and self.config.train.lambda_rank > 0) else None
+        # a batch that carries an augmented view is also predicted augmented (robustness metrics)
+        augmented = None if batch.augmented is None else torch.sigmoid(self(batch.augmented).logits).cpu().numpy()
         self._collected[stage].append((
             torch.sigmoid(out.logits).cpu().numpy(), out.logits.cpu().numpy(), batch.labels.cpu().numpy(),
             batch.group.cpu().numpy(), batch.label_std.cpu().numpy(), list(batch.segment_ids),
-            None if ranked is None else ranked.cpu().numpy(),
+            None if ranked is None else ranked.cpu().numpy(), augmented,
         ))
         for name, value in out.diagnostics.items():
             if torch.isfinite(value):
@@ -140,8 +144,8 @@ class PerformanceModule(L.LightningModule):
     def stage_results(self, stage: str) -> tuple[dict[str, float], dict]:
         """Metrics and raw predictions of everything collected for ``stage``; clears it."""
         parts = self._collected.pop(stage, [])
-        pred, logits, labels, groups, label_std, ids, ranked = (
-            [p[i] for p in parts] for i in range(7))
+        pred, logits, labels, groups, label_std, ids, ranked, augmented = (
+            [p[i] for p in parts] for i in range(8))
         pred, logits, labels = np.concatenate(pred), np.concatenate(logits), np.concatenate(labels)
         groups, label_std = np.concatenate(groups), np.concatenate(label_std)
         metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
@@ -150,6 +154,8 @@ class PerformanceModule(L.LightningModule):
             ranking = evaluate(labels, np.concatenate(ranked), groups, dimension_names=LABEL_NAMES)
             metrics.update({k: v for k, v in ranking.items() if k.startswith("pairwise_acc")})
         metrics["loss"] = float(np.mean((pred - labels) ** 2))
+        if all(a is not None for a in augmented):
+            metrics.update(robustness_metrics(labels, pred, np.concatenate(augmented), groups))
         metrics = {k: v for k, v in metrics.items() if not k.startswith("count/")}
         diag = defaultdict(lambda: [0.0, 0])
         for name, value, weight in self._diagnostics.pop(stage, []):
@@ -171,11 +177,19 @@ class PerformanceModule(L.LightningModule):
             name = key if key.startswith("diag/") else f"val/{key}"
             self.log(name, float(value) if np.isfinite(value) else float("nan"))
 
+    def configure_callbacks(self):
+        # a model with a training schedule of its own (e.g. gradual unfreezing) brings its callbacks
+        hook = getattr(self.model, "training_callbacks", None)
+        return hook() if callable(hook) else []
+
     # --- optimisation ----------------------------------------------------------------
     def configure_optimizers(self):
         train = self.config.train
         opt_cls = torch.optim.Adam if train.optimizer == "adam" else torch.optim.AdamW
-        optimizer = opt_cls(self.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        # a model may ask for parameter groups (e.g. discriminative learning rates per layer)
+        groups = getattr(self.model, "parameter_groups", None)
+        params = (groups(train.lr) if callable(groups) else None) or self.parameters()
+        optimizer = opt_cls(params, lr=train.lr, weight_decay=train.weight_decay)
         if train.scheduler == "constant":
             return optimizer
         if train.scheduler == "step":
@@ -191,3 +205,16 @@ class PerformanceModule(L.LightningModule):
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def robustness_metrics(labels: np.ndarray, clean: np.ndarray, augmented: np.ndarray, groups: np.ndarray) -> dict:
+    """Clean vs augmented predictions of the same items (the design's robustness metrics).
+
+    ``robust_pairwise_drop``: pairwise accuracy on clean minus on augmented inputs
+    (fraction points; the design's veto is a drop above 0.15). ``robust_pearson``: mean
+    over dimensions of Pearson r between clean and augmented predictions (target > 0.9)."""
+    drop = pairwise_accuracy(labels, clean, groups).mean - pairwise_accuracy(labels, augmented, groups).mean
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = [np.corrcoef(clean[:, d], augmented[:, d])[0, 1] for d in range(clean.shape[1])]
+    r = [v for v in r if np.isfinite(v)]
+    return {"robust_pairwise_drop": float(drop), "robust_pearson": float(np.mean(r)) if r else float("nan")}

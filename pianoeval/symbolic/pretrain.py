@@ -1,0 +1,320 @@
+"""Self-supervised pre-training of a symbolic encoder (S1, S2, S2H, S3).
+
+    >>> from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
+    >>> result = pretrain(PretrainConfig(encoder="s1", steps=500))
+    >>> result.weights     # results/pretrained/symbolic/s1/h128-l2-a4-ff4-c256/encoder.pt
+
+The encoder's own objective (S1 masked tokens, S2 link prediction + masked velocity /
+timing, S2H per-edge-type link prediction, S3 masked-frame contrastive) runs on the
+corpus windows (ASAP by default; PercePiano's performances can be added, unlabelled).
+With ``lambda_contrastive > 0`` batches hold pairs of cross-performer windows (same
+bars, different performers) and a piece-based InfoNCE on the mean-pooled, projected
+encoder frames is added. Whole ASAP pieces are held out for a validation loss
+(``validation_items`` windows), evaluated every ``eval_every`` steps.
+
+Optimiser: AdamW, linear warm-up then cosine decay, gradient clipping. Output: the
+encoder's plain state dict ``encoder.pt``, ``config.json`` (architecture, input width,
+corpus, steps, losses, wall time) and ``history.csv``, in the folder that
+``pretrained: true`` looks in (``pianoeval.models.symbolic_common``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pydantic
+import torch
+from torch import nn
+
+from pianoeval.config import StrictModel
+from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
+from pianoeval.data.percepiano import NUM_LABELS
+from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, music_groups
+from pianoeval.symbolic.datamodule import MixedDataset
+from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of
+
+DEFAULT_MASK_PROB = {"s1": 0.15, "s2": 0.15, "s2h": 0.15, "s3": 0.65}
+
+
+class PretrainConfig(StrictModel):
+    """One pre-training run.
+
+    Attributes:
+        encoder: ``s1`` / ``s2`` / ``s2h`` / ``s3``.
+        variant: registered model whose architecture is pre-trained (default: the
+            encoder's CPU-size variant, e.g. ``s1_remi``); ``model`` overrides its fields.
+        sources: corpus sources (``asap``; add ``percepiano`` for its performances, unlabelled).
+        pieces: only these pieces (ASAP folders / PercePiano piece names); None = all.
+        max_items: use a seeded subset of this many training windows (None: all).
+        steps, batch_size, lr, weight_decay, warmup_fraction, grad_clip: optimisation.
+        mask_prob: the objective's masking share (None: 0.15, S3 0.65).
+        lambda_contrastive: weight of the cross-performer InfoNCE (0: off).
+        crop: S1 / S3 see a random crop of this many tokens / curve frames of each window
+            per step (one attention chunk's worth: the encoders attend within chunks
+            anyway, so this cuts cost ~3x at no loss of context); None = whole windows.
+        validation_items: windows of held-out pieces for the validation loss.
+        eval_every: steps between validation passes.
+    """
+
+    encoder: Literal["s1", "s2", "s2h", "s3"]
+    variant: str | None = None
+    model: dict[str, Any] = {}
+    sources: tuple[Literal["asap", "percepiano"], ...] = ("asap",)
+    pieces: tuple[str, ...] | None = None
+    max_items: int | None = pydantic.Field(None, ge=2)
+    steps: int = pydantic.Field(1000, ge=1)
+    batch_size: int = pydantic.Field(16, ge=2)
+    lr: float = pydantic.Field(5e-4, gt=0)
+    weight_decay: float = pydantic.Field(0.01, ge=0)
+    warmup_fraction: float = pydantic.Field(0.05, ge=0, lt=1)
+    grad_clip: float = pydantic.Field(1.0, gt=0)
+    mask_prob: float | None = pydantic.Field(None, gt=0, lt=1)
+    lambda_contrastive: float = pydantic.Field(0.0, ge=0)
+    contrastive_temperature: float = pydantic.Field(0.1, gt=0)
+    crop: int | None = pydantic.Field(256, ge=8)
+    validation_items: int = pydantic.Field(256, ge=0)
+    eval_every: int = pydantic.Field(100, ge=1)
+    seed: int = 7
+
+
+@dataclass
+class PretrainResult:
+    weights: Path
+    meta: dict
+    history: list[dict] = field(default_factory=list)
+
+
+def _split_by_piece(items, validation_items: int, seed: int):
+    """(train, validation): whole pieces go to validation until it holds enough windows."""
+    pieces = sorted({i.piece for i in items})
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    held, count = set(), 0
+    for k in order:
+        if count >= validation_items:
+            break
+        held.add(pieces[k])
+        count += sum(1 for i in items if i.piece == pieces[k])
+    return [i for i in items if i.piece not in held], [i for i in items if i.piece in held]
+
+
+def corpus_datasets(kind: str, config: PretrainConfig, log=print):
+    """(train, validation) SymbolicDatasets of the pre-training corpus (labels unused)."""
+    items, stores = [], {}
+    for source in config.sources:
+        store = corpus_store(kind, source, pieces=config.pieces)
+        stores[source] = store
+        items += [i for i in corpus_items(source, config.pieces) if i.item_id in store]
+    train, validation = _split_by_piece(items, config.validation_items, config.seed)
+    if config.max_items is not None and config.max_items < len(train):
+        keep = np.random.default_rng(config.seed).permutation(len(train))[: config.max_items]
+        train = [train[k] for k in sorted(keep)]
+    group_of = music_groups(train + validation, offset=ASAP_GROUP_OFFSET)
+    zeros = (0.0,) * NUM_LABELS
+
+    def dataset(part):
+        metas = [ItemMeta(i.item_id, zeros, zeros, group_of.get(i.music_key, -1), labelled=False) for i in part]
+        by_source = {s: [m for m, i in zip(metas, part) if i.source == s] for s in config.sources}
+        sets = [SymbolicDataset(stores[s], by_source[s]) for s in config.sources if by_source[s]]
+        return sets[0] if len(sets) == 1 else MixedDataset(sets)
+
+    log(f"[pretrain] corpus: {len(train)} training and {len(validation)} validation windows "
+        f"({', '.join(config.sources)}), {len(group_of)} cross-performer groups")
+    return dataset(train), (dataset(validation) if validation else None)
+
+
+def _schedule(optimizer, steps: int, warmup_fraction: float):
+    warmup = int(warmup_fraction * steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class RandomCrop:
+    """Collate wrapper: cut each item's ``field`` (tokens / curves) to a seeded random
+    ``length``-long span before collating; other fields and shorter items pass unchanged."""
+
+    def __init__(self, collate, field: str | None, length: int | None, seed: int):
+        self.collate, self.field, self.length = collate, field, length
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, items: list[dict]):
+        if self.field is None or self.length is None:
+            return self.collate(items)
+        cropped = []
+        for item in items:
+            values = item[self.field]
+            if len(values) > self.length:
+                start = int(self.rng.integers(0, len(values) - self.length + 1))
+                item = {**item, self.field: values[start:start + self.length]}
+            cropped.append(item)
+        return self.collate(cropped)
+
+
+def _loader(dataset, collate, config: PretrainConfig, epoch: int):
+    from torch.utils.data import DataLoader
+
+    if config.lambda_contrastive > 0:
+        from pianoeval.train.data import GroupedBatchSampler
+
+        sampler = GroupedBatchSampler(dataset.group, config.batch_size, 2, config.seed)
+        sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
+                      collate_fn=collate, drop_last=len(dataset) > config.batch_size)
+
+
+def _batches(dataset, collate, config: PretrainConfig):
+    epoch = 0
+    while True:
+        yield from _loader(dataset, collate, config, epoch)
+        epoch += 1
+
+
+class Pretrainer(nn.Module):
+    """The encoder's objective, plus the optional cross-performer InfoNCE."""
+
+    def __init__(self, objective: nn.Module, config: PretrainConfig):
+        super().__init__()
+        self.objective = objective
+        self.config = config
+        width = objective.encoder.output_dim
+        self.project = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)) \
+            if config.lambda_contrastive > 0 else None
+
+    def forward(self, batch, generator):
+        from pianoeval.train.losses import infonce_loss
+
+        terms, metrics, frames, mask = self.objective(batch, generator)
+        weights = {name: 1.0 for name in terms}
+        if self.project is not None:
+            pooled = (frames * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+            grouped = batch.group >= 0
+            terms["cross_performer"] = infonce_loss(self.project(pooled[grouped]), batch.group[grouped],
+                                                    self.config.contrastive_temperature)
+            weights["cross_performer"] = self.config.lambda_contrastive
+        total = sum(weights[k] * v for k, v in terms.items())
+        return total, {**{k: float(v.detach()) for k, v in terms.items()}, **{k: float(v) for k, v in metrics.items()}}
+
+
+def _evaluate(model: Pretrainer, dataset, collate, config: PretrainConfig) -> dict[str, float]:
+    from torch.utils.data import DataLoader
+
+    if isinstance(collate, RandomCrop):  # the same crops every time
+        collate = RandomCrop(collate.collate, collate.field, collate.length, config.seed + 1)
+    model.eval()
+    generator = torch.Generator().manual_seed(config.seed + 1)  # the same masks every time
+    sums, count = {}, 0
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate):
+            total, logged = model(batch, generator)
+            for key, value in {"loss": float(total), **logged}.items():
+                sums[key] = sums.get(key, 0.0) + value * len(batch)
+            count += len(batch)
+    model.train()
+    return {f"val_{k}": v / count for k, v in sums.items()}
+
+
+@dataclass
+class PretrainSetup:
+    """Everything a pre-training loop needs, built from a PretrainConfig."""
+
+    model: Pretrainer
+    train_set: torch.utils.data.Dataset
+    val_set: torch.utils.data.Dataset | None
+    collate: RandomCrop
+    family: Any  # the encoder's model module (symbolic_remi, ...)
+    kind: str  # its representation: tokens, graphs or curves
+    variant: str
+    model_config: Any
+    input_dim: int
+    mask_prob: float
+
+
+def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
+    """The objective (around a fresh encoder), the corpus datasets and the collate function."""
+    from pianoeval.models.registry import get_model
+    from pianoeval.models.symbolic import ENCODERS
+
+    family, kind, default_variant = ENCODERS[config.encoder]
+    entry = get_model(config.variant or default_variant)
+    model_config = entry.make_config({**config.model, "pretrained": False, "freeze_encoder": False}, "pretrain.model")
+    mask_prob = config.mask_prob or DEFAULT_MASK_PROB[config.encoder]
+    torch.manual_seed(config.seed)
+    train_set, val_set = corpus_datasets(kind, config, log)
+    crop_field = {"tokens": "tokens", "curves": "curves"}.get(kind)
+    collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed)
+    input_dim = input_dim_of(kind)
+    model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob), config)
+    return PretrainSetup(model, train_set, val_set, collate, family, kind, entry.name, model_config, input_dim, mask_prob)
+
+
+def pretrain(config: PretrainConfig, out_dir: Path | None = None, progress: bool = True, log=print) -> PretrainResult:
+    """Pre-train ``config.encoder``; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from pianoeval.models.symbolic_common import arch_values, pretrained_dir, save_pretrained
+
+    setup = setup_pretraining(config, log)
+    model, train_set, val_set, collate = setup.model, setup.train_set, setup.val_set, setup.collate
+    family, model_config, input_dim, mask_prob = setup.family, setup.model_config, setup.input_dim, setup.mask_prob
+    kind = setup.kind
+    params = sum(p.numel() for p in model.objective.encoder.parameters())
+    log(f"[pretrain] {config.encoder} ({setup.variant}, {params:,} encoder parameters): {config.steps} steps, "
+        f"batch {config.batch_size}, lr {config.lr:g}, mask {mask_prob:g}, contrastive {config.lambda_contrastive:g}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _schedule(optimizer, config.steps, config.warmup_fraction)
+    generator = torch.Generator().manual_seed(config.seed)
+    history, recent, step_seconds = [], [], 0.0
+    started = time.time()
+    bar = tqdm(total=config.steps, desc=f"pretrain {config.encoder}", disable=not progress, leave=False)
+    batches = _batches(train_set, collate, config)
+    model.train()
+    for step in range(1, config.steps + 1):
+        batch = next(batches)
+        tick = time.time()
+        total, logged = model(batch, generator)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"pre-training loss became {float(total)} at step {step}; lower --set lr")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step_seconds += time.time() - tick
+        recent.append({"loss": float(total.detach()), **logged})
+        bar.update(1)
+        bar.set_postfix(loss=f"{recent[-1]['loss']:.3f}")
+        if step % config.eval_every == 0 or step == config.steps:
+            row = {"step": step, **{k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1]}}
+            if val_set is not None:
+                row.update(_evaluate(model, val_set, collate, config))
+            row["seconds"] = time.time() - started
+            history.append(row)
+            recent = []
+            log(f"[pretrain] step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "seconds")))
+    bar.close()
+    folder = Path(out_dir) if out_dir is not None else pretrained_dir(config.encoder, model_config, family.ARCH_FIELDS)
+    last = history[-1]
+    meta = {"encoder": config.encoder, "variant": setup.variant, "architecture": arch_values(model_config, family.ARCH_FIELDS),
+            "model_config": model_config.model_dump(mode="json"), "input_dim": input_dim, "representation": kind,
+            "pretrain": config.model_dump(mode="json"), "mask_prob": mask_prob, "corpus_items": len(train_set),
+            "validation_items": len(val_set) if val_set is not None else 0, "steps": config.steps,
+            "final_loss": last["loss"], "final_val_loss": last.get("val_loss"), "wall_seconds": time.time() - started,
+            "steps_per_second": config.steps / max(step_seconds, 1e-9), "encoder_parameters": params,
+            "torch_threads": torch.get_num_threads()}
+    weights = save_pretrained(folder, model.objective.encoder, meta)
+    pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
+    log(f"[pretrain] wrote {weights} ({meta['wall_seconds'] / 60:.1f} min, {meta['steps_per_second']:.2f} steps/s)")
+    return PretrainResult(weights, meta, history)
+

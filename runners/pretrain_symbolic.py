@@ -1,0 +1,51 @@
+"""Pre-train a symbolic encoder on the ASAP windows; the fine-tuning models load it with
+``model: {name: s1_remi, pretrained: true}``.
+
+    python runners/pretrain_symbolic.py --encoder s1                        # CPU-size S1, 1,000 steps
+    python runners/pretrain_symbolic.py --encoder s3 --steps 300 --set hidden_size=64
+    python runners/pretrain_symbolic.py --encoder s2 --variant s2_gnn_base --steps 20000   # GPU size
+    python runners/pretrain_symbolic.py --encoder s1 --lambda-contrastive 0.1  # + cross-performer InfoNCE
+
+Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
+"""
+
+import argparse
+import sys
+
+import torch
+
+from pianoeval.cli import run_cli
+from pianoeval.config import parse_set, validate
+from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
+
+
+def main(args) -> int:
+    torch.set_num_threads(args.threads)
+    options = {key: value for key, value in vars(args).items()
+               if key in PretrainConfig.model_fields and value is not None}
+    options["sources"] = tuple(args.sources.split(","))
+    options["model"] = parse_set(args.set or [])
+    config = validate(PretrainConfig, options, "--options")
+    pretrain(config, out_dir=args.out, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoder", required=True, choices=["s1", "s2", "s2h", "s3"])
+    parser.add_argument("--variant", help="registered model whose architecture to pre-train (default: the CPU size)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model field, e.g. hidden_size=256")
+    parser.add_argument("--sources", default="asap", help="comma-separated: asap, percepiano (default: asap)")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--mask-prob", dest="mask_prob", type=float)
+    parser.add_argument("--lambda-contrastive", dest="lambda_contrastive", type=float)
+    parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")
+    parser.add_argument("--validation-items", dest="validation_items", type=int)
+    parser.add_argument("--eval-every", dest="eval_every", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--out", help="output folder (default: where pretrained: true looks)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--no-progress", action="store_true")
+    sys.exit(run_cli(lambda: main(parser.parse_args())))
