@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pianoeval.config import load_yaml, parse_set
+from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
 
 
@@ -27,13 +27,30 @@ def build_config(model: str | None, config_path: str | None, split: str | None, 
 
 
 def main(args) -> int:
-    from pianoeval.train.run import final_table, train_run
+    from pianoeval.train.run import evaluate_stopped_run, final_table, train_run
 
     config = build_config(args.model, args.config, args.split, args.fold, args.seed, args.set or [])
+    if args.evaluate_stopped:
+        if not args.out:
+            raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")
+        result = evaluate_stopped_run(config, Path(args.out), threads=args.threads)
+        print(final_table(result.metrics))
+        print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
+              f"of the stopped run {result.out_dir}")
+        return 0
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
           f"({config.data.feature_set} features), seed {config.seed}, {config.train.max_epochs} epochs")
-    result = train_run(config, out_dir=Path(args.out) if args.out else None, threads=args.threads,
-                       progress=args.progress)
+    out_dir = Path(args.out) if args.out else None
+    resume_from = None
+    if args.resume:
+        if out_dir is None:
+            raise ConfigError("--resume needs --out: the run directory to continue")
+        resume_from = out_dir / "checkpoints" / "last.ckpt"
+        if not resume_from.is_file():
+            raise ConfigError(f"{resume_from}: no checkpoint to resume from; run without --resume to start afresh")
+        print(f"[train] resuming from {resume_from}")
+    result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
+                       resume_from=resume_from)
     if result.metrics:
         print(final_table(result.metrics))
     print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "

@@ -41,7 +41,7 @@ from pianoeval.train.module import PerformanceModule
 @dataclass
 class RunResult:
     out_dir: Path
-    status: str  # "completed" | "diverged"
+    status: str  # "completed" | "diverged" | "stopped" (evaluated after an interrupted training)
     metrics: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
     epochs_run: int = 0
@@ -55,14 +55,17 @@ class History(L.Callback):
     ``on_train_epoch_end`` runs after the epoch's validation, so it sees the epoch's
     training loss, validation metrics and diagnostics together."""
 
-    def __init__(self):
-        self.rows: list[dict] = []
-        self._started = time.time()
+    def __init__(self, path: Path | None = None, rows: list[dict] | None = None):
+        self.path = path
+        self.rows: list[dict] = list(rows or [])
+        self._started = time.time() - (self.rows[-1]["seconds"] if self.rows else 0.0)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        row = {"epoch": trainer.current_epoch, "seconds": time.time() - self._started}
+        row = {"epoch": trainer.current_epoch + 1, "seconds": time.time() - self._started}  # epochs count from 1
         row.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        self.rows.append(row)
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        if self.path is not None:  # written every epoch, so an interrupted run keeps its curve
+            atomic_write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
 
 
 class EpochLine(L.Callback):
@@ -118,8 +121,10 @@ def evaluate_weights(config: ExperimentConfig, module: PerformanceModule, datamo
 def load_weights(module: PerformanceModule, path: Path) -> None:
     """Load a ``model.pt`` (or a Lightning checkpoint) safely: ``weights_only=True``."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    module.load_state_dict(state)
+    if "state_dict" in state:  # a Lightning checkpoint: keys of the LightningModule ("model.*")
+        module.load_state_dict(state["state_dict"])
+    else:  # model.pt: the registered model's own state dict
+        module.model.load_state_dict(state)
 
 
 def train_run(
@@ -130,8 +135,12 @@ def train_run(
     verbose: bool = True,
     callbacks: list | tuple = (),
     resume_from: Path | None = None,
+    evaluate_test: bool = True,
 ) -> RunResult:
-    """Train ``config`` and evaluate its best checkpoint; see the module docstring."""
+    """Train ``config`` and evaluate its best checkpoint; see the module docstring.
+
+    ``evaluate_test=False`` evaluates the best checkpoint on validation only (sweeps
+    select on validation and never look at the test set)."""
     out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = _set_threads(threads)
@@ -149,7 +158,11 @@ def train_run(
     dump_yaml(resolved, out_dir / "resolved.yaml")
 
     train = config.train
-    history = History()
+    history_path = out_dir / "history.csv"
+    earlier = []
+    if resume_from is not None and history_path.is_file():
+        earlier = pd.read_csv(history_path).to_dict("records")
+    history = History(history_path, earlier)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", filename="best", monitor=train.monitor, mode=monitor_mode(train.monitor),
         save_top_k=1, save_last=True, enable_version_counter=False)
@@ -172,19 +185,56 @@ def train_run(
         if verbose:
             print(f"[train] {err}")
     result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error)
-    if history.rows:
-        pd.DataFrame(history.rows).to_csv(out_dir / "history.csv", index=False)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is not None and best.is_file():
-        load_weights(module, best)
-        result.best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
-        atomic_write(out_dir / "model.pt", lambda tmp: torch.save(module.model.state_dict(), tmp))
-        result.metrics, predictions = evaluate_weights(config, module, datamodule)
-        atomic_write_parquet(predictions, out_dir / "predictions.parquet")
+        _evaluate_best(config, module, datamodule, best, result, evaluate_test)
     result.wall_seconds = time.time() - started
-    summary = {"status": status, "error": error, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-               "wall_seconds": result.wall_seconds, "threads": threads, "device": device, **result.metrics}
-    atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
+    _write_summary(result, threads, device)
+    return result
+
+
+def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, evaluate_test: bool) -> None:
+    """Load the best checkpoint, save it as ``model.pt``, evaluate it; fills ``result``."""
+    load_weights(module, best)
+    # Lightning's checkpoint stores the 0-based epoch; epochs count from 1 everywhere else
+    result.best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"]) + 1
+    atomic_write(result.out_dir / "model.pt", lambda tmp: torch.save(module.model.state_dict(), tmp))
+    stages = ("val", "test") if evaluate_test else ("val",)
+    result.metrics, predictions = evaluate_weights(config, module, datamodule, stages)
+    atomic_write_parquet(predictions, result.out_dir / "predictions.parquet")
+
+
+def _write_summary(result: RunResult, threads: int, device: str) -> None:
+    summary = {"status": result.status, "error": result.error, "best_epoch": result.best_epoch,
+               "epochs_run": result.epochs_run, "wall_seconds": result.wall_seconds, "threads": threads,
+               "device": device, **result.metrics}
+    atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
+
+
+def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int | None = None) -> RunResult:
+    """Evaluate the best checkpoint of a run whose training was stopped before it finished
+    (killed, or out of time): ``model.pt``, ``predictions.parquet`` and ``metrics.json``
+    with status ``stopped``, as a finished run would have written them."""
+    out_dir = Path(out_dir)
+    best = out_dir / "checkpoints" / "best.ckpt"
+    if not best.is_file():
+        from pianoeval.errors import ConfigError
+
+        raise ConfigError(f"{best}: no best checkpoint to evaluate; train first")
+    threads = _set_threads(threads)
+    started = time.time()
+    datamodule = build_datamodule(config)
+    datamodule.setup()
+    module = PerformanceModule(config, datamodule.input_dim, steps_per_epoch=datamodule.steps_per_epoch())
+    history = out_dir / "history.csv"
+    epochs_run = int(pd.read_csv(history)["epoch"].max()) if history.is_file() else 0
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():  # the last completed epoch, even when history.csv predates --resume
+        epochs_run = max(epochs_run, int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1)
+    result = RunResult(out_dir, "stopped", epochs_run=epochs_run)
+    _evaluate_best(config, module, datamodule, best, result, evaluate_test=True)
+    result.wall_seconds = time.time() - started
+    _write_summary(result, threads, "cpu")
     return result
 
 
