@@ -165,8 +165,11 @@ def train_run(
     history = History(history_path, earlier)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=out_dir / "checkpoints", filename="best", monitor=train.monitor, mode=monitor_mode(train.monitor),
-        save_top_k=1, save_last=True, enable_version_counter=False)
-    cbs = [history, checkpoint, *callbacks]
+        save_top_k=1, enable_version_counter=False)
+    # every epoch's state, for --resume (Lightning's save_last only follows the best checkpoint)
+    last = L.pytorch.callbacks.ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", monitor=None,
+                                               save_top_k=1, enable_version_counter=False)
+    cbs = [history, checkpoint, last, *callbacks]
     if verbose:
         cbs.append(EpochLine(train.max_epochs))
     if train.early_stopping_patience:

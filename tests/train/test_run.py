@@ -95,6 +95,8 @@ def test_resume_continues_the_history_and_a_stopped_run_can_be_evaluated(tmp_pat
                         resume_from=tmp_path / "checkpoints" / "last.ckpt")
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [1, 2]  # the first run's epoch kept, one more trained
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] + 1 == 2  # the last epoch, improved or not
     assert resumed.status == "completed"
 
     (tmp_path / "metrics.json").unlink()
