@@ -46,7 +46,8 @@ class DataConfig(StrictModel):
             shuffle (small smoke runs on real data); None = all.
         tiers: data tiers of the v2 design in the training set: T1 labelled PercePiano,
             T2 competition placements, T3 cross-performer pairs (ASAP), T4 clean /
-            augmented pairs. A data module refuses tiers it does not have.
+            augmented pairs. A data module refuses tiers it does not have. Also
+            accepted as one string, ``"T1,T3"`` (what a search space's categorical samples).
     """
 
     dataset: Literal["percepiano"] = "percepiano"
@@ -59,6 +60,11 @@ class DataConfig(StrictModel):
     group_size: int = pydantic.Field(2, ge=2)
     max_train_segments: int | None = pydantic.Field(None, ge=2)
     tiers: list[Literal["T1", "T2", "T3", "T4"]] = ["T1"]
+
+    @pydantic.field_validator("tiers", mode="before")
+    @classmethod
+    def _tiers_from_string(cls, value):
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
 class TrainConfig(StrictModel):
@@ -111,7 +117,7 @@ class TrainConfig(StrictModel):
 
 def monitor_mode(name: str) -> str:
     """'min' or 'max' for a monitorable metric name; ValueError listing the choices."""
-    from pianoeval.metrics import METRIC_NAMES, metric_mode
+    from pianoeval.metrics import METRIC_NAMES, ROBUSTNESS_MODES, metric_mode
 
     stage, _, metric = name.partition("/")
     if stage not in ("val", "train") or not metric:
@@ -122,7 +128,7 @@ def monitor_mode(name: str) -> str:
     try:
         return metric_mode(metric)
     except ValueError:
-        raise ValueError(f"unknown metric {name!r} (metrics: loss, {', '.join(METRIC_NAMES)})") from None
+        raise ValueError(f"unknown metric {name!r} (metrics: loss, {', '.join((*METRIC_NAMES, *ROBUSTNESS_MODES))})") from None
 
 
 class ExperimentConfig(StrictModel):

@@ -72,6 +72,9 @@ _MODES: dict[str, Literal["max", "min"]] = {
     **{f"std_score_{suffix}": "max" for suffix in STD_SCORE_KS},
 }
 METRIC_NAMES: tuple[str, ...] = tuple(_MODES)
+# Logged by the trainer beside evaluate()'s keys when validation batches carry an augmented
+# view (``pianoeval.train.module.robustness_metrics``): selectable and recordable too.
+ROBUSTNESS_MODES: dict[str, Literal["max", "min"]] = {"robust_pairwise_drop": "min", "robust_pearson": "max"}
 
 
 def metric_mode(name: str) -> Literal["max", "min"]:
@@ -82,8 +85,10 @@ def metric_mode(name: str) -> Literal["max", "min"]:
     anything else, including the ``count/...`` bookkeeping keys.
     """
     prefix = name.split("/", 1)[0]
+    if name in ROBUSTNESS_MODES:
+        return ROBUSTNESS_MODES[name]
     if prefix not in _MODES:
-        raise ValueError(f"unknown metric {name!r} (expected one of {', '.join(METRIC_NAMES)}, "
+        raise ValueError(f"unknown metric {name!r} (expected one of {', '.join((*METRIC_NAMES, *ROBUSTNESS_MODES))}, "
                          f"optionally followed by /<dimension>)")
     return _MODES[prefix]
 

@@ -20,3 +20,22 @@ def percepiano():
     data = load_percepiano(warn=lambda msg: None)
     data.note_features  # extract (first run) or load the cache once
     return data
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs, no dashboard)."""
+    import os
+
+    import ray
+
+    from pianoeval.sweep.engine import _QUIET_ENV
+
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: os.environ[k] for k in _QUIET_ENV}})
+    yield ray
+    ray.shutdown()

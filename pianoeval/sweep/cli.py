@@ -1,0 +1,53 @@
+"""``runners/sweep.py``: parse nothing more than the runner did, run the sweep, print where things are."""
+
+from __future__ import annotations
+
+import yaml
+
+from pianoeval.config import parse_set
+from pianoeval.sweep.engine import SweepOptions, run_sweep
+from pianoeval.sweep.space import grid_size, load_space
+
+
+def describe(space, num_samples: int) -> str:
+    """The resolved space and budget, for ``--dry-run``."""
+    lines = [f"space {space.name} ({space.path}): {space.description}",
+             f"model {space.base.model_name} on {space.base.data.split} fold {space.base.data.fold} "
+             f"({space.base.data.feature_set} features), seed {space.base.seed}",
+             f"objective: {space.mode} {space.metric}; recorded: {', '.join(space.record) or '-'}",
+             f"sampler: {space.sampler.name} (seed {space.sampler.seed}); "
+             f"{grid_size(space) if space.sampler.name == 'grid' else num_samples} trials",
+             f"budget: ASHA over {space.budget.max_epochs} epochs, grace {space.budget.grace_period}, "
+             f"reduction factor {space.budget.reduction_factor:g}",
+             f"resources per trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU",
+             "parameters:"]
+    for p in space.parameters:
+        cond = f"  when {p.when}" if p.when else ""
+        lines.append(f"  {p.key}: {type(p.distribution).__name__} {p.distribution.__dict__}{cond}")
+    lines.append("fixed config:")
+    lines.append("  " + yaml.safe_dump(space.base.to_dict(), sort_keys=False).replace("\n", "\n  ").rstrip())
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    space = load_space(args.space, parse_set(args.set or []))
+    num_samples = args.num_samples or space.budget.num_samples
+    if args.dry_run:
+        print(describe(space, num_samples))
+        return 0
+    options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent, address=args.address,
+                           storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,
+                           dashboard_host=args.dashboard_host, num_cpus=args.num_cpus)
+    result = run_sweep(space, options)
+    trials = result.trials
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    print(f"[sweep] done in {result.wall_seconds / 60:.1f} min: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if result.best_config:
+        prov = result.best_config.get("provenance", {})
+        print(f"[sweep] best trial {prov.get('trial_id')}: {space.metric} = {prov.get('value'):.4f} "
+              f"at epoch {prov.get('best_epoch')}")
+        sampled = {k[len('config/'):]: v for k, v in trials.iloc[0].items() if k.startswith("config/")}
+        print("[sweep] best config: " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
+    print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md)")
+    print(f"[sweep] report: python runners/report.py {result.run_dir}")
+    return 0

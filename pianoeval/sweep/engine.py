@@ -1,0 +1,290 @@
+"""The sweep engine: a SearchSpace -> Ray Tune trials with an Optuna sampler and ASHA.
+
+``run_sweep(space, options)``:
+
+* connects to Ray (``options.address``: ``auto``, ``ray://host:10001``, ...) or starts
+  a local instance (dashboard only with ``--dashboard``, on 127.0.0.1 unless
+  ``--dashboard-host`` says otherwise); an already initialised Ray is reused;
+* samples with ``OptunaSearch`` over a define-by-run space (so conditional
+  parameters work) and the space's sampler (tpe, random, cmaes, gp, grid);
+  Ray's Optuna integration never runs Optuna pruners: pruning is ASHA's job,
+  over epochs (``budget``: max_epochs, grace_period, reduction_factor);
+* runs each trial with the resources the space asks for (``cpu`` threads, ``gpu``
+  fraction so small trials pack several to a GPU), ``reuse_actors``, and
+  ``FailureConfig`` retries from the trial's last checkpoint;
+* ``options.resume`` restores the experiment (``Tuner.restore``): finished trials
+  stay finished, unfinished ones continue from their checkpoints, and the Optuna
+  searcher's state is restored with the experiment;
+* prints one line per finished trial, then writes ``trials.parquet``, ``best.yaml``
+  and ``summary.md`` (see ``pianoeval.sweep.results``) into
+  ``<storage>/sweeps/<space>/<run-id>/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pianoeval.config import dump_yaml, load_yaml
+from pianoeval.errors import ConfigError
+from pianoeval.paths import results_root
+from pianoeval.provenance import git_commit
+from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
+
+MAX_FAILURES = 2  # retries of a crashed trial, from its last checkpoint
+# Seconds a reused actor waits for a stopped trial's thread (Ray's default is 2 s; a
+# trial notices a stop between batches, see trainable.StopWhenTuneStops).
+THREAD_TIMEOUT_S = "60"
+_QUIET_ENV = {
+    "TUNE_FUNCTION_THREAD_TIMEOUT_S": THREAD_TIMEOUT_S,
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_DEDUP_LOGS": "1",
+}
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+@dataclass
+class SweepOptions:
+    num_samples: int | None = None  # None: the space's budget.num_samples
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    address: str | None = None  # None: start (or reuse) a local Ray
+    storage: str | None = None  # None: results/ ; a path or a pyarrow filesystem URI
+    resume: bool = False
+    run_id: str | None = None  # None: a timestamp (with resume: the latest run)
+    dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    num_cpus: int | None = None  # local Ray only; None: all cores
+    evaluate_test: bool = False
+    print_fn: Any = print
+
+
+@dataclass
+class SweepResult:
+    run_dir: Path
+    trials: Any  # pandas DataFrame of trials.parquet
+    best_config: dict | None = None
+    wall_seconds: float = 0.0
+    dashboard_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def sampler_for(space: SearchSpace):
+    """The Optuna sampler named by the space, seeded."""
+    import optuna
+
+    name, seed = space.sampler.name, space.sampler.seed
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES samples the continuous parameters; categorical / conditional ones fall
+        # back to Optuna's independent sampler (Optuna warns once when that happens).
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    grid = {p.key: p.distribution.grid() for p in space.parameters}
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def _storage_root(storage: str | None) -> str:
+    if storage is None:
+        return str(results_root())
+    if "://" in storage:
+        return storage.rstrip("/")
+    return str(Path(storage).resolve())
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _latest_run(space_root: str) -> str | None:
+    if not _is_local(space_root) or not Path(space_root).is_dir():
+        return None
+    runs = sorted(p.name for p in Path(space_root).iterdir() if (p / "sweep.yaml").is_file())
+    return runs[-1] if runs else None
+
+
+def init_ray(options: SweepOptions) -> str | None:
+    """Connect to or start Ray; return the dashboard URL when one was started."""
+    import ray
+
+    import logging
+
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        return None
+    runtime_env = {"env_vars": {k: os.environ[k] for k in _QUIET_ENV}}
+    if options.address:
+        try:
+            context = ray.init(address=options.address, log_to_driver=False, runtime_env=runtime_env,
+                               logging_level=logging.WARNING)
+        except ConnectionError as err:
+            auth = "Authentication" in repr(err.__cause__) or "auth" in str(err).lower()
+            hint = ("the cluster uses token authentication: export RAY_AUTH_MODE=token (and the cluster's token "
+                    "in ~/.ray/auth_token or RAY_AUTH_TOKEN) here and on every node; see docs/cluster.md"
+                    if auth else "check the address and that `ray status --address ...` reaches it")
+            raise ConfigError(f"--address {options.address}: cannot connect to the Ray cluster; {hint}") from None
+    else:
+        # Ray starts workers at niceness 15, as if they were background jobs; here the trials
+        # are the work, and on a shared machine a niced trial starves behind everything else.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        # "local": a new Ray for this run, never an unrelated `ray start` cluster found on the machine
+        context = ray.init(address="local", num_cpus=options.num_cpus, include_dashboard=options.dashboard,
+                           dashboard_host=options.dashboard_host, log_to_driver=False,
+                           runtime_env=runtime_env, logging_level=logging.WARNING)
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if options.dashboard and url else None
+
+
+def trial_resources(cpu: float, gpu: float, say=print) -> dict[str, float]:
+    """Ray resources of one trial. A GPU fraction asked of a cluster without GPUs could
+    never be scheduled (Tune would wait forever): the trials then run on CPU, and say so."""
+    import ray
+
+    if gpu > 0 and not ray.cluster_resources().get("GPU", 0):
+        say(f"[sweep] the Ray cluster has no GPU: trials run on CPU (resources.gpu {gpu:g} -> 0); "
+            "--set resources.gpu=0 silences this, a cluster with GPUs uses them")
+        gpu = 0.0
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _progress_callback(space: SearchSpace, total: int, print_fn):
+    from ray import tune
+
+    metric, mode = space.metric, space.mode
+
+    class TrialLine(tune.Callback):
+        """One line per finished trial: status, epochs, objective, best so far, params."""
+
+        def __init__(self):
+            self.done = 0
+            self.best = None
+
+        def _line(self, trial, status: str) -> None:
+            self.done += 1
+            result = trial.last_result or {}
+            value = result.get(metric, math.nan)
+            if isinstance(value, float) and math.isfinite(value):
+                better = self.best is None or (value > self.best if mode == "max" else value < self.best)
+                self.best = value if better else self.best
+            epochs = result.get("training_iteration", 0)
+            if status == "completed" and epochs < space.budget.max_epochs and not result.get("early_stopped"):
+                status = f"pruned at epoch {epochs}"
+            params = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in trial.config.items())
+            best = f"{self.best:.4f}" if self.best is not None else "n/a"
+            print_fn(f"[sweep] trial {self.done}/{total} {trial.trial_id} {status}: {metric}={value:.4f} "
+                     f"(best {best}) after {epochs} epochs, {result.get('time_total_s', 0):.0f}s | {params}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._line(trial, "completed")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "error")
+
+    return TrialLine()
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepResult:
+    """Run (or resume) a sweep of ``space``; see the module docstring."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from pianoeval.sweep.results import write_results
+    from pianoeval.sweep.trainable import run_trial
+
+    options = options or SweepOptions()
+    say = options.print_fn
+    space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
+    if options.resume:
+        run_id = options.run_id or _latest_run(space_root)
+        if run_id is None:
+            raise ConfigError(f"--resume: no earlier run of space {space.name!r} under {space_root} "
+                              "(pass --run-id for a run on remote storage)")
+    else:
+        run_id = options.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_path = f"{space_root}/{run_id}"
+    num_samples = options.num_samples or space.budget.num_samples
+    if space.sampler.name == "grid":
+        num_samples = grid_size(space)  # every grid point once
+
+    started = time.time()
+    import logging
+
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # per-snapshot INFO lines
+    dashboard_url = init_ray(options)
+    if dashboard_url:
+        say(f"[sweep] Ray dashboard: {dashboard_url}")
+    threads = max(1, int(space.resources.cpu))
+    resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
+    if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
+        space = replace(space, resources=space.resources.model_copy(update={"gpu": resources["gpu"]}))
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=space.base.to_dict(), threads=threads,
+                             evaluate_test=options.evaluate_test),
+        resources,
+    )
+    callbacks = [_progress_callback(space, num_samples, say)]
+    if _is_local(run_path):
+        Path(run_path).mkdir(parents=True, exist_ok=True)
+    if options.resume:
+        say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
+        tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+        tuner._local_tuner._run_config.callbacks = callbacks  # the progress line is not part of the saved state
+    else:
+        _write_sweep_file(space, run_path, num_samples, options)
+        searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
+                                sampler=sampler_for(space))
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=space.metric, mode=space.mode,
+                                  max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
+                                  reduction_factor=space.budget.reduction_factor)
+        say(f"[sweep] {space.name}: {num_samples} trials of {space.base.model_name}, sampler {space.sampler.name}, "
+            f"ASHA over {space.budget.max_epochs} epochs -> {run_path}")
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+                                        max_concurrent_trials=options.max_concurrent, reuse_actors=True,
+                                        trial_dirname_creator=trial_dirname),
+            run_config=tune.RunConfig(
+                name=run_id, storage_path=space_root, verbose=0, callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+    results = tuner.fit()
+    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
+    local_dir.mkdir(parents=True, exist_ok=True)
+    trials = write_results(space, results, local_dir, {"git_commit": git_commit()})
+    result = SweepResult(local_dir, trials, wall_seconds=time.time() - started, dashboard_url=dashboard_url)
+    best_file = local_dir / "best.yaml"
+    result.best_config = load_yaml(best_file) if best_file.is_file() else None
+    return result
+
+
+def _write_sweep_file(space: SearchSpace, run_path: str, num_samples: int, options: SweepOptions) -> None:
+    """The resolved space and options: what this run is, for reports and for resuming."""
+    if not _is_local(run_path):
+        return
+    dump_yaml({
+        "space": space.name, "source": str(space.path), "metric": space.metric, "mode": space.mode,
+        "record": list(space.record), "sampler": space.sampler.model_dump(), "budget": space.budget.model_dump(),
+        "resources": space.resources.model_dump(), "num_samples": num_samples,
+        "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
+                               **({"when": p.when} if p.when else {})} for p in space.parameters},
+        "base": space.base.to_dict(), "git_commit": git_commit(),
+    }, Path(run_path) / "sweep.yaml")

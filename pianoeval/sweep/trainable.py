@@ -1,0 +1,146 @@
+"""The Ray Tune trainable: one trial = one Lightning training run of a sampled config.
+
+It merges the sampled flat config (``{"train.lr": 3e-4, ...}``) into the space's
+base config, uses exactly the CPU threads the trial was given (two trials on two
+cores would otherwise fight), reports every epoch through Ray's Lightning callback
+with a checkpoint, and resumes from Tune's checkpoint after a failure or a
+``--resume``. A trial whose loss turns non-finite raises ``TrialDiverged``; the
+marker it leaves makes Tune's retries of that trial fail at once instead of
+training again into the same divergence.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from pianoeval.errors import TrialDiverged
+
+DIVERGED_MARKER = "diverged.txt"
+CHECKPOINT_NAME = "checkpoint.ckpt"
+
+
+def _report_callback():
+    from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
+
+    class EpochReport(TuneReportCheckpointCallback):
+        """Reports every logged scalar plus the epoch and an early-stopping flag.
+
+        ``on_train_epoch_end`` runs after the epoch's validation, so train loss,
+        validation metrics and diagnostics of the same epoch are reported together."""
+
+        def _get_report_dict(self, trainer, pl_module):
+            report = super()._get_report_dict(trainer, pl_module)
+            if report is None:
+                return None
+            report = {k: (v if math.isfinite(v) else float("nan")) for k, v in report.items()}
+            report["epoch"] = trainer.current_epoch + 1
+            report["early_stopped"] = int(bool(trainer.should_stop))
+            report["node_id"] = _node_id()
+            return report
+
+    return EpochReport(filename=CHECKPOINT_NAME, on="train_epoch_end")
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _stop_requested() -> bool:
+    """Whether Tune asked this trial to stop (ASHA pruned it, or the sweep is ending).
+
+    Ray stops a function trainable only when it next reports, i.e. after a whole
+    epoch; reusing the actor for the next trial waits ~2 s for that and gives up.
+    Reading the session's stop flag between batches (a Ray-internal attribute, hence
+    the defensive lookup) frees the actor within one batch instead."""
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return bool(session is not None and session.stop_event.is_set())
+    except (ImportError, AttributeError):
+        return False
+
+
+class StopWhenTuneStops(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if _stop_requested():
+            raise SystemExit(0)  # what Ray itself does to end a stopped trial's thread
+
+    on_validation_batch_end = on_train_batch_end
+
+
+def trial_output_dir() -> Path:
+    """Where a trial's run files go: its folder in the experiment's storage.
+
+    Not ``get_trial_dir()``: that is the trial's working directory, which for an actor
+    reused across trials is a temporary folder that is never synced to storage. With
+    remote storage (s3://...), run files stay on the node under results/remote-runs/
+    and the final metrics travel to the driver in the trial's last Tune report."""
+    import pyarrow.fs
+    import ray.tune
+
+    from pianoeval.paths import results_root
+
+    storage = ray.tune.get_context().get_storage()
+    if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        path = Path(storage.trial_fs_path)
+    else:
+        path = results_root() / "remote-runs" / storage.experiment_dir_name / storage.trial_dir_name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: bool = False) -> None:
+    """Train one resolved config inside a Tune trial (sweeps and ablations share this).
+
+    ``final_report``: after training, report the best checkpoint's val/test metrics to
+    Tune as one more result (``final_eval: 1``), so the driver has them wherever the
+    trial ran. Only without ASHA stopping the trial at its last epoch (ablations)."""
+    import ray.tune
+
+    from pianoeval.train.run import train_run
+
+    trial_dir = trial_output_dir()
+    marker = trial_dir / DIVERGED_MARKER
+    if marker.is_file():
+        raise TrialDiverged(marker.read_text())
+    resume_from = None
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume_from = trial_dir / "resume.ckpt"
+            shutil.copyfile(Path(folder) / CHECKPOINT_NAME, resume_from)
+    result = train_run(experiment, out_dir=trial_dir / "run", threads=threads, verbose=False,
+                       callbacks=[_report_callback(), StopWhenTuneStops()], resume_from=resume_from,
+                       evaluate_test=evaluate_test)
+    if result.status == "diverged":
+        marker.write_text(result.error or "diverged")
+        raise TrialDiverged(result.error)
+    if final_report:
+        summary = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        ray.tune.report({**summary, "final_eval": 1, "status_completed": 1, "epochs_run": result.epochs_run,
+                         "best_epoch": result.best_epoch if result.best_epoch is not None else -1,
+                         "wall_seconds": result.wall_seconds, "node_id": _node_id()})
+
+
+def run_trial(config: dict[str, Any], base: dict[str, Any], threads: int, evaluate_test: bool = False) -> None:
+    """Sweep entry point (wrapped with ``tune.with_parameters``): base + sampled values."""
+    from pianoeval.experiment import ExperimentConfig
+
+    experiment = ExperimentConfig.resolve(base, "<sweep base>").with_overrides(config, "<sampled config>")
+    train_in_trial(experiment, threads, evaluate_test)
+
+
+def run_ablation_trial(config: dict[str, Any], configs: dict[str, dict], threads: int) -> None:
+    """Ablation entry point: ``config["trial"]`` names one resolved run of the trial set."""
+    from pianoeval.experiment import ExperimentConfig
+
+    experiment = ExperimentConfig.resolve(configs[config["trial"]], f"<ablation trial {config['trial']}>")
+    train_in_trial(experiment, threads, evaluate_test=True, final_report=True)

@@ -1,0 +1,30 @@
+"""Run a hyper-parameter sweep: a YAML search space -> Ray Tune trials with Optuna + ASHA.
+
+    python runners/sweep.py --space smoke                  # a few minutes on a laptop
+    python runners/sweep.py --space han --num-samples 64 --address auto --storage s3://bucket/pianoeval
+    python runners/sweep.py --space han --resume           # continue the latest run after a crash
+    python runners/sweep.py --space han --dry-run --set budget.max_epochs=5
+"""
+
+import argparse
+import sys
+
+from pianoeval.cli import run_cli
+from pianoeval.sweep.cli import main
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", required=True, help="a search_spaces/<name>.yaml name (or a path to a space file)")
+    p.add_argument("--num-samples", type=int, help="trials to sample (default: the space's budget.num_samples)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--address", help="connect to a Ray cluster (auto, ray://host:10001); default: start a local one")
+    p.add_argument("--storage", help="results root: a folder (default results/) or a pyarrow URI (s3://, gs://)")
+    p.add_argument("--resume", action="store_true", help="resume the latest (or --run-id) run of this space")
+    p.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1 and print its URL")
+    p.add_argument("--dashboard-host", default="127.0.0.1", help="bind the dashboard elsewhere (e.g. 0.0.0.0)")
+    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved space and budget, run nothing")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override: budget.max_epochs=2, sampler.name=random, train.lr=1e-3, model.hidden_size=32 ...")
+    sys.exit(run_cli(lambda: main(p.parse_args())))

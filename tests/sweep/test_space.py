@@ -1,0 +1,166 @@
+"""Search-space files: loading, typed distributions, conditionals, extends, bad input."""
+
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+
+from pianoeval.errors import ConfigError
+from pianoeval.paths import REPO_ROOT
+from pianoeval.sweep.space import Categorical, DefineByRun, FloatRange, IntRange, available_spaces, load_space
+
+GOOD = """
+model: {name: han, hidden_size: 16}
+data: {split: performer, fold: 0}
+parameters:
+  train.lr: {distribution: loguniform, low: 1.0e-5, high: 1.0e-2}
+  model.dropout: {distribution: uniform, low: 0.0, high: 0.4}
+  model.note_layers: {distribution: int, low: 1, high: 3}
+  data.batch_sampler: {distribution: categorical, values: [random, grouped]}
+  train.lambda_rank: {distribution: loguniform, low: 0.01, high: 1.0, when: {data.batch_sampler: grouped}}
+objective: {metric: val/pairwise_acc, record: [val/r2]}
+budget: {max_epochs: 4, grace_period: 1, reduction_factor: 2, num_samples: 3}
+"""
+
+
+def write(tmp_path, text, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_every_shipped_space_loads_and_builds_its_model():
+    from pianoeval.models.registry import get_model
+
+    assert {"smoke", "han", "a1_lora", "a2_staged", "a3_unfreeze"} <= set(available_spaces())
+    for name in available_spaces():
+        space = load_space(name)
+        entry = get_model(space.base.model_name)
+        assert entry.make_config(space.base.model) is not None
+        assert space.base.train.max_epochs == space.budget.max_epochs
+        # every sampled point is a valid run config (what a trial resolves)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(8):
+            trial = study.ask()
+            DefineByRun(space.parameters)(trial)
+            config = space.base.with_overrides(trial.params, "<sampled config>")
+            entry.make_config(config.model)
+            study.tell(trial, 0.0)
+
+
+def test_a1_lora_contrastive_weight_exists_only_with_the_cross_performer_tier():
+    space = load_space("a1_lora")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(16):
+        trial = study.ask()
+        DefineByRun(space.parameters)(trial)
+        config = space.base.with_overrides(trial.params, "<sampled config>")
+        assert ("train.lambda_contrastive" in trial.params) == ("T3" in config.data.tiers)
+        assert "T4" in config.data.tiers and config.train.lambda_invariance > 0
+        study.tell(trial, 0.0)
+
+
+def test_entries_become_typed_distributions(tmp_path):
+    space = load_space(write(tmp_path, GOOD))
+    kinds = {p.key: p.distribution for p in space.parameters}
+    assert kinds["train.lr"] == FloatRange(1e-5, 1e-2, log=True)
+    assert kinds["model.dropout"] == FloatRange(0.0, 0.4, log=False)
+    assert kinds["model.note_layers"] == IntRange(1, 3, 1, False)
+    assert kinds["data.batch_sampler"] == Categorical(("random", "grouped"))
+    assert space.mode == "max" and space.record == ("val/r2",)
+    keys = [p.key for p in space.parameters]
+    assert keys.index("data.batch_sampler") < keys.index("train.lambda_rank")
+
+
+def test_conditional_parameter_exists_only_when_its_parent_takes_the_value(tmp_path):
+    space = load_space(write(tmp_path, GOOD))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {"random": 0, "grouped": 0}
+    for _ in range(20):
+        trial = study.ask()
+        DefineByRun(space.parameters)(trial)
+        sampler = trial.params["data.batch_sampler"]
+        seen[sampler] += 1
+        assert ("train.lambda_rank" in trial.params) == (sampler == "grouped")
+        study.tell(trial, 0.0)
+    assert seen["random"] and seen["grouped"]
+
+
+def test_extends_merges_and_overrides(tmp_path):
+    write(tmp_path, GOOD, "parent.yaml")
+    child = write(tmp_path, f"""
+        extends: {tmp_path / 'parent.yaml'}
+        model: {{name: han, hidden_size: 32}}
+        parameters:
+          model.dropout: null
+          model.attention_temperature: {{distribution: categorical, values: [0.5, 1.0]}}
+    """, "child.yaml")
+    # extends names a space; a path works for files outside search_spaces/
+    space = load_space(child)
+    keys = {p.key for p in space.parameters}
+    assert "model.dropout" not in keys and {"train.lr", "model.attention_temperature"} <= keys
+    assert space.base.model["hidden_size"] == 32 and space.budget.max_epochs == 4
+
+
+def test_set_overrides_budget_and_fixed_config(tmp_path):
+    space = load_space(write(tmp_path, GOOD), {"budget.max_epochs": 2, "model.hidden_size": 8, "sampler.name": "random"})
+    assert space.budget.max_epochs == 2 and space.base.train.max_epochs == 2
+    assert space.base.model["hidden_size"] == 8 and space.sampler.name == "random"
+
+
+BAD = {
+    "malformed_yaml": ("model: {name: han\nparameters: [", "malformed YAML (line"),
+    "unknown_top_key": (GOOD + "schedule: {}\n", "schedule: unknown key"),
+    "unknown_param_field": (GOOD.replace("low: 0.0, high: 0.4", "low: 0.0, hi: 0.4"), "parameters.model.dropout.hi: unknown key"),
+    "unknown_config_key": (GOOD.replace("model.dropout:", "model.dropuot:"), "parameters.model.dropuot: unknown key"),
+    "wrong_type": (GOOD.replace("max_epochs: 4", "max_epochs: four"), "budget.max_epochs: Input should be a valid integer"),
+    "loguniform_nonpositive": (GOOD.replace("low: 1.0e-5", "low: 0.0"), "parameters.train.lr: Value error, loguniform needs low > 0"),
+    "low_above_high": (GOOD.replace("low: 1, high: 3", "low: 3, high: 1"), "parameters.model.note_layers: Value error, low > high"),
+    "unknown_condition": (GOOD.replace("when: {data.batch_sampler: grouped}", "when: {data.sampler: grouped}"),
+                          "parameters.train.lambda_rank.when: 'data.sampler' is not a parameter of this space"),
+    "unknown_model": (GOOD.replace("name: han", "name: hann"), "model.name: unknown model 'hann'"),
+    "unknown_metric": (GOOD.replace("metric: val/pairwise_acc", "metric: val/accuracy"), "objective.metric: Value error, unknown metric 'val/accuracy'"),
+}
+
+
+def _sweep_args(path, **extra):
+    import argparse
+
+    defaults = dict(space=str(path), set=None, num_samples=None, max_concurrent=None, address=None, storage=None,
+                    resume=False, run_id=None, dashboard=False, dashboard_host="127.0.0.1", num_cpus=None, dry_run=False)
+    return argparse.Namespace(**{**defaults, **extra})
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_space_is_a_one_line_error_with_exit_code_2(case, tmp_path, monkeypatch, capsys):
+    from pianoeval.cli import run_cli
+    from pianoeval.sweep.cli import main
+
+    text, message = BAD[case]
+    path = write(tmp_path, text)
+    results = tmp_path / "results"
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(results))
+    assert run_cli(lambda: main(_sweep_args(path))) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ") and message in lines[0], lines
+    assert not results.exists()  # nothing started
+
+
+@pytest.mark.parametrize("case", ["unknown_config_key", "loguniform_nonpositive"])
+def test_the_runner_itself_exits_2_on_bad_input(case, tmp_path):
+    text, message = BAD[case]
+    path = write(tmp_path, text)
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "sweep.py"), "--space", str(path)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PIANOEVAL_RESULTS": str(results)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and message in proc.stderr
+    assert not results.exists()
+
+
+def test_grid_sampler_needs_discrete_parameters(tmp_path):
+    with pytest.raises(ConfigError, match="grid needs categorical or int parameters"):
+        load_space(write(tmp_path, GOOD + "sampler: {name: grid}\n"))
