@@ -1,0 +1,64 @@
+"""``runners/ablate.py``: dry run (the trial set as a table, with an estimated cost) or run."""
+
+from __future__ import annotations
+
+import math
+
+from pianoeval.config import parse_set
+from pianoeval.io import atomic_write_text
+
+
+def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
+    from pianoeval.train.estimate import epoch_seconds
+
+    per_epoch: dict[str, float] = {}
+    if estimate:
+        for name, config in spec.variants.items():
+            per_epoch[name] = epoch_seconds(config, threads=max(1, int(spec.resources.cpu)))
+    header = f"{'variant':36s} {'model':16s} {'fold':>4s} {'seed':>5s} {'epochs':>7s} {'cpu':>4s} {'gpu':>4s} {'est. CPU-h':>10s}"
+    print_fn(header)
+    print_fn("-" * len(header))
+    total = 0.0
+    for t in spec.trials:
+        epochs = 0 if t.eval_only_source else spec.budget.max_epochs
+        hours = per_epoch.get(t.variant, math.nan) * epochs * spec.resources.cpu / 3600 if not t.eval_only_source else 0.0
+        total += 0.0 if math.isnan(hours) else hours
+        label = t.variant + (f" <- {t.eval_only_source}" if t.eval_only_source else "")
+        print_fn(f"{label:36s} {t.config.model_name:16s} {t.fold:>4d} {t.seed:>5d} {epochs:>7d} "
+                 f"{spec.resources.cpu:>4g} {spec.resources.gpu:>4g} {hours:>10.2f}")
+    trained = sum(1 for t in spec.trials if not t.eval_only_source)
+    print_fn(f"\n{len(spec.trials)} runs ({trained} trained, {len(spec.trials) - trained} eval-only) over "
+             f"{len(spec.variants) + len(spec.eval_only)} variants x {len(spec.folds)} folds x {len(spec.seeds)} seeds; "
+             f"baseline {spec.baseline}; metrics {', '.join(spec.metrics)}")
+    if estimate:
+        early = " (an upper bound: early stopping ends runs sooner)" if spec.budget.early_stopping_patience else ""
+        print_fn(f"estimated cost: {total:.1f} CPU-hours at the full budget{early}; "
+                 "from one timed training step per variant on this machine")
+
+
+def main(args) -> int:
+    from pianoeval.ablation.compare import comparison_markdown, load_run
+    from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
+    from pianoeval.ablation.spec import _ablation_path, load_ablation
+    from pianoeval.ablation.staged import is_staged, main_staged
+
+    path = _ablation_path(args.name)
+    if is_staged(path):
+        return main_staged(path, args)
+    spec = load_ablation(path, parse_set(args.set or []))
+    if args.only:
+        spec = spec.only(args.only)
+    if args.dry_run:
+        dry_run_table(spec, estimate=not args.no_estimate)
+        return 0
+    options = AblationOptions(address=args.address, storage=args.storage, resume=args.resume, run_id=args.run_id,
+                              num_cpus=args.num_cpus, max_concurrent=args.max_concurrent)
+    run_dir, _ = run_dir_for(spec, options)
+    print(f"[ablate] {spec.name}: {len(spec.trials)} runs -> {run_dir}")
+    run_trial_set(spec, run_dir, options)
+    run = load_run(run_dir)
+    atomic_write_text(run_dir / "comparison.md", comparison_markdown(run, spec.description))
+    print(f"[ablate] comparison: {run_dir / 'comparison.md'}")
+    print(run.deltas().to_string(index=False))
+    print(f"[ablate] report with plots: python runners/report.py {run_dir}")
+    return 0

@@ -1,0 +1,119 @@
+"""The answer to an ablation: which variant is better, by how much, with what
+confidence, at what cost. ``comparison.md`` and the same numbers as DataFrames.
+
+    >>> from pianoeval.ablation import load_run
+    >>> run = load_run("results/ablations/han_incremental/20261122-101500")
+    >>> run.summary("test/r2")            # mean, 95% bootstrap CI per variant
+    >>> run.deltas("test/r2")             # paired deltas vs the baseline, Wilcoxon / t, Holm
+    >>> run.per_dimension("test/r2")      # variant x 19 dimensions
+    >>> run.cost()                        # CPU- and GPU-hours per variant
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pianoeval.analysis import stats
+from pianoeval.data.percepiano import LABEL_NAMES
+
+USABLE = ("completed",)
+
+
+def _dims_for(frame: pd.DataFrame, metric: str) -> list[str] | None:
+    dims = [d for d in LABEL_NAMES if f"{metric}/{d}" in frame.columns]
+    return dims or None
+
+
+@dataclass
+class AblationRun:
+    run_dir: Path
+    trials: pd.DataFrame
+    baseline: str
+    metrics: tuple[str, ...]
+    meta: dict
+
+    @property
+    def usable(self) -> pd.DataFrame:
+        """Rows that count: finished runs (failed and pruned runs are reported, not averaged)."""
+        return self.trials[self.trials["status"].isin(USABLE)]
+
+    def summary(self, metric: str | None = None) -> pd.DataFrame:
+        return stats.variant_summary(self.trials_for(metric), metric or self.metrics[0])
+
+    def deltas(self, metric: str | None = None) -> pd.DataFrame:
+        return stats.paired_deltas(self.trials_for(metric), metric or self.metrics[0], self.baseline)
+
+    def per_dimension(self, metric: str | None = None) -> pd.DataFrame:
+        metric = metric or self.metrics[0]
+        dims = _dims_for(self.trials, metric) or []
+        return stats.per_dimension_deltas(self.usable, self.baseline, dims, prefix=metric)
+
+    def cost(self) -> pd.DataFrame:
+        return stats.cost_summary(self.trials)
+
+    def trials_for(self, metric: str | None) -> pd.DataFrame:
+        """All rows, with the metric set to NaN for unusable ones (counted as failed runs)."""
+        frame = self.trials.copy()
+        metric = metric or self.metrics[0]
+        if metric in frame:
+            frame.loc[~frame["status"].isin(USABLE), metric] = float("nan")
+        return frame
+
+
+def load_run(run_dir: str | Path) -> AblationRun:
+    """An ablation run folder; ``trial_dir`` values become absolute paths again."""
+    run_dir = Path(run_dir)
+    meta = yaml.safe_load((run_dir / "ablation.yaml").read_text())
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    trials["trial_dir"] = trials["trial_dir"].map(
+        lambda p: p if not isinstance(p, str) or Path(p).is_absolute() else str(run_dir / p))
+    return AblationRun(run_dir, trials, meta["baseline"], tuple(meta["metrics"]), meta)
+
+
+def comparison_markdown(run: AblationRun, description: str = "") -> str:
+    meta, trials = run.meta, run.trials
+    variants = list(dict.fromkeys(trials["variant"]))
+    counts = trials["status"].value_counts().to_dict()
+    lines = [
+        f"# Ablation `{meta['ablation']}`: {run.run_dir.name}",
+        "",
+        description or "",
+        "",
+        f"{len(variants)} variants x {len(meta['folds'])} folds {meta['folds']} x {len(meta['seeds'])} seeds "
+        f"{meta['seeds']} (paired) = {len(trials)} runs: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items()) + f". Baseline: `{run.baseline}`.",
+        f"Budget: {meta['budget']['max_epochs']} epochs"
+        + (f", early stopping patience {meta['budget']['early_stopping_patience']}" if meta['budget'].get('early_stopping_patience') else "")
+        + (f", ASHA grace {meta['budget']['asha_grace_period']} on {meta['budget']['asha_metric']}" if meta['budget'].get('asha_grace_period') else "")
+        + "; each run keeps its best checkpoint by validation and is evaluated on the fixed test set.",
+        "Confidence intervals: 95% bootstrap over folds x seeds; deltas are paired by (fold, seed); "
+        "tests: Wilcoxon signed-rank when n >= 6, else paired t-test (both reported); Holm-corrected across variants.",
+        "",
+    ]
+    eval_only = trials[trials["eval_only"]].drop_duplicates("variant")
+    if len(eval_only):
+        lines += ["Eval-only variants (no training; the source variant's weights evaluated differently): "
+                  + ", ".join(f"`{r.variant}` <- `{r.source_variant}`" for r in eval_only.itertuples()), ""]
+    for i, metric in enumerate(run.metrics):
+        if metric not in trials.columns:
+            lines += [f"## `{metric}`", "", "No run produced this metric.", ""]
+            continue
+        secondary = [m for m in run.metrics if m != metric and m in trials.columns][:3]
+        dims = _dims_for(trials, metric) if i == 0 or metric.endswith("/r2") else None
+        lines += [f"## `{metric}`" + (" (headline)" if i == 0 else ""), ""]
+        lines.append(stats.comparison_markdown(run.trials_for(metric), metric, run.baseline,
+                                               secondary=secondary, dims=dims, dim_prefix=metric))
+        lines.append("")
+    failed = trials[~trials["status"].isin(USABLE)]
+    if len(failed):
+        lines += ["## Runs that did not finish", ""]
+        lines += [f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}" + (f" ({r.error})" if r.error else "")
+                  for r in failed.itertuples()]
+        lines.append("")
+    lines += ["Data: `trials.parquet` (one row per run, every val/test metric and per-dimension value); "
+              "plots: `python runners/report.py " + str(run.run_dir) + "`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Running an ablation's trial set on the sweep engine's Ray machinery.
+
+Trained trials (variant x fold x seed) run as Ray Tune trials (same trainable, same
+resources, retries, checkpoints, reuse and ``--resume`` as sweeps; ASHA when the
+budget asks for it). Each trial trains with Lightning, selects its best checkpoint
+on validation and evaluates it on validation and test. Eval-only variants then
+evaluate a trained variant's checkpoints under different settings (e.g. a level
+zeroed only at evaluation), fold by fold and seed by seed, without training.
+
+Results: ``<storage>/ablations/<name>/<run-id>/trials.parquet`` (one row per run of
+the trial set) and ``comparison.md`` (paired comparison tables with confidence
+intervals, tests, per-dimension deltas and cost; see ``pianoeval.ablation.compare``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pianoeval.ablation.spec import AblationSpec, Trial
+from pianoeval.config import dump_yaml
+from pianoeval.errors import ConfigError
+from pianoeval.io import atomic_write_parquet
+from pianoeval.provenance import git_commit
+from pianoeval.sweep.engine import MAX_FAILURES, SweepOptions, init_ray, trial_dirname, trial_resources
+
+
+@dataclass
+class AblationOptions:
+    address: str | None = None
+    storage: str | None = None
+    resume: bool = False
+    run_id: str | None = None
+    num_cpus: int | None = None
+    max_concurrent: int | None = None
+    print_fn: Any = print
+
+
+@dataclass
+class AblationResult:
+    run_dir: Path
+    trials: pd.DataFrame
+    wall_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def run_dir_for(spec: AblationSpec, options: AblationOptions, stage: str | None = None) -> tuple[Path, str]:
+    from pianoeval.paths import results_root
+
+    root = Path(options.storage).resolve() if options.storage else results_root()
+    base = root / "ablations" / spec.name
+    if options.resume:
+        runs = sorted(p.name for p in base.glob("*") if (p / "ablation.yaml").is_file()) if base.is_dir() else []
+        run_id = options.run_id or (runs[-1] if runs else None)
+        if run_id is None:
+            raise ConfigError(f"--resume: no earlier run of ablation {spec.name!r} under {base}")
+    else:
+        run_id = options.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = base / run_id
+    return (run_dir / stage if stage else run_dir), run_id
+
+
+def _progress_callback(total: int, print_fn):
+    from ray import tune
+
+    class TrialLine(tune.Callback):
+        def __init__(self):
+            self.done = 0
+
+        def _line(self, trial, status):
+            self.done += 1
+            result = trial.last_result or {}
+            epochs = result.get("epochs_run", result.get("training_iteration", 0))
+            name = (trial.config or {}).get("trial", trial.trial_id)
+            print_fn(f"[ablate] {self.done}/{total} {name} {status} after "
+                     f"{epochs} epochs, {result.get('time_total_s', 0):.0f}s: "
+                     f"val/r2={result.get('val/r2', float('nan')):.4f} test/r2={result.get('test/r2', float('nan')):.4f} "
+                     f"val/pairwise_acc={result.get('val/pairwise_acc', float('nan')):.4f}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._line(trial, "done")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, f"ERROR ({str(trial.error_file or '')})")
+
+    return TrialLine()
+
+
+def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options: AblationOptions):
+    """Run the trained trials with Ray Tune; returns the ResultGrid."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from pianoeval.experiment import monitor_mode
+    from pianoeval.sweep.trainable import run_ablation_trial
+
+    init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus))
+    configs = {t.key: t.config.to_dict() for t in trials}
+    threads = max(1, int(spec.resources.cpu))
+    trainable = tune.with_resources(tune.with_parameters(run_ablation_trial, configs=configs, threads=threads),
+                                    trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn))
+    callbacks = [_progress_callback(len(trials), options.print_fn)]
+    if options.resume and (run_dir / "tuner.pkl").is_file():
+        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        budget = spec.budget
+        if budget.asha_grace_period:
+            # Hopeless trials stop at the first rung; trials reaching max_t finish on their own
+            # (stop_last_trials=False) so that their final evaluation on val/test runs.
+            scheduler = ASHAScheduler(time_attr="training_iteration", metric=budget.asha_metric,
+                                      mode=monitor_mode(budget.asha_metric), max_t=budget.max_epochs,
+                                      grace_period=budget.asha_grace_period,
+                                      reduction_factor=budget.asha_reduction_factor, stop_last_trials=False)
+        else:
+            scheduler = FIFOScheduler()
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search([t.key for t in trials])},
+            tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True,
+                                        max_concurrent_trials=options.max_concurrent,
+                                        trial_dirname_creator=trial_dirname),
+            run_config=tune.RunConfig(name=run_dir.name, storage_path=str(run_dir.parent), verbose=0,
+                                      callbacks=callbacks,
+                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
+    return tuner.fit()
+
+
+def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir: str | None,
+         resources, eval_only: bool) -> dict[str, Any]:
+    wall = float(summary.get("wall_seconds", 0.0) or 0.0)
+    row = {
+        "variant": trial.variant, "fold": trial.fold, "seed": trial.seed, "model": trial.config.model_name,
+        "status": status, "error": error, "eval_only": eval_only, "source_variant": trial.eval_only_source,
+        "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
+        "wall_seconds": wall, "cpu_seconds": wall * resources.cpu, "gpu_seconds": wall * resources.gpu,
+        "git_commit": git_commit(), "trial_dir": trial_dir,
+    }
+    row.update({k: v for k, v in summary.items() if k.startswith(("val/", "test/"))})
+    return row
+
+
+def collect_trained(results, trials: dict[str, Trial], spec: AblationSpec) -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        key = (result.config or {}).get("trial")
+        if key not in trials:
+            continue
+        trial_dir = Path(result.path)
+        last = result.metrics or {}
+        metrics_file = trial_dir / "run" / "metrics.json"
+        error = None if result.error is None else f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
+        if error:
+            status = "diverged" if "TrialDiverged" in error else "error"
+            summary = {}
+        elif last.get("final_eval"):  # the trial's own final evaluation, reported to Tune
+            status, summary = "completed", dict(last)
+        elif metrics_file.is_file():
+            summary = json.loads(metrics_file.read_text())
+            status = summary.get("status", "completed")
+        else:
+            status = "pruned"  # stopped by ASHA before its final evaluation
+            summary = {"epochs_run": last.get("training_iteration"), "wall_seconds": last.get("time_total_s", 0.0),
+                       **{k: v for k, v in last.items() if k.startswith("val/") and isinstance(v, float)}}
+        rows.append(_row(trials[key], status, error, summary, str(trial_dir), spec.resources, False))
+    return rows
+
+
+def evaluate_eval_only(spec: AblationSpec, trials: list[Trial], trained_rows: list[dict], print_fn) -> list[dict]:
+    """Evaluate eval-only variants on their source variant's trained weights."""
+    from pianoeval.train.data import build_datamodule
+    from pianoeval.train.module import PerformanceModule
+    from pianoeval.train.run import evaluate_weights, load_weights
+
+    sources = {(r["variant"], r["fold"], r["seed"]): r for r in trained_rows}
+    rows = []
+    for trial in trials:
+        source = sources.get((trial.eval_only_source, trial.fold, trial.seed))
+        weights = Path(source["trial_dir"]) / "run" / "model.pt" if source and source["trial_dir"] else None
+        if weights is None or not weights.is_file():
+            why = f"source run {trial.eval_only_source}/fold{trial.fold}/seed{trial.seed} has no trained weights"
+            print_fn(f"[ablate] skip {trial.key}: {why}")
+            rows.append(_row(trial, "error", why, {}, None, spec.resources, True))
+            continue
+        started = time.time()
+        datamodule = build_datamodule(trial.config)
+        datamodule.setup()
+        module = PerformanceModule(trial.config, datamodule.input_dim)
+        load_weights(module, weights)
+        metrics, _ = evaluate_weights(trial.config, module, datamodule)
+        summary = {**metrics, "wall_seconds": time.time() - started, "epochs_run": 0,
+                   "best_epoch": source.get("best_epoch")}
+        rows.append(_row(trial, "completed", None, summary, str(weights.parent), spec.resources, True))
+        print_fn(f"[ablate] {trial.key} evaluated on {trial.eval_only_source}'s weights: "
+                 f"test/r2={metrics.get('test/r2', float('nan')):.4f}")
+    return rows
+
+
+def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -> pd.DataFrame:
+    """Train + evaluate every trial of ``spec``; write ``trials.parquet`` in ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trained = [t for t in spec.trials if t.eval_only_source is None]
+    evaluated = [t for t in spec.trials if t.eval_only_source is not None]
+    if not (run_dir / "ablation.yaml").is_file():
+        dump_yaml({"ablation": spec.name, "source": spec.source, "description": spec.description,
+                   "baseline": spec.baseline, "variants": [*spec.variants, *spec.eval_only],
+                   "folds": list(spec.folds), "seeds": list(spec.seeds), "metrics": list(spec.metrics),
+                   "budget": spec.budget.model_dump(), "resources": spec.resources.model_dump(),
+                   "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source}
+                              for t in spec.trials},
+                   "git_commit": git_commit()}, run_dir / "ablation.yaml")
+    results = train_trials(spec, trained, run_dir, options)
+    rows = collect_trained(results, {t.key: t for t in trained}, spec)
+    rows += evaluate_eval_only(spec, evaluated, rows, options.print_fn)
+    order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only])}  # the spec's order
+    frame = pd.DataFrame(rows)
+    frame["trial_dir"] = frame["trial_dir"].map(lambda p: _relative(p, run_dir))
+    frame = frame.sort_values(["variant", "fold", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
+    frame = frame.reset_index(drop=True)
+    atomic_write_parquet(frame, run_dir / "trials.parquet")
+    return frame
+
+
+def _relative(path: str | None, run_dir: Path) -> str | None:
+    """Trial folders relative to the run folder (portable when a run is copied); else as they are."""
+    if not path:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return path

@@ -1,0 +1,260 @@
+"""Ablation specs: ``ablations/<name>.yaml`` -> a validated ``AblationSpec`` -> a trial set.
+
+An ablation is a diff over a named baseline, never a copy::
+
+    description: incremental build of the HAN
+    base:                               # a run config, or {from_sweep: han} / {file: path/best.yaml}
+      model: {name: bilstm_baseline}
+      data: {split: performer}
+    variants:                           # name -> overrides of base (a nested mapping)
+      bilstm_baseline: {}
+      han: {model: {name: han}}
+    baseline: bilstm_baseline
+    folds: [0, 1, 2, 3]
+    seeds: [7]                          # paired: every variant gets the same folds and seeds
+    metrics: [test/r2, test/pairwise_acc, val/r2]   # the first is the headline
+    budget: {max_epochs: 100, early_stopping_patience: 20}
+    resources: {cpu: 1, gpu: 0}
+    eval_only:                          # no training: a trained variant's checkpoints, evaluated differently
+      han_total_cat_beat_zeroed_at_eval:
+        source: han_total_cat
+        overrides: {model: {zero_levels: [beat], zero_mode: eval_only}}
+
+Every variant is resolved at load time (unknown keys, unknown models, bad values are
+one-line ``ConfigError``s naming the file and the variant), as are the baseline, the
+folds and the eval-only sources; nothing starts on bad input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from pianoeval.config import StrictModel, deep_merge, flatten, load_yaml, validate
+from pianoeval.errors import ConfigError
+from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.paths import REPO_ROOT, results_root
+
+ABLATIONS_DIR = REPO_ROOT / "ablations"
+
+
+class BudgetSpec(StrictModel):
+    """Training budget of every trial (``train.*`` overrides) and, optionally, ASHA."""
+
+    max_epochs: int = pydantic.Field(100, ge=1)
+    early_stopping_patience: int | None = pydantic.Field(None, ge=1)
+    asha_grace_period: int | None = pydantic.Field(None, ge=1)  # set: hopeless trials stop at the first rung
+    asha_reduction_factor: float = pydantic.Field(3.0, gt=1)
+    asha_metric: str = "val/pairwise_acc"
+
+
+class ResourcesSpec(StrictModel):
+    cpu: float = pydantic.Field(1.0, gt=0)
+    gpu: float = pydantic.Field(0.0, ge=0)
+
+
+class EvalOnlySpec(StrictModel):
+    source: str
+    overrides: dict[str, Any] = {}
+
+
+class AblationFile(StrictModel):
+    description: str = ""
+    base: dict[str, Any]
+    variants: dict[str, dict[str, Any] | None]
+    baseline: str
+    folds: list[int] = [0, 1, 2, 3]
+    seeds: list[int] = [7]
+    metrics: list[str] = ["test/r2", "test/pairwise_acc"]
+    budget: BudgetSpec = BudgetSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    eval_only: dict[str, EvalOnlySpec] = {}
+
+    @pydantic.field_validator("metrics")
+    @classmethod
+    def _metrics(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("list at least one metric (e.g. test/r2)")
+        for value in values:
+            stage, _, rest = value.partition("/")
+            if stage not in ("val", "test"):
+                raise ValueError(f"{value!r}: metrics are val/<metric> or test/<metric>")
+            monitor_mode(f"val/{rest}")
+        return values
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of the trial set."""
+
+    variant: str
+    fold: int
+    seed: int
+    config: ExperimentConfig  # fully resolved (fold, seed and budget applied)
+    eval_only_source: str | None = None  # set: evaluate this variant's trained weights, no training
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}/fold{self.fold}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    name: str
+    path: Path
+    description: str
+    variants: dict[str, ExperimentConfig]  # trained variants, budget applied (fold/seed not yet)
+    eval_only: dict[str, tuple[str, ExperimentConfig]]  # name -> (source variant, config)
+    baseline: str
+    folds: tuple[int, ...]
+    seeds: tuple[int, ...]
+    metrics: tuple[str, ...]
+    budget: BudgetSpec
+    resources: ResourcesSpec
+    source: str = ""
+    trials: tuple[Trial, ...] = field(default=())
+
+    def only(self, names: list[str]) -> "AblationSpec":
+        """Restrict to some variants (``--only``); the baseline and eval-only sources stay."""
+        from dataclasses import replace
+
+        unknown = [n for n in names if n not in self.variants and n not in self.eval_only]
+        if unknown:
+            raise ConfigError(f"--only {unknown[0]}: not a variant of {self.name} "
+                              f"(variants: {', '.join([*self.variants, *self.eval_only])})")
+        keep_eval = {n: v for n, v in self.eval_only.items() if n in names}
+        keep = {n for n in names if n in self.variants} | {self.baseline} | {src for src, _ in keep_eval.values()}
+        variants = {n: c for n, c in self.variants.items() if n in keep}
+        return _with_trials(replace(self, variants=variants, eval_only=keep_eval))
+
+
+def available_ablations() -> list[str]:
+    return sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+
+
+def _ablation_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = ABLATIONS_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(f"{name_or_path}: no such ablation (available: {', '.join(available_ablations())}; "
+                          f"files live in ablations/)")
+    return candidate
+
+
+def _resolve_base(base: dict[str, Any], source: str) -> dict[str, Any]:
+    """An inline run config, ``{from_sweep: <space>}`` (its latest best.yaml) or ``{file: path}``."""
+    if "from_sweep" in base or "file" in base:
+        if len(base) != 1:
+            raise ConfigError(f"{source}: base: from_sweep / file stand alone (got {', '.join(base)})")
+        if "file" in base:
+            path = Path(base["file"])
+            path = path if path.is_absolute() else REPO_ROOT / path
+        else:
+            runs = sorted((results_root() / "sweeps" / str(base["from_sweep"])).glob("*/best.yaml"))
+            if not runs:
+                raise ConfigError(f"{source}: base.from_sweep: no finished sweep of space {base['from_sweep']!r} "
+                                  f"under {results_root() / 'sweeps'} (run `python runners/sweep.py --space "
+                                  f"{base['from_sweep']}` first, or give base: {{file: path/to/best.yaml}})")
+            path = runs[-1]
+        if not path.is_file():
+            raise ConfigError(f"{source}: base.file: {path} not found")
+        loaded = load_yaml(path)
+        loaded.pop("provenance", None)
+        return loaded
+    return base
+
+
+def _resolve_variant(base: dict[str, Any], overrides: dict[str, Any] | None, budget: BudgetSpec,
+                     where: str, extra: dict[str, Any] | None = None) -> ExperimentConfig:
+    """base <- the variant's overrides <- the budget <- ``--set`` overrides (``extra``)."""
+    overrides = dict(overrides or {})
+    merged = deep_merge(_copy(base), {})
+    model = overrides.get("model") or {}
+    if isinstance(model, dict) and "name" in model and model["name"] != (base.get("model") or {}).get("name"):
+        merged["model"] = {}  # another model: its own defaults, not the base model's fields
+    merged = deep_merge(merged, overrides)
+    merged.setdefault("train", {})
+    merged["train"] = {**merged["train"], "max_epochs": budget.max_epochs}
+    if budget.early_stopping_patience:
+        merged["train"]["early_stopping_patience"] = budget.early_stopping_patience
+    config = ExperimentConfig.resolve(merged, where)
+    return config.with_overrides(extra, "--set") if extra else config
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _with_trials(spec: AblationSpec) -> AblationSpec:
+    from dataclasses import replace
+
+    trials = []
+    for name, config in spec.variants.items():
+        for fold in spec.folds:
+            for seed in spec.seeds:
+                trials.append(Trial(name, fold, seed, config.with_overrides({"data.fold": fold, "seed": seed})))
+    for name, (source, config) in spec.eval_only.items():
+        for fold in spec.folds:
+            for seed in spec.seeds:
+                trials.append(Trial(name, fold, seed, config.with_overrides({"data.fold": fold, "seed": seed}), source))
+    return replace(spec, trials=tuple(trials))
+
+
+def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> AblationSpec:
+    """Load, validate and resolve an ablation spec; ``overrides`` are ``--set`` items:
+    ``folds``, ``seeds``, ``metrics``, ``budget.*``, ``resources.*`` change the trial set,
+    any other dotted key (``train.lr``, ``model.hidden_size``) is applied on top of every variant."""
+    path = _ablation_path(name_or_path)
+    source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    raw = load_yaml(path)
+    spec_keys = {"folds", "seeds", "metrics", "budget", "resources", "baseline", "description", "variants",
+                 "base", "eval_only"}
+    config_overrides = {}
+    for key, value in (overrides or {}).items():
+        head = key.split(".", 1)[0]
+        if head in spec_keys and head != "base":
+            if "." in key:
+                section, field = key.split(".", 1)
+                raw.setdefault(section, {})[field] = value
+            else:
+                raw[key] = value
+        else:
+            config_overrides[key.removeprefix("base.")] = value
+    spec = validate(AblationFile, raw, source)
+    if not spec.folds:
+        raise ConfigError(f"{source}: folds: the list is empty; give at least one fold (0-3)")
+    if not spec.seeds:
+        raise ConfigError(f"{source}: seeds: the list is empty; give at least one seed")
+    bad_folds = [f for f in spec.folds if not 0 <= f <= 3]
+    if bad_folds:
+        raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-3)")
+    if not spec.variants:
+        raise ConfigError(f"{source}: variants: no variants")
+    if spec.baseline not in spec.variants:
+        raise ConfigError(f"{source}: baseline: {spec.baseline!r} is not a variant "
+                          f"(variants: {', '.join(spec.variants)})")
+    base = _resolve_base(spec.base, source)
+    variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
+                for name, overrides in spec.variants.items()}
+    eval_only = {}
+    for name, entry in spec.eval_only.items():
+        if name in variants:
+            raise ConfigError(f"{source}: eval_only.{name}: the name is already a trained variant")
+        if entry.source not in variants:
+            raise ConfigError(f"{source}: eval_only.{name}.source: {entry.source!r} is not a trained variant "
+                              f"of this ablation (variants: {', '.join(variants)})")
+        config = variants[entry.source].with_overrides(flatten(entry.overrides), f"{source}: eval_only.{name}")
+        eval_only[name] = (entry.source, config)
+    resolved = AblationSpec(path.stem, path, spec.description, variants, eval_only, spec.baseline,
+                            tuple(spec.folds), tuple(spec.seeds), tuple(spec.metrics), spec.budget,
+                            spec.resources, source)
+    return _with_trials(resolved)

@@ -1,0 +1,337 @@
+"""Staged elimination (seed 002): screen, drop losers within each track, cross-validate
+the survivors, pick a winner per track (then fuse the winners, once fusion exists).
+
+``ablations/staged_elimination.yaml``::
+
+    base: {data: {split: piece}}
+    candidates:                          # name -> track + config overrides of base
+      han: {track: symbolic, config: {model: {name: han}}}
+      bilstm_baseline: {track: symbolic, config: {model: {name: bilstm_baseline}}}
+    stages:
+      round1:                            # every candidate, fold 0, short budget, ASHA rungs
+        folds: [0]
+        budget: {max_epochs: 50, asha_grace_period: 5, asha_metric: val/pairwise_acc}
+        tiers: [T1]
+        rule: {name: within_track_gap, metric: val/pairwise_acc, max_gap: 0.10}
+      round2:
+        candidates: {survivors_of: round1}
+        folds: [0, 1, 2, 3]
+        budget: {max_epochs: 200, early_stopping_patience: 20}
+        tiers: [T1, T3]
+        rule: {name: track_winner, metric: val/pairwise_acc, tiebreak: val/r2,
+               veto_metric: val/robust_pairwise_drop, veto_max: 0.15}
+
+Each stage is a trial set run exactly like an ablation (``run_trial_set``) in
+``<run>/<stage>/``; after it, the stage's rule decides over its ``trials.parquet``
+and the decision is recorded in ``<run>/stages.json``. ``--resume`` skips finished
+stages and continues the unfinished one from Tune's state: no finished trial reruns.
+New tracks and encoders join by adding candidates, with no engine change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydantic
+
+from pianoeval.ablation.rules import RULES, Decision
+from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
+from pianoeval.config import StrictModel, load_yaml, validate
+from pianoeval.errors import ConfigError
+from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.io import atomic_write_text
+from pianoeval.paths import REPO_ROOT
+
+TIERS = ("T1", "T2", "T3", "T4")
+
+
+class CandidateSpec(StrictModel):
+    track: str
+    config: dict[str, Any] = {}
+
+
+class RuleSpec(StrictModel):
+    name: str
+    metric: str = "val/pairwise_acc"
+    max_gap: float = pydantic.Field(0.10, ge=0)
+    tiebreak: str = "val/r2"
+    veto_metric: str | None = "val/robust_pairwise_drop"
+    veto_max: float = pydantic.Field(0.15, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _known(self) -> "RuleSpec":
+        if self.name not in RULES:
+            raise ValueError(f"unknown rule {self.name!r} (rules: {', '.join(RULES)})")
+        monitor_mode(self.metric)
+        return self
+
+
+class StageSpec(StrictModel):
+    candidates: str | list[str] | dict[str, str] = "all"  # "all", [names], {survivors_of: stage}
+    folds: list[int] = [0]
+    seeds: list[int] | None = None
+    budget: BudgetSpec = BudgetSpec()
+    tiers: list[str] = ["T1"]
+    rule: RuleSpec | None = None
+    overrides: dict[str, Any] = {}
+
+    @pydantic.field_validator("tiers")
+    @classmethod
+    def _tiers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value not in TIERS:
+                raise ValueError(f"unknown tier {value!r} (tiers: {', '.join(TIERS)})")
+        return values
+
+
+class StagedFile(StrictModel):
+    description: str = ""
+    base: dict[str, Any] = {}
+    candidates: dict[str, CandidateSpec]
+    stages: dict[str, StageSpec]
+    seeds: list[int] = [7]
+    metrics: list[str] = ["val/pairwise_acc", "val/r2", "test/pairwise_acc", "test/r2"]
+    resources: ResourcesSpec = ResourcesSpec()
+
+
+@dataclass(frozen=True)
+class StagedSpec:
+    name: str
+    path: Path
+    source: str
+    description: str
+    base: dict[str, Any]
+    candidates: dict[str, CandidateSpec]
+    stages: dict[str, StageSpec]
+    seeds: tuple[int, ...]
+    metrics: tuple[str, ...]
+    resources: ResourcesSpec
+    overrides: dict[str, Any]
+
+    def stage_spec(self, stage: str, names: list[str]) -> AblationSpec:
+        """The trial set of one stage over the given candidates."""
+        stage_spec = self.stages[stage]
+        variants = {}
+        for name in names:
+            where = f"{self.source}: candidates.{name} (stage {stage})"
+            extra = {**_tier_override(stage_spec.tiers, self.candidates[name], name, where), **self.overrides}
+            config = _resolve_variant(self.base, _merge(self.candidates[name].config, stage_spec.overrides),
+                                      stage_spec.budget, where, extra)
+            variants[name] = config
+        seeds = tuple(stage_spec.seeds or self.seeds)
+        spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
+                            names[0], tuple(stage_spec.folds), seeds, self.metrics, stage_spec.budget,
+                            self.resources, self.source)
+        return _with_trials(spec)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    from pianoeval.config import deep_merge
+
+    return deep_merge(json.loads(json.dumps(a)), b)
+
+
+def _tier_override(tiers: list[str], candidate: CandidateSpec, name: str, where: str) -> dict[str, Any]:
+    """``data.tiers`` for a candidate: the stage's tiers that its input kind has (see ``tier_notes``)."""
+    model = (candidate.config.get("model") or {}).get("name")
+    if model is None:
+        return {"data.tiers": list(tiers)}
+    from pianoeval.train.data import supported_tiers
+
+    usable = [t for t in tiers if t in supported_tiers(model)]
+    return {"data.tiers": usable or ["T1"]}
+
+
+def tier_notes(staged: "StagedSpec", stage: str, names: list[str]) -> list[str]:
+    """One line per candidate that trains on fewer tiers than the stage lists."""
+    notes = []
+    for name in names:
+        wanted = staged.stages[stage].tiers
+        used = _tier_override(wanted, staged.candidates[name], name, "")["data.tiers"]
+        if used != list(wanted):
+            notes.append(f"{name}: its input has no {', '.join(t for t in wanted if t not in used)}; trains on {', '.join(used)}")
+    return notes
+
+
+def is_staged(path: Path) -> bool:
+    return "stages" in load_yaml(path)
+
+
+def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSpec:
+    source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    raw = load_yaml(path)
+    config_overrides: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        head, _, rest = key.partition(".")
+        if head == "stages":  # --set stages.round1.budget.max_epochs=1
+            node = raw.setdefault("stages", {})
+            parts = rest.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        elif head in ("seeds", "metrics"):
+            raw[head] = value
+        elif head == "resources":
+            raw.setdefault("resources", {})[rest] = value
+        else:
+            config_overrides[key] = value
+    spec = validate(StagedFile, raw, source)
+    if not spec.stages:
+        raise ConfigError(f"{source}: stages: no stages")
+    names = list(spec.stages)
+    for i, (stage, entry) in enumerate(spec.stages.items()):
+        if not entry.folds:
+            raise ConfigError(f"{source}: stages.{stage}.folds: the list is empty; give at least one fold (0-3)")
+        if isinstance(entry.candidates, dict):
+            parent = entry.candidates.get("survivors_of")
+            if set(entry.candidates) != {"survivors_of"} or parent not in names[:i]:
+                raise ConfigError(f"{source}: stages.{stage}.candidates: survivors_of must name an earlier stage "
+                                  f"({', '.join(names[:i]) or 'none before it'})")
+        elif isinstance(entry.candidates, list):
+            unknown = [c for c in entry.candidates if c not in spec.candidates]
+            if unknown:
+                raise ConfigError(f"{source}: stages.{stage}.candidates: {unknown[0]!r} is not a candidate")
+        elif entry.candidates != "all":
+            raise ConfigError(f"{source}: stages.{stage}.candidates: 'all', a list, or {{survivors_of: <stage>}}")
+    staged = StagedSpec(path.stem, path, source, spec.description, spec.base, spec.candidates, spec.stages,
+                        tuple(spec.seeds), tuple(spec.metrics), spec.resources, config_overrides)
+    for name in spec.candidates:  # validate every candidate once, in the first stage's settings
+        staged.stage_spec(names[0], [name])
+    return staged
+
+
+def _state_path(run_dir: Path) -> Path:
+    return run_dir / "stages.json"
+
+
+def _load_state(run_dir: Path) -> dict:
+    path = _state_path(run_dir)
+    return json.loads(path.read_text()) if path.is_file() else {"stages": {}}
+
+
+def _save_state(run_dir: Path, state: dict) -> None:
+    atomic_write_text(_state_path(run_dir), json.dumps(state, indent=1))
+
+
+def _stage_candidates(staged: StagedSpec, stage: str, state: dict) -> list[str]:
+    chosen = staged.stages[stage].candidates
+    if chosen == "all":
+        return list(staged.candidates)
+    if isinstance(chosen, list):
+        return chosen
+    return state["stages"][chosen["survivors_of"]]["kept"]
+
+
+def decide(rule: RuleSpec | None, table: pd.DataFrame) -> Decision:
+    if rule is None:
+        return Decision(kept=list(dict.fromkeys(table["variant"])))
+    if rule.name == "within_track_gap":
+        return RULES[rule.name](table, rule.metric, rule.max_gap, monitor_mode(rule.metric))
+    return RULES[rule.name](table, rule.metric, rule.tiebreak, rule.veto_metric, rule.veto_max,
+                            monitor_mode(rule.metric))
+
+
+def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> dict:
+    """Run every stage in order (skipping finished ones); return the state."""
+    from dataclasses import replace
+
+    from pianoeval.ablation.compare import comparison_markdown, load_run
+    from pianoeval.ablation.runner import run_trial_set
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(run_dir)
+    for stage in staged.stages:
+        if state["stages"].get(stage, {}).get("status") == "done":
+            print_fn(f"[staged] {stage}: already done, kept {', '.join(state['stages'][stage]['kept'])}")
+            continue
+        names = _stage_candidates(staged, stage, state)
+        if not names:
+            print_fn(f"[staged] {stage}: no candidates left; stopping")
+            break
+        spec = staged.stage_spec(stage, names)
+        stage_dir = run_dir / stage
+        stage_options = replace(options, resume=(stage_dir / "tuner.pkl").is_file())
+        print_fn(f"[staged] {stage}: {len(spec.trials)} runs of {', '.join(names)}"
+                 + (" (resuming)" if stage_options.resume else ""))
+        for note in tier_notes(staged, stage, names):
+            print_fn(f"[staged] {stage}: {note}")
+        state["stages"][stage] = {"status": "running", "candidates": names}
+        _save_state(run_dir, state)
+        frame = run_trial_set(spec, stage_dir, stage_options)
+        frame["track"] = frame["variant"].map(lambda v: staged.candidates[v].track)
+        frame.to_parquet(stage_dir / "trials.parquet", index=False)
+        run = load_run(stage_dir)
+        atomic_write_text(stage_dir / "comparison.md", comparison_markdown(run, spec.description))
+        decision = decide(staged.stages[stage].rule, frame)
+        rule = staged.stages[stage].rule
+        state["stages"][stage] = {"status": "done", "candidates": names, "kept": decision.kept,
+                                  "dropped": decision.dropped, "winners": decision.winners,
+                                  "rule": rule.model_dump() if rule else None}
+        _save_state(run_dir, state)
+        for line in decision.lines():
+            print_fn(f"[staged] {stage}: {line}")
+        print_fn(f"[staged] {stage} done")
+    atomic_write_text(run_dir / "elimination.md", elimination_markdown(staged, run_dir, state))
+    return state
+
+
+def elimination_markdown(staged: StagedSpec, run_dir: Path, state: dict) -> str:
+    lines = [f"# Staged elimination `{staged.name}`: {run_dir.name}", "", staged.description, ""]
+    for stage, entry in staged.stages.items():
+        done = state["stages"].get(stage, {})
+        rule = entry.rule
+        lines += [f"## {stage}", "",
+                  f"Folds {entry.folds}, budget {entry.budget.max_epochs} epochs"
+                  + (f" with ASHA (grace {entry.budget.asha_grace_period})" if entry.budget.asha_grace_period else "")
+                  + (f", early stopping {entry.budget.early_stopping_patience}" if entry.budget.early_stopping_patience else "")
+                  + f", tiers {', '.join(entry.tiers)}; rule: "
+                  + (f"{rule.name} on {rule.metric}" if rule else "none"), ""]
+        if not done:
+            lines += ["Not run yet.", ""]
+            continue
+        lines += [f"- candidates: {', '.join(done['candidates'])}", f"- kept: {', '.join(done.get('kept', []))}"]
+        lines += [f"- dropped `{v}`: {why}" for v, why in done.get("dropped", {}).items()]
+        lines += [f"- winner of track {t}: `{v}`" for t, v in done.get("winners", {}).items()]
+        lines += ["", f"Tables: `{stage}/comparison.md`, `{stage}/trials.parquet`.", ""]
+    return "\n".join(lines)
+
+
+def main_staged(path: Path, args) -> int:
+    from pianoeval.ablation.runner import AblationOptions
+    from pianoeval.config import parse_set
+
+    staged = load_staged(path, parse_set(args.set or []))
+    if args.dry_run:
+        for stage in staged.stages:
+            names = list(staged.candidates) if staged.stages[stage].candidates == "all" else \
+                (staged.stages[stage].candidates if isinstance(staged.stages[stage].candidates, list) else
+                 [f"<survivors of {staged.stages[stage].candidates['survivors_of']}>"])
+            print(f"{stage}: {', '.join(names)} x folds {staged.stages[stage].folds}, "
+                  f"{staged.stages[stage].budget.max_epochs} epochs, tiers {staged.stages[stage].tiers}, "
+                  f"rule {staged.stages[stage].rule.name if staged.stages[stage].rule else 'none'}")
+        return 0
+    from pianoeval.paths import results_root
+
+    root = Path(args.storage).resolve() if args.storage else results_root()
+    base = root / "ablations" / staged.name
+    if args.resume:
+        runs = sorted(p.name for p in base.glob("*") if (p / "stages.json").is_file()) if base.is_dir() else []
+        run_id = args.run_id or (runs[-1] if runs else None)
+        if run_id is None:
+            raise ConfigError(f"--resume: no earlier run of {staged.name} under {base}")
+    else:
+        from datetime import datetime
+
+        run_id = args.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = base / run_id
+    options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
+                              max_concurrent=args.max_concurrent)
+    print(f"[staged] {staged.name} -> {run_dir}")
+    state = run_staged(staged, run_dir, options)
+    winners = {t: v for s in state["stages"].values() for t, v in s.get("winners", {}).items()}
+    print(f"[staged] winners: {winners or 'none yet'}; summary: {run_dir / 'elimination.md'}")
+    return 0

@@ -1,0 +1,29 @@
+"""Run an ablation: variants x folds x seeds on the sweep engine, then paired comparison tables.
+
+    python runners/ablate.py han_incremental --dry-run
+    python runners/ablate.py han_incremental --set budget.max_epochs=1 --set folds=[0] --set seeds=[0]
+    python runners/ablate.py han_zeroed --only han_total_cat_zero_beat_eval
+    python runners/ablate.py staged_elimination            # all stages; --resume continues where it stopped
+"""
+
+import argparse
+import sys
+
+from pianoeval.ablation.cli import main
+from pianoeval.cli import run_cli
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="an ablations/<name>.yaml name (or a path to a spec file)")
+    p.add_argument("--dry-run", action="store_true", help="print the trial set and its estimated cost; run nothing")
+    p.add_argument("--no-estimate", action="store_true", help="with --dry-run: skip the timed cost estimate")
+    p.add_argument("--resume", action="store_true", help="continue the latest (or --run-id) run")
+    p.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    p.add_argument("--address", help="connect to a Ray cluster (auto, ray://host:10001); default: a local one")
+    p.add_argument("--storage", help="results root (default results/)")
+    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--max-concurrent", type=int, help="runs at once (default: as resources allow)")
+    p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (and the baseline)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override: folds=[0], seeds=[0], budget.max_epochs=1, data.max_train_segments=100 ...")
+    sys.exit(run_cli(lambda: main(p.parse_args())))

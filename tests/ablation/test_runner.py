@@ -1,0 +1,94 @@
+"""Ablations for real on the bundled data (tiny models, 1 epoch, fold 0)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pianoeval.ablation import load_ablation, load_run
+from pianoeval.ablation.cli import main
+from pianoeval.paths import REPO_ROOT
+
+TINY = ["budget.max_epochs=1", "folds=[0]", "seeds=[0]", "data.max_train_segments=40", "model.hidden_size=16",
+        "data.eval_batch_size=64"]
+
+
+def _args(name, storage, **extra):
+    import argparse
+
+    defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="test", address=None,
+                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY))
+    return argparse.Namespace(**{**defaults, **extra})
+
+
+def test_han_incremental_runs_every_variant_and_compares_them(ray_session, tmp_path):
+    assert main(_args("han_incremental", tmp_path)) == 0
+    run_dir = tmp_path / "ablations" / "han_incremental" / "test"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    variants = ["bilstm_baseline", "note_sa", "note_voice", "note_beat", "note_voice_beat", "han", "flat_bilstm_7"]
+    assert sorted(trials["variant"]) == sorted(variants) and (trials["status"] == "completed").all()
+    assert trials["test/r2"].notna().all() and trials["test/r2/timbre_soft_to_loud"].notna().all()
+    comparison = (run_dir / "comparison.md").read_text()
+    for variant in variants:
+        assert f"| {variant} |" in comparison or f"| **{variant}** |" in comparison, variant
+    assert "Paired deltas vs `bilstm_baseline`" in comparison or "vs bilstm_baseline" in comparison
+    run = load_run(run_dir)
+    deltas = run.deltas("test/r2")
+    assert set(deltas["variant"]) == set(variants) - {"bilstm_baseline"}
+    assert list(run.per_dimension("test/r2").columns)[:2] == ["timing_stable_to_unstable", "articulation_short_to_long"]
+
+
+def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tmp_path):
+    only = ["zero_beat_eval", "zero_beat_train"]
+    assert main(_args("han_zeroed", tmp_path, only=only)) == 0
+    run = load_run(tmp_path / "ablations" / "han_zeroed" / "test")
+    rows = run.trials.set_index("variant")
+    assert set(rows.index) == {"han_total_cat", "zero_beat_train", "zero_beat_eval"}
+    assert rows.loc["zero_beat_eval", "eval_only"] and rows.loc["zero_beat_eval", "source_variant"] == "han_total_cat"
+    assert rows.loc["zero_beat_eval", "epochs_run"] == 0
+    # same weights, beat block removed at evaluation: the predictions change
+    assert rows.loc["zero_beat_eval", "test/r2"] != rows.loc["han_total_cat", "test/r2"]
+    assert Path(rows.loc["zero_beat_eval", "trial_dir"]) == Path(rows.loc["han_total_cat", "trial_dir"]) / "run"
+
+
+STAGED = ["stages.round1.budget.max_epochs=1", "stages.round1.budget.asha_grace_period=1",
+          "stages.round2.budget.max_epochs=1", "stages.round2.folds=[0,1]", "seeds=[0]",
+          "data.max_train_segments=40", "model.hidden_size=16", "data.eval_batch_size=64"]
+
+
+def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(REPO_ROOT / "runners" / "ablate.py"), "staged_elimination", "--storage", str(tmp_path),
+           "--run-id", "killed"] + [arg for item in STAGED for arg in ("--set", item)]
+    log = tmp_path / "first.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            deadline = time.time() + 900
+            while "[staged] round1 done" not in log.read_text():
+                assert driver.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+                time.sleep(1)
+        finally:
+            os.killpg(driver.pid, signal.SIGKILL)  # killed as round 2 starts
+            driver.wait()
+    run_dir = tmp_path / "ablations" / "staged_elimination" / "killed"
+    round1 = (run_dir / "round1" / "trials.parquet").read_bytes()
+    round1_trials = sorted(p.name for p in (run_dir / "round1").glob("trial_*"))
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "[staged] round1: already done" in resumed.stdout
+    assert (run_dir / "round1" / "trials.parquet").read_bytes() == round1  # round 1 not rerun
+    assert sorted(p.name for p in (run_dir / "round1").glob("trial_*")) == round1_trials
+    state = json.loads((run_dir / "stages.json").read_text())
+    assert state["stages"]["round1"]["status"] == "done" and state["stages"]["round2"]["status"] == "done"
+    assert set(state["stages"]["round2"]["candidates"]) == set(state["stages"]["round1"]["kept"])
+    assert list(state["stages"]["round2"]["winners"]) == ["symbolic"]
+    round2 = pd.read_parquet(run_dir / "round2" / "trials.parquet")
+    assert set(round2["fold"]) == {0, 1}
+    assert "winner of track symbolic" in (run_dir / "elimination.md").read_text()

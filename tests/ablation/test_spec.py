@@ -1,0 +1,99 @@
+"""Ablation specs: shipped files, trial sets, and bad input (one line, exit code 2, nothing started)."""
+
+import argparse
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pianoeval.ablation import available_ablations, load_ablation
+from pianoeval.ablation.staged import is_staged, load_staged
+from pianoeval.cli import run_cli
+from pianoeval.paths import REPO_ROOT
+
+
+def test_shipped_ablations_load_and_pair_folds_and_seeds():
+    assert {"han_incremental", "han_zeroed", "attention_temperature", "staged_elimination"} <= set(available_ablations())
+    spec = load_ablation("han_incremental")
+    assert list(spec.variants) == ["bilstm_baseline", "note_sa", "note_voice", "note_beat", "note_voice_beat", "han",
+                                   "flat_bilstm_7"]
+    assert len(spec.trials) == 7 * 4 * 1
+    assert spec.variants["bilstm_baseline"].data.feature_set == "perf_only"
+    assert spec.variants["han"].train.max_epochs == 100 and spec.variants["han"].train.early_stopping_patience == 20
+    zeroed = load_ablation("han_zeroed")
+    source, config = zeroed.eval_only["zero_beat_eval"]
+    assert source == "han_total_cat" and config.model["zero_mode"] == "eval_only"
+    staged = load_staged(REPO_ROOT / "ablations" / "staged_elimination.yaml")
+    assert list(staged.stages) == ["round1", "round2"]
+
+
+def test_set_overrides_every_variant():
+    spec = load_ablation("han_incremental", {"folds": [0], "seeds": [0], "budget.max_epochs": 1, "model.hidden_size": 16})
+    assert len(spec.trials) == 7 and all(t.config.model["hidden_size"] == 16 for t in spec.trials)
+    assert all(t.config.train.max_epochs == 1 and t.seed == 0 for t in spec.trials)
+
+
+def _args(name, **extra):
+    defaults = dict(name=str(name), dry_run=True, no_estimate=True, resume=False, run_id=None, address=None,
+                    storage=None, num_cpus=None, max_concurrent=None, only=None, set=None)
+    return argparse.Namespace(**{**defaults, **extra})
+
+
+GOOD = """
+base: {model: {name: note_sa}, data: {split: performer}}
+variants:
+  note_sa: {}
+  note_voice: {model: {name: note_voice}}
+baseline: note_sa
+folds: [0]
+seeds: [0]
+eval_only:
+  probe: {source: note_voice, overrides: {train: {lr: 1.0e-3}}}
+"""
+BAD = {
+    "unknown_key_in_variant": (GOOD.replace("note_voice: {model: {name: note_voice}}",
+                                            "note_voice: {model: {name: note_voice, hidden: 3}}"),
+                               "variants.note_voice: model.hidden: unknown key"),
+    "baseline_not_a_variant": (GOOD.replace("baseline: note_sa", "baseline: han"),
+                               "baseline: 'han' is not a variant (variants: note_sa, note_voice)"),
+    "empty_folds": (GOOD.replace("folds: [0]", "folds: []"), "folds: the list is empty"),
+    "eval_only_missing_source": (GOOD.replace("source: note_voice", "source: han_total_cat"),
+                                 "eval_only.probe.source: 'han_total_cat' is not a trained variant"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_spec_is_a_one_line_error_exit_2_nothing_started(case, tmp_path, monkeypatch, capsys):
+    from pianoeval.ablation.cli import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(BAD[case][0]))
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
+    assert run_cli(lambda: main(_args(path, dry_run=False))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and BAD[case][1] in err[0], err
+    assert not (tmp_path / "results").exists()
+
+
+def test_runner_exits_2_and_dry_run_prints_the_trial_table(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(BAD["baseline_not_a_variant"][0]))
+    bad = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "ablate.py"), str(path)], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "baseline" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    dry = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "ablate.py"), "han_incremental", "--dry-run",
+                          "--no-estimate"], capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[0].split()[:4] == ["variant", "model", "fold", "seed"]
+    assert sum(line.startswith("note_voice_beat ") for line in lines) == 4
+    assert "28 runs (28 trained, 0 eval-only) over 7 variants x 4 folds x 1 seeds" in dry.stdout
+
+
+def test_dry_run_estimates_the_cost_from_a_timed_step(capsys):
+    from pianoeval.ablation.cli import main
+
+    assert main(_args("attention_temperature", no_estimate=False, set=["folds=[0]", "model.hidden_size=16"])) == 0
+    out = capsys.readouterr().out
+    assert "estimated cost:" in out and "CPU-hours" in out
