@@ -1,0 +1,155 @@
+"""Finding and reading run directories: which kind a folder is, and each trial's epoch history.
+
+A run directory is one of:
+
+* a **sweep** (``results/sweeps/<space>/<run-id>/``): ``sweep.yaml`` + ``trials.parquet``;
+* an **ablation** (``results/ablations/<name>/<run-id>/``): ``ablation.yaml`` + ``trials.parquet``;
+* a **staged elimination** (``results/ablations/staged_elimination/<run-id>/``): ``stages.json``
+  and one ablation run directory per stage.
+
+Per-epoch histories come from two files in a trial's folder: Ray Tune's
+``progress.csv`` (every trial, pruned ones included; ``epoch`` counts from 1, as does
+``training_iteration`` in runs made before ``epoch`` was reported) and the trainer's
+``run/history.csv`` (``epoch`` counts from 1 too). Both are returned with one ``epoch``
+column counting from 1, the way the plots label it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pianoeval.errors import ConfigError
+from pianoeval.paths import REPO_ROOT, results_root
+
+def run_kind(run_dir: str | Path) -> str:
+    """``"sweep"``, ``"ablation"`` or ``"staged"``; a ConfigError naming the fix otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such directory (give a run folder such as "
+                          "results/sweeps/<space>/<run-id> or results/ablations/<name>/<run-id>)")
+    if (run_dir / "stages.json").is_file():
+        return "staged"
+    for kind, spec, runner in (("sweep", "sweep.yaml", "python runners/sweep.py --space {name} --resume "
+                                                       "--run-id {run}"),
+                               ("ablation", "ablation.yaml", "python runners/ablate.py {name} --resume "
+                                                             "--run-id {run}")):
+        if (run_dir / spec).is_file():
+            if not (run_dir / "trials.parquet").is_file():
+                run = run_dir.parent if (run_dir.parent / "stages.json").is_file() else run_dir  # a stage's folder
+                fix = runner.format(name=run.parent.name, run=run.name)
+                raise ConfigError(f"{run_dir}: trials.parquet: missing, the {kind} has not finished "
+                                  f"(finish it with `{fix}`, then report)")
+            return kind
+    raise ConfigError(f"{run_dir}: not a sweep or ablation run (expected sweep.yaml or ablation.yaml with "
+                      "trials.parquet, or stages.json)")
+
+
+def latest_run(kind: str) -> Path:
+    """The newest finished run of ``kind`` (``"sweep"`` or ``"ablation"``) under results/."""
+    folder = results_root() / ("sweeps" if kind == "sweep" else "ablations")
+    marker = "sweep.yaml" if kind == "sweep" else "ablation.yaml"
+    runs = [p.parent for p in folder.glob(f"*/*/{marker}") if (p.parent / "trials.parquet").is_file()]
+    if kind != "sweep":
+        runs += [p.parent for p in folder.glob("*/*/stages.json")]
+    if not runs:
+        raise ConfigError(f"{folder}: no finished {kind} run yet (run one, or set run_dir to a run folder)")
+    return max(runs, key=lambda p: (p / ("stages.json" if (p / "stages.json").is_file() else
+                                         "trials.parquet")).stat().st_mtime)
+
+
+def find_run(run_dir: str | Path | None, kind: str) -> Path:
+    """The run folder a notebook or script was given: ``None`` means the newest finished
+    run of ``kind``; a relative path is tried from the working directory, then from the
+    repository root (a notebook runs in ``results/notebooks/``)."""
+    if run_dir is None or str(run_dir) == "":
+        return latest_run(kind)
+    path = Path(run_dir).expanduser()
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    run_kind(path)  # a clear error now rather than a KeyError later
+    return path
+
+
+def trial_folder(trial_dir: str | None, run_dir: Path) -> Path | None:
+    """A trial's folder as recorded, or beside ``run_dir`` when the run was moved or copied.
+
+    ``trials.parquet`` records absolute paths; a run synced from a cluster keeps its
+    layout but not its location, so the folder's own name is looked up in ``run_dir``."""
+    if not trial_dir:
+        return None
+    recorded = Path(trial_dir)
+    if recorded.is_dir():
+        return recorded
+    for parent in (run_dir, run_dir / recorded.parent.name):  # eval-only rows point at <trial>/run
+        moved = parent / recorded.name
+        if moved.is_dir():
+            return moved
+    return None
+
+
+def read_history(trial_dir: Path | None, prefer: str = "history") -> tuple[pd.DataFrame | None, str]:
+    """One trial's per-epoch numeric scalars with an ``epoch`` column from 1, and which file they came from.
+
+    ``prefer="history"`` reads ``run/history.csv`` first (the trainer's own record), then
+    ``progress.csv``; ``prefer="progress"`` the other way round. Returns ``(None, why)``
+    when neither file is there or readable. A resumed trial repeats the epochs after its
+    last checkpoint in ``progress.csv``; the last report of each epoch is kept."""
+    if trial_dir is None:
+        return None, "no trial folder recorded"
+    base = trial_dir.parent if trial_dir.name == "run" else trial_dir
+    files = {"history": base / "run" / "history.csv", "progress": base / "progress.csv"}
+    order = ["history", "progress"] if prefer == "history" else ["progress", "history"]
+    tried = []
+    for name in order:
+        path = files[name]
+        if not path.is_file():
+            tried.append(f"{path.name}: missing")
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            tried.append(f"{path}: unreadable ({type(err).__name__})")
+            continue
+        if name == "history":
+            epoch = frame["epoch"] if "epoch" in frame else None
+        else:
+            # Tune counts reports, not epochs: an ablation trial's extra final report (final_eval = 1,
+            # the best checkpoint's metrics) is no epoch. Our reports carry the epoch themselves.
+            if "final_eval" in frame:
+                frame = frame[frame["final_eval"].fillna(0) != 1]
+            epoch = frame["epoch"] if "epoch" in frame else frame.get("training_iteration")
+        if epoch is None or epoch.isna().all() or frame.empty:
+            tried.append(f"{path}: no epochs")
+            continue
+        # numbers only, in one consolidated block (read_csv gives one block per column)
+        frame = frame.select_dtypes("number").assign(epoch=epoch).dropna(subset=["epoch"]).copy()
+        frame["epoch"] = frame["epoch"].astype(int)
+        frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+        return frame, str(path.relative_to(base.parent))
+    return None, "; ".join(tried)
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10,
+                 print_fn=print) -> Path:
+    """Write ``report.md`` and ``figures/*.png`` for any run directory; return the report's path.
+
+    ``out_dir`` defaults to ``run_dir``. Trials whose history cannot be read are left out
+    of the learning curves, each with one warning line (and a note in the report)."""
+    from pianoeval.report.ablation import ablation_report
+    from pianoeval.report.staged import staged_report
+    from pianoeval.report.sweep import sweep_report
+
+    run_dir = Path(run_dir)
+    kind = run_kind(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    if kind == "sweep":
+        path, notes = sweep_report(run_dir, out_dir, top_k=top_k)
+    elif kind == "ablation":
+        path, notes = ablation_report(run_dir, out_dir)
+    else:
+        path, notes = staged_report(run_dir, out_dir)
+    for note in notes:
+        print_fn(f"[report] warning: {note}")
+    return path

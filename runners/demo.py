@@ -1,0 +1,13 @@
+"""The demo behind `make demo`: a real short sweep on the bundled PercePiano data.
+
+Runs the `smoke` search space (a tiny HAN-family model on real segments, ASHA over 3 epochs),
+then prints the best config, the results folder and how to open the report.
+"""
+
+import sys
+
+from pianoeval.cli import run_cli
+from pianoeval.demo import main
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,32 @@
+"""Write a report of a sweep or ablation run: report.md with PNG figures.
+
+    python runners/report.py results/sweeps/smoke/20261122-042832
+    python runners/report.py results/ablations/han_incremental/20261122-044118
+    python runners/report.py results/ablations/staged_elimination/20261122-050000 --out /tmp/report
+
+The kind of run is read from the folder (sweep.yaml, ablation.yaml or stages.json); see docs/reports.md.
+"""
+
+import argparse
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+from pianoeval.cli import run_cli  # noqa: E402
+from pianoeval.report import write_report  # noqa: E402
+
+
+def main(args) -> int:
+    path = write_report(args.run_dir, args.out, top_k=args.top_k)
+    print(f"[report] {path} (figures in {path.parent / 'figures'})")
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", help="a run folder: results/sweeps/<space>/<run-id> or results/ablations/<name>/<run-id>")
+    p.add_argument("--out", help="write report.md and figures/ here instead of into the run folder")
+    p.add_argument("--top-k", type=int, default=10, help="sweeps: how many trials the top table lists (default 10)")
+    sys.exit(run_cli(lambda: main(p.parse_args())))
