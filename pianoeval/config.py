@@ -182,3 +182,21 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     return value
+
+
+def spec_names(folder: Path) -> list[str]:
+    """The names of the YAML specs in ``folder`` (search spaces, ablations)."""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+
+
+def find_spec(name_or_path: str | Path, folder: Path, what: str, prefix: str = "") -> Path:
+    """A spec file: a path to a YAML file, or a name in ``folder``; an unknown name is a
+    ConfigError listing the available ones (``what``: "search space", "ablation")."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = Path(folder) / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(f"{prefix}{name_or_path}: no such {what} (available: {', '.join(spec_names(folder))}; "
+                          f"files live in {Path(folder).name}/)")
+    return candidate

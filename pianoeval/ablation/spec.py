@@ -33,7 +33,7 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import StrictModel, deep_merge, flatten, load_yaml, validate
+from pianoeval.config import StrictModel, deep_merge, find_spec, flatten, load_yaml, spec_names, validate
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT, results_root
@@ -132,18 +132,11 @@ class AblationSpec:
 
 
 def available_ablations() -> list[str]:
-    return sorted(p.stem for p in ABLATIONS_DIR.glob("*.yaml"))
+    return spec_names(ABLATIONS_DIR)
 
 
 def _ablation_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    candidate = ABLATIONS_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        raise ConfigError(f"{name_or_path}: no such ablation (available: {', '.join(available_ablations())}; "
-                          f"files live in ablations/)")
-    return candidate
+    return find_spec(name_or_path, ABLATIONS_DIR, "ablation")
 
 
 def _resolve_base(base: dict[str, Any], source: str) -> dict[str, Any]:

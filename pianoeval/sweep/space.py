@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from pianoeval.config import StrictModel, deep_merge, load_yaml, validate
+from pianoeval.config import StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT
@@ -259,20 +259,11 @@ class SearchSpace:
 
 
 def available_spaces() -> list[str]:
-    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+    return spec_names(SPACES_DIR)
 
 
 def _space_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path
-    candidate = SPACES_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        raise ConfigError(
-            f"--space {name_or_path}: no such search space (available: {', '.join(available_spaces())}; "
-            f"files live in {SPACES_DIR.relative_to(REPO_ROOT)}/)"
-        )
-    return candidate
+    return find_spec(name_or_path, SPACES_DIR, "search space", prefix="--space ")
 
 
 def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
