@@ -16,6 +16,8 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--space", required=True, help="a search_spaces/<name>.yaml name (or a path to a space file)")
     p.add_argument("--num-samples", type=int, help="trials to sample (default: the space's budget.num_samples)")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retries of a crashed trial from its last checkpoint (default 2; 0: a failure is final)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     p.add_argument("--address", help="connect to a Ray cluster (auto, ray://host:10001); default: start a local one")
     p.add_argument("--storage", help="results root: a folder (default results/) or a pyarrow URI (s3://, gs://)")

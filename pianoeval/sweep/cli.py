@@ -35,7 +35,8 @@ def main(args) -> int:
     if args.dry_run:
         print(describe(space, num_samples))
         return 0
-    options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent, address=args.address,
+    options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
+                           max_failures=args.max_failures, address=args.address,
                            storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,
                            dashboard_host=args.dashboard_host, num_cpus=args.num_cpus)
     result = run_sweep(space, options)

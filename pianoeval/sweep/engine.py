@@ -55,6 +55,7 @@ def trial_dirname(trial) -> str:
 class SweepOptions:
     num_samples: int | None = None  # None: the space's budget.num_samples
     max_concurrent: int | None = None  # None: as many as the resources allow
+    max_failures: int = MAX_FAILURES  # retries of a crashed trial from its last checkpoint
     address: str | None = None  # None: start (or reuse) a local Ray
     storage: str | None = None  # None: results/ ; a path or a pyarrow filesystem URI
     resume: bool = False
@@ -262,7 +263,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
                                         trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
                 name=run_id, storage_path=space_root, verbose=0, callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
