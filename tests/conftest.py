@@ -39,3 +39,20 @@ def ray_session():
                  runtime_env={"env_vars": {k: os.environ[k] for k in _QUIET_ENV}})
     yield ray
     ray.shutdown()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "asap: needs the ASAP dataset (PIANOEVAL_ASAP, or ../shared/data/asap)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """ASAP (CC BY-NC-SA) is not bundled: without it, its tests are skipped, saying why."""
+    from pianoeval.paths import asap_root
+
+    if asap_root(required=False) is not None:
+        return
+    skip = pytest.mark.skip(reason="ASAP not found: set PIANOEVAL_ASAP=/path/to/asap-dataset "
+                                   "(https://github.com/fosfrancesco/asap-dataset; not bundled, CC BY-NC-SA)")
+    for item in items:
+        if "asap" in item.keywords:
+            item.add_marker(skip)

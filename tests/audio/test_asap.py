@@ -1,8 +1,10 @@
 """ASAP cross-performer windows from the real metadata and beat annotations."""
 
+import pytest
 from pianoeval.audio.asap import ASAP_GROUP_OFFSET, asap_windows, split_by_piece
 
 
+@pytest.mark.asap
 def test_windows_are_same_passages_of_several_performers(percepiano):
     windows = asap_windows(window_seconds=4.0, windows_per_performance=2, max_pieces=5)
     assert len({w.piece for w in windows}) == 5

@@ -9,6 +9,7 @@ from pianoeval.audio.checkpoint import load_backbone
 from pianoeval.audio.pretrain import SSLConfig, pretrain_backbone
 
 
+@pytest.mark.asap
 def test_pretraining_saves_a_reusable_backbone_with_its_record(tmp_path):
     spec = BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8)
     config = SSLConfig(window_seconds=2.0, windows_per_performance=1, max_pieces=4, held_out_fraction=0.25,

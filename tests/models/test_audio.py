@@ -59,6 +59,7 @@ def test_a1_lora_trains_with_ranking_and_reports_its_trainable_share(backbone, t
     assert any("lora_A" in k for k in state) and not any(k.startswith("encoder.backbone.conv.") for k in state)
 
 
+@pytest.mark.asap
 def test_a2_runs_stage_1_once_then_starts_stage_2_from_it(backbone, tmp_path, capsys):
     config = tiny("a2_staged", backbone, audio=ASAP, stage1_steps=2, stage1_passages_per_batch=2,
                   train={"lambda_contrastive": 0.1, "lambda_invariance": 0.1}, tiers=["T1", "T3", "T4"])

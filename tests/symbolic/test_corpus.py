@@ -17,6 +17,7 @@ def test_windows_cover_eight_bars_each_and_keep_a_long_remainder():
     assert windows_at_downbeats([0.0, 1.0, 2.0]) == [(0.0, None)]  # a short piece is one window
 
 
+@pytest.mark.asap
 def test_asap_windows_of_one_fugue_share_music_keys_across_performers():
     items, skipped = asap_items(folders=[FUGUE], warn=lambda m: None)
     performers = {i.performer for i in items}

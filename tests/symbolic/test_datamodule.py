@@ -33,6 +33,7 @@ def test_each_input_kind_yields_its_batch_type_on_the_real_fold(name, batch_type
         assert torch.equal(torch.bincount(batch.node_item), batch.num_nodes)
 
 
+@pytest.mark.asap
 def test_cross_performer_windows_join_training_batches_unlabelled():
     module = _module("s3_continuous", cross_performer_items=16)
     groups = module.train_set.group

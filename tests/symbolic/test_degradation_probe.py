@@ -1,11 +1,13 @@
 """The degradation probe runs end to end on real ASAP windows and PercePiano segments."""
 
+import pytest
 import numpy as np
 
 from pianoeval.data.degradation import TIERS
 from pianoeval.symbolic.degradation_probe import run_probe
 
 
+@pytest.mark.asap
 def test_probe_trains_on_tiers_and_reports_rankings_and_label_correlations():
     result = run_probe("s2_gnn", {"hidden_size": 16, "num_heads": 4, "num_layers": 1}, train_windows=12,
                        test_windows=6, epochs=1, batch_size=8, log=lambda m: None)

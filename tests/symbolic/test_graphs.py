@@ -18,6 +18,7 @@ def _pairs(edges):
     return set(map(tuple, edges.tolist()))
 
 
+@pytest.mark.asap
 def test_voices_never_share_a_chord_and_stay_within_the_limit(fugue):
     groups = graphs.onset_groups(fugue.onset)
     voice = graphs.assign_voices(fugue, groups)
@@ -28,6 +29,7 @@ def test_voices_never_share_a_chord_and_stay_within_the_limit(fugue):
     assert len(np.unique(voice)) >= 3  # a fugue exposition separates into several voices
 
 
+@pytest.mark.asap
 def test_edge_sets_mean_what_they_say(fugue):
     out = graphs.represent(fugue)
     onset, duration = out["nodes"][:, 0].astype(float), out["nodes"][:, 1].astype(float)

@@ -17,6 +17,7 @@ TINY = {"hidden_size": 16, "num_heads": 4, "num_layers": 1}
 MODELS = {"s1": "s1_remi", "s2": "s2_gnn", "s2h": "s2h_hetero", "s3": "s3_continuous"}
 
 
+@pytest.mark.asap
 @pytest.mark.parametrize("encoder", ["s1", "s2", "s2h", "s3"])
 def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkeypatch):
     monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path))
