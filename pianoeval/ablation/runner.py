@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,13 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
                               for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
     results = train_trials(spec, trained, run_dir, options)
+    if trained and options.resume and len(results) == 0:
+        # killed after Tune saved the experiment but before any trial was registered:
+        # nothing to restore, so the trial set starts afresh (no finished trial exists)
+        options.print_fn(f"[ablate] {run_dir.name}: the saved state has no trials; starting the trial set afresh")
+        for stale in ("tuner.pkl",):
+            (run_dir / stale).unlink(missing_ok=True)
+        results = train_trials(spec, trained, run_dir, replace(options, resume=False))
     rows = collect_trained(results, {t.key: t for t in trained}, spec)
     rows += evaluate_eval_only(spec, evaluated, rows, options.print_fn)
     order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only])}  # the spec's order
