@@ -31,3 +31,25 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_parquet(df, path: Path) -> None:
     """Write a pandas DataFrame to parquet atomically."""
     atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def latest_run(folder: Path, marker: str) -> str | None:
+    """The newest run folder in ``folder`` (run ids sort by time), recognised by its ``marker`` file."""
+    folder = Path(folder)
+    runs = sorted(p.name for p in folder.iterdir() if (p / marker).is_file()) if folder.is_dir() else []
+    return runs[-1] if runs else None
+
+
+def run_id_for(folder: Path, resume: bool, run_id: str | None, marker: str, what: str) -> str:
+    """The run id: the given one; with ``resume``, else the latest run in ``folder``;
+    otherwise a new timestamp. A resume with no earlier run is a ConfigError."""
+    if resume:
+        run_id = run_id or latest_run(folder, marker)
+        if run_id is None:
+            from pianoeval.errors import ConfigError
+
+            raise ConfigError(f"--resume: no earlier run of {what} under {folder}")
+        return run_id
+    from datetime import datetime
+
+    return run_id or datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,7 @@ import pandas as pd
 
 from pianoeval.ablation.spec import AblationSpec, Trial
 from pianoeval.config import dump_yaml
-from pianoeval.errors import ConfigError
-from pianoeval.io import atomic_write_parquet
+from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.engine import MAX_FAILURES, SweepOptions, init_ray, trial_dirname, trial_resources
 
@@ -55,13 +53,7 @@ def run_dir_for(spec: AblationSpec, options: AblationOptions, stage: str | None 
 
     root = Path(options.storage).resolve() if options.storage else results_root()
     base = root / "ablations" / spec.name
-    if options.resume:
-        runs = sorted(p.name for p in base.glob("*") if (p / "ablation.yaml").is_file()) if base.is_dir() else []
-        run_id = options.run_id or (runs[-1] if runs else None)
-        if run_id is None:
-            raise ConfigError(f"--resume: no earlier run of ablation {spec.name!r} under {base}")
-    else:
-        run_id = options.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = run_id_for(base, options.resume, options.run_id, "ablation.yaml", f"ablation {spec.name!r}")
     run_dir = base / run_id
     return (run_dir / stage if stage else run_dir), run_id
 

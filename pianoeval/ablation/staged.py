@@ -42,8 +42,8 @@ from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
 from pianoeval.config import StrictModel, load_yaml, validate
 from pianoeval.errors import ConfigError
-from pianoeval.experiment import ExperimentConfig, monitor_mode
-from pianoeval.io import atomic_write_text
+from pianoeval.experiment import monitor_mode
+from pianoeval.io import atomic_write_text, run_id_for
 from pianoeval.paths import REPO_ROOT
 
 TIERS = ("T1", "T2", "T3", "T4")
@@ -318,15 +318,7 @@ def main_staged(path: Path, args) -> int:
 
     root = Path(args.storage).resolve() if args.storage else results_root()
     base = root / "ablations" / staged.name
-    if args.resume:
-        runs = sorted(p.name for p in base.glob("*") if (p / "stages.json").is_file()) if base.is_dir() else []
-        run_id = args.run_id or (runs[-1] if runs else None)
-        if run_id is None:
-            raise ConfigError(f"--resume: no earlier run of {staged.name} under {base}")
-    else:
-        from datetime import datetime
-
-        run_id = args.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = run_id_for(base, args.resume, args.run_id, "stages.json", staged.name)
     run_dir = base / run_id
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
                               max_concurrent=args.max_concurrent)

@@ -32,6 +32,7 @@ from typing import Any
 
 from pianoeval.config import dump_yaml, load_yaml
 from pianoeval.errors import ConfigError
+from pianoeval.io import latest_run
 from pianoeval.paths import results_root
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
@@ -109,10 +110,7 @@ def _is_local(path: str) -> bool:
 
 
 def _latest_run(space_root: str) -> str | None:
-    if not _is_local(space_root) or not Path(space_root).is_dir():
-        return None
-    runs = sorted(p.name for p in Path(space_root).iterdir() if (p / "sweep.yaml").is_file())
-    return runs[-1] if runs else None
+    return latest_run(Path(space_root), "sweep.yaml") if _is_local(space_root) else None
 
 
 def init_ray(options: SweepOptions) -> str | None:
