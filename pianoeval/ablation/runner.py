@@ -213,8 +213,7 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
         # killed after Tune saved the experiment but before any trial was registered:
         # nothing to restore, so the trial set starts afresh (no finished trial exists)
         options.print_fn(f"[ablate] {run_dir.name}: the saved state has no trials; starting the trial set afresh")
-        for stale in ("tuner.pkl",):
-            (run_dir / stale).unlink(missing_ok=True)
+        (run_dir / "tuner.pkl").unlink(missing_ok=True)
         results = train_trials(spec, trained, run_dir, replace(options, resume=False))
     rows = collect_trained(results, {t.key: t for t in trained}, spec)
     rows += evaluate_eval_only(spec, evaluated, rows, options.print_fn)

@@ -92,3 +92,28 @@ def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session,
     round2 = pd.read_parquet(run_dir / "round2" / "trials.parquet")
     assert set(round2["fold"]) == {0, 1}
     assert "winner of track symbolic" in (run_dir / "elimination.md").read_text()
+
+
+def test_a_resumed_trial_set_with_nothing_saved_starts_afresh(monkeypatch, tmp_path):
+    """Killed after Tune saved the experiment but before any trial was registered: the
+    restore yields no results, and the trial set must run from the start, not crash."""
+    from pianoeval.ablation import runner
+    from pianoeval.ablation.spec import load_ablation
+
+    spec = load_ablation("attention_temperature", {"folds": [0], "seeds": [7]})
+    calls = []
+
+    class Started(Exception):
+        pass
+
+    def fake_train_trials(spec, trials, run_dir, options):
+        calls.append(options.resume)
+        if options.resume:
+            return []  # what Tuner.restore gave back in the race
+        raise Started  # the fresh run began: enough for this test
+
+    monkeypatch.setattr(runner, "train_trials", fake_train_trials)
+    options = runner.AblationOptions(resume=True, print_fn=lambda line: None)
+    with pytest.raises(Started):
+        runner.run_trial_set(spec, tmp_path / "run", options)
+    assert calls == [True, False]
