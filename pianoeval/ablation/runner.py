@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,12 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     trainable = tune.with_resources(tune.with_parameters(run_ablation_trial, configs=configs, threads=threads),
                                     trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn))
     callbacks = [_progress_callback(len(trials), options.print_fn)]
+    param_space = {"trial": tune.grid_search([t.key for t in trials])}
     if options.resume and (run_dir / "tuner.pkl").is_file():
-        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False)
+        # tuner.pkl does not hold the param space: without it, a run killed before Tune
+        # saved its first experiment state restores as one trial with an empty config
+        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, param_space=param_space,
+                                   resume_unfinished=True, resume_errored=False)
     else:
         budget = spec.budget
         if budget.asha_grace_period:
@@ -113,7 +117,7 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
             scheduler = FIFOScheduler()
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search([t.key for t in trials])},
+            param_space=param_space,
             tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True,
                                         max_concurrent_trials=options.max_concurrent,
                                         trial_dirname_creator=trial_dirname),
@@ -208,14 +212,13 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
                    "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source}
                               for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
-    results = train_trials(spec, trained, run_dir, options)
-    if trained and options.resume and len(results) == 0:
-        # killed after Tune saved the experiment but before any trial was registered:
-        # nothing to restore, so the trial set starts afresh (no finished trial exists)
-        options.print_fn(f"[ablate] {run_dir.name}: the saved state has no trials; starting the trial set afresh")
-        (run_dir / "tuner.pkl").unlink(missing_ok=True)
-        results = train_trials(spec, trained, run_dir, replace(options, resume=False))
-    rows = collect_trained(results, {t.key: t for t in trained}, spec)
+    rows = collect_trained(train_trials(spec, trained, run_dir, options), {t.key: t for t in trained}, spec)
+    ran = {(r["variant"], r["fold"], r["seed"]) for r in rows}
+    for trial in trained:  # never expected; recorded rather than lost if Tune's state drops a trial
+        if (trial.variant, trial.fold, trial.seed) not in ran:
+            why = "missing from Ray Tune's results; rerun with --resume to train it"
+            options.print_fn(f"[ablate] {trial.key}: {why}")
+            rows.append(_row(trial, "error", why, {}, None, spec.resources, False))
     rows += evaluate_eval_only(spec, evaluated, rows, options.print_fn)
     order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only])}  # the spec's order
     frame = pd.DataFrame(rows)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -94,26 +95,19 @@ def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session,
     assert "winner of track symbolic" in (run_dir / "elimination.md").read_text()
 
 
-def test_a_resumed_trial_set_with_nothing_saved_starts_afresh(monkeypatch, tmp_path):
-    """Killed after Tune saved the experiment but before any trial was registered: the
-    restore yields no results, and the trial set must run from the start, not crash."""
+def test_a_trial_set_killed_before_tune_saved_any_state_restores_its_whole_grid(ray_session, monkeypatch, tmp_path):
+    """Killed between Tuner() writing tuner.pkl and the first experiment state: the
+    restore must know the trial grid (tuner.pkl does not keep it), not run one trial
+    with an empty config."""
+    from ray import tune
+
     from pianoeval.ablation import runner
-    from pianoeval.ablation.spec import load_ablation
 
     spec = load_ablation("attention_temperature", {"folds": [0], "seeds": [7]})
-    calls = []
-
-    class Started(Exception):
-        pass
-
-    def fake_train_trials(spec, trials, run_dir, options):
-        calls.append(options.resume)
-        if options.resume:
-            return []  # what Tuner.restore gave back in the race
-        raise Started  # the fresh run began: enough for this test
-
-    monkeypatch.setattr(runner, "train_trials", fake_train_trials)
-    options = runner.AblationOptions(resume=True, print_fn=lambda line: None)
-    with pytest.raises(Started):
-        runner.run_trial_set(spec, tmp_path / "run", options)
-    assert calls == [True, False]
+    monkeypatch.setattr(runner, "init_ray", lambda options: None)
+    monkeypatch.setattr(tune.Tuner, "fit", lambda self: self._local_tuner.param_space)  # "killed" here
+    options = runner.AblationOptions(print_fn=lambda line: None)
+    first = runner.train_trials(spec, list(spec.trials), tmp_path / "run", options)
+    assert (tmp_path / "run" / "tuner.pkl").is_file()
+    resumed = runner.train_trials(spec, list(spec.trials), tmp_path / "run", replace(options, resume=True))
+    assert resumed == first and len(first["trial"]["grid_search"]) == 3
