@@ -85,7 +85,8 @@ def _progress_callback(total: int, print_fn):
 
 
 def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options: AblationOptions):
-    """Run the trained trials with Ray Tune; returns the ResultGrid."""
+    """Run the trained trials with Ray Tune; returns the ResultGrid and the resources
+    the trials ran with (no GPU when the cluster has none, whatever the spec asked)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -95,8 +96,9 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus))
     configs = {t.key: t.config.to_dict() for t in trials}
     threads = max(1, int(spec.resources.cpu))
+    resources = trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn)
     trainable = tune.with_resources(tune.with_parameters(run_ablation_trial, configs=configs, threads=threads),
-                                    trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn))
+                                    resources)
     callbacks = [_progress_callback(len(trials), options.print_fn)]
     param_space = {"trial": tune.grid_search([t.key for t in trials])}
     if options.resume and (run_dir / "tuner.pkl").is_file():
@@ -126,7 +128,7 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
                                       failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
-    return tuner.fit()
+    return tuner.fit(), spec.resources.model_copy(update=resources)
 
 
 def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir: str | None,
@@ -143,7 +145,7 @@ def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir:
     return row
 
 
-def collect_trained(results, trials: dict[str, Trial], spec: AblationSpec) -> list[dict[str, Any]]:
+def collect_trained(results, trials: dict[str, Trial], resources) -> list[dict[str, Any]]:
     rows = []
     for result in results:
         key = (result.config or {}).get("trial")
@@ -165,11 +167,11 @@ def collect_trained(results, trials: dict[str, Trial], spec: AblationSpec) -> li
             status = "pruned"  # stopped by ASHA before its final evaluation
             summary = {"epochs_run": last.get("training_iteration"), "wall_seconds": last.get("time_total_s", 0.0),
                        **{k: v for k, v in last.items() if k.startswith("val/") and isinstance(v, float)}}
-        rows.append(_row(trials[key], status, error, summary, str(trial_dir), spec.resources, False))
+        rows.append(_row(trials[key], status, error, summary, str(trial_dir), resources, False))
     return rows
 
 
-def evaluate_eval_only(spec: AblationSpec, trials: list[Trial], trained_rows: list[dict], print_fn) -> list[dict]:
+def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources, print_fn) -> list[dict]:
     """Evaluate eval-only variants on their source variant's trained weights."""
     from pianoeval.train.data import build_datamodule
     from pianoeval.train.module import PerformanceModule
@@ -183,7 +185,7 @@ def evaluate_eval_only(spec: AblationSpec, trials: list[Trial], trained_rows: li
         if weights is None or not weights.is_file():
             why = f"source run {trial.eval_only_source}/fold{trial.fold}/seed{trial.seed} has no trained weights"
             print_fn(f"[ablate] skip {trial.key}: {why}")
-            rows.append(_row(trial, "error", why, {}, None, spec.resources, True))
+            rows.append(_row(trial, "error", why, {}, None, resources, True))
             continue
         started = time.time()
         datamodule = build_datamodule(trial.config)
@@ -193,7 +195,7 @@ def evaluate_eval_only(spec: AblationSpec, trials: list[Trial], trained_rows: li
         metrics, _ = evaluate_weights(trial.config, module, datamodule)
         summary = {**metrics, "wall_seconds": time.time() - started, "epochs_run": 0,
                    "best_epoch": source.get("best_epoch")}
-        rows.append(_row(trial, "completed", None, summary, str(weights.parent), spec.resources, True))
+        rows.append(_row(trial, "completed", None, summary, str(weights.parent), resources, True))
         print_fn(f"[ablate] {trial.key} evaluated on {trial.eval_only_source}'s weights: "
                  f"test/r2={metrics.get('test/r2', float('nan')):.4f}")
     return rows
@@ -212,14 +214,15 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
                    "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source}
                               for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
-    rows = collect_trained(train_trials(spec, trained, run_dir, options), {t.key: t for t in trained}, spec)
+    results, resources = train_trials(spec, trained, run_dir, options)
+    rows = collect_trained(results, {t.key: t for t in trained}, resources)
     ran = {(r["variant"], r["fold"], r["seed"]) for r in rows}
     for trial in trained:  # never expected; recorded rather than lost if Tune's state drops a trial
         if (trial.variant, trial.fold, trial.seed) not in ran:
             why = "missing from Ray Tune's results; rerun with --resume to train it"
             options.print_fn(f"[ablate] {trial.key}: {why}")
-            rows.append(_row(trial, "error", why, {}, None, spec.resources, False))
-    rows += evaluate_eval_only(spec, evaluated, rows, options.print_fn)
+            rows.append(_row(trial, "error", why, {}, None, resources, False))
+    rows += evaluate_eval_only(evaluated, rows, resources, options.print_fn)
     order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only])}  # the spec's order
     frame = pd.DataFrame(rows)
     frame["trial_dir"] = frame["trial_dir"].map(lambda p: _relative(p, run_dir))

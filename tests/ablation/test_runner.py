@@ -107,7 +107,24 @@ def test_a_trial_set_killed_before_tune_saved_any_state_restores_its_whole_grid(
     monkeypatch.setattr(runner, "init_ray", lambda options: None)
     monkeypatch.setattr(tune.Tuner, "fit", lambda self: self._local_tuner.param_space)  # "killed" here
     options = runner.AblationOptions(print_fn=lambda line: None)
-    first = runner.train_trials(spec, list(spec.trials), tmp_path / "run", options)
+    first, _ = runner.train_trials(spec, list(spec.trials), tmp_path / "run", options)
     assert (tmp_path / "run" / "tuner.pkl").is_file()
-    resumed = runner.train_trials(spec, list(spec.trials), tmp_path / "run", replace(options, resume=True))
+    resumed, _ = runner.train_trials(spec, list(spec.trials), tmp_path / "run", replace(options, resume=True))
     assert resumed == first and len(first["trial"]["grid_search"]) == 3
+
+
+def test_gpu_trials_on_a_cluster_without_gpus_run_on_cpu_and_count_no_gpu_time(ray_session, monkeypatch, tmp_path):
+    from ray import tune
+
+    from pianoeval.ablation import runner
+
+    spec = load_ablation("attention_temperature", {"folds": [0], "seeds": [7], "resources.gpu": 0.5})
+    monkeypatch.setattr(runner, "init_ray", lambda options: None)
+    monkeypatch.setattr(tune.Tuner, "fit", lambda self: [])
+    lines = []
+    _, resources = runner.train_trials(spec, list(spec.trials), tmp_path / "run", runner.AblationOptions(
+        print_fn=lines.append))
+    assert spec.resources.gpu == 0.5 and resources.gpu == 0 and resources.cpu == spec.resources.cpu
+    assert any("no GPU" in line for line in lines)
+    row = runner._row(spec.trials[0], "completed", None, {"wall_seconds": 10.0}, None, resources, False)
+    assert row["gpu_seconds"] == 0 and row["cpu_seconds"] == 10.0 * spec.resources.cpu
