@@ -167,6 +167,14 @@ class ExperimentConfig(StrictModel):
     def model_name(self) -> str:
         return self.model["name"]
 
+    def input_label(self) -> str:
+        """What the model reads, for one-line summaries: ``full features``, ``midi_tokens input``."""
+        from pianoeval.models.registry import get_model
+
+        if self.data.feature_set is not None:
+            return f"{self.data.feature_set} features"
+        return f"{get_model(self.model_name).input_kind} input"
+
     def model_spec(self):
         """The typed model config (the registry entry's class)."""
         from pianoeval.models.registry import get_model

@@ -13,7 +13,7 @@ def describe(space, num_samples: int) -> str:
     """The resolved space and budget, for ``--dry-run``."""
     lines = [f"space {space.name} ({space.path}): {space.description}",
              f"model {space.base.model_name} on {space.base.data.split} fold {space.base.data.fold} "
-             f"({space.base.data.feature_set} features), seed {space.base.seed}",
+             f"({space.base.input_label()}), seed {space.base.seed}",
              f"objective: {space.mode} {space.metric}; recorded: {', '.join(space.record) or '-'}",
              f"sampler: {space.sampler.name} (seed {space.sampler.seed}); "
              f"{grid_size(space) if space.sampler.name == 'grid' else num_samples} trials",

@@ -39,7 +39,7 @@ def main(args) -> int:
               f"of the stopped run {result.out_dir}")
         return 0
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
-          f"({config.data.feature_set} features), seed {config.seed}, {config.train.max_epochs} epochs")
+          f"({config.input_label()}), seed {config.seed}, {config.train.max_epochs} epochs")
     out_dir = Path(args.out) if args.out else None
     resume_from = None
     if args.resume:
