@@ -26,13 +26,12 @@ import math
 import os
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pianoeval.config import dump_yaml, load_yaml
 from pianoeval.errors import ConfigError
-from pianoeval.io import latest_run
+from pianoeval.io import run_id_for
 from pianoeval.paths import results_root
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
@@ -107,10 +106,6 @@ def _storage_root(storage: str | None) -> str:
 
 def _is_local(path: str) -> bool:
     return "://" not in path
-
-
-def _latest_run(space_root: str) -> str | None:
-    return latest_run(Path(space_root), "sweep.yaml") if _is_local(space_root) else None
 
 
 def init_ray(options: SweepOptions) -> str | None:
@@ -210,13 +205,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     options = options or SweepOptions()
     say = options.print_fn
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
-    if options.resume:
-        run_id = options.run_id or _latest_run(space_root)
-        if run_id is None:
-            raise ConfigError(f"--resume: no earlier run of space {space.name!r} under {space_root} "
-                              "(pass --run-id for a run on remote storage)")
-    else:
-        run_id = options.run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}")
     run_path = f"{space_root}/{run_id}"
     num_samples = options.num_samples or space.budget.num_samples
     if space.sampler.name == "grid":
