@@ -1,4 +1,4 @@
-"""The shared pipeline on top of every non-HAN encoder (audio, symbolic, fusion).
+"""The shared pipeline on top of every non-HAN encoder (audio, symbolic; fusion pools each modality with it).
 
     encoder frames [B, T, C] + mask
       -> attention pooling (context attention with a temperature) -> [B, C]
@@ -48,24 +48,36 @@ class HeadsConfig(StrictModel):
     pool_temperature: float = pydantic.Field(1.0, gt=0.0)
 
 
-class PerformanceHeads(nn.Module):
-    """Pooling -> z -> regression logits and ranking scores."""
+def shared_mlp(in_dim: int, config: HeadsConfig) -> nn.Sequential:
+    """The shared encoder: 2-layer MLP + LayerNorm, ``in_dim`` -> ``z_dim``."""
+    return nn.Sequential(
+        nn.Linear(in_dim, config.head_hidden), nn.GELU(), nn.Dropout(config.head_dropout),
+        nn.Linear(config.head_hidden, config.z_dim), nn.LayerNorm(config.z_dim))
 
-    def __init__(self, in_dim: int, num_labels: int, config: HeadsConfig):
+
+class PooledEmbedding(nn.Module):
+    """Frames [B, T, C] + mask -> attention pooling -> shared MLP -> z [B, z_dim]."""
+
+    def __init__(self, in_dim: int, config: HeadsConfig):
         super().__init__()
         heads = config.pool_heads if in_dim % config.pool_heads == 0 else 1
         self.pool = ContextAttention(in_dim, heads, config.pool_temperature)
-        self.shared = nn.Sequential(
-            nn.Linear(in_dim, config.head_hidden), nn.GELU(), nn.Dropout(config.head_dropout),
-            nn.Linear(config.head_hidden, config.z_dim), nn.LayerNorm(config.z_dim))
-        self.regression = nn.Linear(config.z_dim, num_labels)
-        self.ranking = nn.Linear(config.z_dim, num_labels)  # one scalar ranking head per dimension
+        self.shared = shared_mlp(in_dim, config)
 
     def embed(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pooled, weights = self.pool(frames, mask)
         rows = mask.nonzero()[:, 0]
         entropy = normalised_entropy(weights[mask], rows, mask.shape[0])
         return self.shared(pooled), {"attn_entropy/pool": entropy}
+
+
+class PerformanceHeads(PooledEmbedding):
+    """Pooling -> z -> regression logits and ranking scores."""
+
+    def __init__(self, in_dim: int, num_labels: int, config: HeadsConfig):
+        super().__init__(in_dim, config)
+        self.regression = nn.Linear(config.z_dim, num_labels)
+        self.ranking = nn.Linear(config.z_dim, num_labels)  # one scalar ranking head per dimension
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> ModelOutput:
         z, diagnostics = self.embed(frames, mask)

@@ -53,10 +53,10 @@ class ModelEntry:
 @lru_cache(maxsize=1)
 def _table() -> dict[str, ModelEntry]:
     # Explicit list of model modules; adding a family means adding it here.
-    from pianoeval.models import han, symbolic, audio
+    from pianoeval.models import audio, fusion, han, symbolic
 
     table: dict[str, ModelEntry] = {}
-    for module in (han, symbolic, audio):
+    for module in (han, symbolic, audio, fusion):
         for entry in module.VARIANTS:
             if entry.name in table:
                 raise RuntimeError(f"model name registered twice: {entry.name}")

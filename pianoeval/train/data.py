@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Sampler
 from pianoeval.audio.data import AudioDataModule
 from pianoeval.data import PercePiano, collate_notes, load_percepiano
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.fusion.data import FusionDataModule
 from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 
 
@@ -131,9 +132,9 @@ class NoteDataModule(L.LightningDataModule):
         return math.ceil(len(self.train_set) / self.config.data.batch_size)
 
 
-#: input_kind -> data module class. Later tracks (audio, symbolic, fusion) add theirs.
+#: input_kind -> data module class.
 DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule, **SYMBOLIC_DATA_MODULES,
-                                                       "audio": AudioDataModule}
+                                                       "audio": AudioDataModule, "fusion": FusionDataModule}
 
 
 def supported_tiers(model_name: str) -> tuple[str, ...]:

@@ -1,0 +1,313 @@
+"""Frozen encoders' frames, computed once and cached: what every fusion model trains on.
+
+A fusion model never runs its encoders while it trains: each encoder's ``encode`` runs
+once over every PercePiano segment (audio: per soundfont and augmented view; symbolic:
+the performance MIDI, and the score MIDI for score-conditioned fusion), and the frame
+sequences are stored, float16, at
+
+    cache_root()/fusion/<modality>-<encoder name>-<key>.npz
+
+The key hashes the encoder's resolved config, the content of the checkpoint it loads,
+the items (split, fold, subsets, views) and the source code of the encoders and of this
+module: a changed weight, config or code is a new file, never a stale read. Concurrent
+trials that need the same file wait on a lock while the first computes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Hashable
+
+import numpy as np
+import torch
+
+from pianoeval.errors import ConfigError, DataError
+from pianoeval.io import atomic_write
+from pianoeval.paths import REPO_ROOT, cache_root
+
+ENCODE_BATCH = 16
+
+
+@dataclass
+class FrameTable:
+    """Variable-length frame sequences [T, C] by key (one concatenated float16 array)."""
+
+    keys: list[Hashable]
+    offsets: np.ndarray  # [N + 1]
+    frames: np.ndarray  # [sum T, C] float16
+
+    def __post_init__(self):
+        self.index = {k: i for i, k in enumerate(self.keys)}
+
+    def __contains__(self, key) -> bool:
+        return key in self.index
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[1])
+
+    def get(self, key) -> np.ndarray:
+        i = self.index[key]
+        return self.frames[self.offsets[i]:self.offsets[i + 1]]
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[Hashable, np.ndarray]) -> "FrameTable":
+        keys = list(arrays)
+        lengths = [arrays[k].shape[0] for k in keys]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        frames = np.concatenate([arrays[k] for k in keys]).astype(np.float16)
+        return cls(keys, offsets, frames)
+
+    def save(self, path: Path) -> None:
+        keys = json.dumps([list(k) if isinstance(k, tuple) else k for k in self.keys])
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, keys=np.array(keys), offsets=self.offsets, frames=self.frames)
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path) -> "FrameTable":
+        with np.load(path) as data:
+            keys = [tuple(k) if isinstance(k, list) else k for k in json.loads(str(data["keys"]))]
+            return cls(keys, data["offsets"], data["frames"])
+
+
+def code_version() -> str:
+    """Hash of the code that turns inputs into encoder frames (encoders, data, this module)."""
+    import pianoeval
+
+    root = Path(pianoeval.__file__).parent
+    digest = hashlib.sha256()
+    for folder in ("models", "audio", "symbolic"):
+        for path in sorted((root / folder).glob("*.py")):
+            if path.name != "fusion.py":  # the fusion model itself does not make frames
+                digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def checkpoint_path(template: str | None, fold: int, seed: int, key: str) -> Path | None:
+    """The ``model.pt`` a ``*_checkpoint`` setting names (``{fold}`` / ``{seed}`` filled in)."""
+    if template is None:
+        return None
+    path = Path(template.format(fold=fold, seed=seed))
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise DataError(f"model.{key}: {path} does not exist; name a training run's folder (it holds model.pt), "
+                        f"e.g. one written by runners/train.py")
+    return path
+
+
+def _file_hash(path: Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def load_encoder_weights(model: torch.nn.Module, path: Path | None, name: str, key: str, announce=print) -> None:
+    """Load a training run's ``model.pt`` (weights_only) into the registered model ``model``."""
+    if path is None:
+        return
+    resolved = path.parent / "resolved.yaml"
+    if resolved.is_file():
+        from pianoeval.config import load_yaml
+
+        made = (load_yaml(resolved).get("model") or {}).get("name")
+        if made and made != name:
+            raise ConfigError(f"model.{key}: {path} holds a {made!r} model, but the encoder is {name!r}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise ConfigError(f"model.{key}: {path} does not fit the encoder config ({first}); "
+                          f"use the same model settings as the run that wrote it") from None
+    announce(f"[fusion] {name}: loaded {path}")
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_table(modality: str, name: str, key_fields: dict[str, Any], compute, warn=print) -> FrameTable:
+    """The table for ``key_fields`` from the cache, or ``compute()``d, saved and returned."""
+    key = hashlib.sha256(json.dumps({**key_fields, "code": code_version()}, sort_keys=True, default=str)
+                         .encode()).hexdigest()[:20]
+    path = cache_root() / "fusion" / f"{modality}-{name}-{key}.npz"
+    with _locked(path):
+        if path.is_file():
+            return FrameTable.load(path)
+        started = time.time()
+        table = compute()
+        table.save(path)
+        warn(f"[fusion] {modality} frames of {len(table)} items ({table.width} wide) cached in "
+             f"{time.time() - started:.0f} s: {path}")
+        return table
+
+
+def _encode_all(model, batches, total: int, progress: bool | None, label: str) -> dict:
+    """Run ``model.encoder.encode`` over ``(batch, keys)`` pairs: key -> frames [T, C] float16."""
+    from tqdm.auto import tqdm
+
+    out = {}
+    model.eval()
+    with torch.no_grad():
+        for batch, keys in tqdm(batches, total=total, desc=f"fusion frames ({label})", unit="batch", leave=False,
+                                disable=None if progress is None else not progress):
+            frames, mask = getattr(model, "encoder", model).encode(batch)  # the HAN family encodes itself
+            for i, key in enumerate(keys):
+                out[key] = frames[i][mask[i]].float().numpy().astype(np.float16)
+    return out
+
+
+# --- audio ----------------------------------------------------------------------------
+def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, views: int, progress=None,
+                 warn=print) -> tuple[FrameTable, Any]:
+    """Audio frames keyed ``(segment id, soundfont, view)`` for the fold of ``experiment``
+    (training segments in every training soundfont, validation / test in the evaluation
+    soundfont; view 0 = clean, 1..``views`` = augmented); also the encoder's data module."""
+    from pianoeval.audio.data import AudioBatch, AudioDataModule, _stack
+    from pianoeval.data import LABEL_NAMES
+    from pianoeval.experiment import ExperimentConfig
+    from pianoeval.models.registry import get_model
+
+    data = experiment.data
+    enc_config = ExperimentConfig.resolve({
+        "model": encoder, "seed": experiment.seed,
+        "data": {"split": data.split, "fold": data.fold, "max_train_segments": data.max_train_segments,
+                 "tiers": ["T1", "T4"] if views else ["T1"]},
+        "train": {"lambda_invariance": 1.0 if views else 0.0}}, "model.audio_encoder")
+    spec = enc_config.model_spec()
+    ckpt = checkpoint_path(checkpoint, data.fold, experiment.seed, "audio_checkpoint")
+    subsets = data.max_train_segments is not None or spec.audio.max_eval_segments is not None
+    fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,
+              "views": views, "max_train_segments": data.max_train_segments,
+              "seed": experiment.seed if subsets else None}
+    module = AudioDataModule(enc_config, progress=progress, warn=warn)
+
+    def compute() -> FrameTable:
+        module.setup()
+        model = get_model(encoder["name"]).build(spec, module.input_dim, len(LABEL_NAMES))
+        load_encoder_weights(model, ckpt, encoder["name"], "audio_checkpoint", announce=warn)
+        tables = {**module.train_set.frames, **module.val_set.frames}
+        keys = sorted(tables, key=lambda k: tables[k].shape[0])
+        chunks = [keys[i:i + ENCODE_BATCH] for i in range(0, len(keys), ENCODE_BATCH)]
+
+        def batches():
+            for chunk in chunks:
+                frames, lengths = _stack([tables[k] for k in chunk])
+                n = len(chunk)
+                yield AudioBatch(labels=torch.zeros(n, len(LABEL_NAMES)), label_std=torch.zeros(n, len(LABEL_NAMES)),
+                                 group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
+                                 lengths=lengths, level=module.layer), chunk
+
+        return FrameTable.from_arrays(_encode_all(model, batches(), len(chunks), progress, "audio"))
+
+    return cached_table("audio", encoder["name"], fields, compute, warn), spec.audio
+
+
+# --- symbolic --------------------------------------------------------------------------
+def score_items(data) -> dict[str, Any]:
+    """segment id -> the SymbolicItem of its score MIDI (PercePiano's ``score_midi/``)."""
+    from pianoeval.symbolic.corpus import PERCEPIANO, SymbolicItem
+
+    items = {}
+    for seg in data.segments:
+        rel = seg.score_midi(Path(".")).as_posix()
+        items[seg.segment_id] = SymbolicItem(f"score:{Path(rel).stem}", PERCEPIANO, rel, 0.0, None, seg.score_key,
+                                             seg.piece, "score")
+    return items
+
+
+def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, scores: bool, progress=None,
+                    warn=print) -> FrameTable:
+    """Symbolic frames of every PercePiano performance (key: segment id) and, with
+    ``scores``, of every score MIDI (key: ``score:<file stem>``)."""
+    from pianoeval.data import LABEL_NAMES
+    from pianoeval.experiment import ExperimentConfig
+    from pianoeval.models.registry import get_model
+    from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
+    from pianoeval.symbolic.cache import build_store
+    from pianoeval.symbolic.corpus import PERCEPIANO
+    from pianoeval.symbolic.datamodule import DATA_MODULES
+    from pianoeval.symbolic.sources import corpus_store, input_dim_of, percepiano_data, source_roots
+
+    entry = get_model(encoder["name"])
+    data = experiment.data
+    enc_config = ExperimentConfig.resolve({"model": encoder, "seed": experiment.seed,
+                                           "data": {"split": data.split, "fold": data.fold}},
+                                          "model.symbolic_encoder")
+    ckpt = checkpoint_path(checkpoint, data.fold, experiment.seed, "symbolic_checkpoint")
+    if entry.input_kind == "notes":
+        return _note_frames(entry, enc_config, ckpt, scores, progress, warn)
+    data_module = DATA_MODULES[entry.input_kind]
+    stores = [corpus_store(data_module.kind, PERCEPIANO)]
+    if scores:
+        items = list({i.item_id: i for i in score_items(percepiano_data()).values()}.values())
+        stores.append(build_store(data_module.kind, items, source_roots((PERCEPIANO,)), "percepiano-scores",
+                                  warn=warn, progress=progress is not False))
+    fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "scores": scores,
+              "stores": [s.key for s in stores]}
+
+    def compute() -> FrameTable:
+        model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), len(LABEL_NAMES))
+        load_encoder_weights(model, ckpt, encoder["name"], "symbolic_checkpoint", announce=warn)
+        zeros = (0.0,) * len(LABEL_NAMES)
+        arrays = {}
+        collate = collate_for(data_module.kind, data_module.edge_names)
+        for store in stores:
+            metas = [ItemMeta(i, zeros, zeros, -1, labelled=True) for i in store.item_ids]
+            loader = torch.utils.data.DataLoader(SymbolicDataset(store, metas), batch_size=ENCODE_BATCH,
+                                                 collate_fn=collate)
+            arrays.update(_encode_all(model, ((b, b.segment_ids) for b in loader), len(loader), progress,
+                                      data_module.kind))
+        return FrameTable.from_arrays(arrays)
+
+    return cached_table("symbolic", encoder["name"], fields, compute, warn)
+
+
+def _note_frames(entry, enc_config, ckpt: Path | None, scores: bool, progress, warn) -> FrameTable:
+    """Readout frames of a HAN-family model over the score-aligned note features of the fold
+    (their normalisation is fitted on the fold's training set, so the key names the fold)."""
+    from pianoeval.data import LABEL_NAMES, collate_notes
+    from pianoeval.train.data import percepiano
+
+    if scores:
+        raise ConfigError(f"model.symbolic_encoder: {entry.name} reads score-aligned performance features, which a "
+                          f"score MIDI alone does not have; score-conditioned fusion needs an encoder of MIDI "
+                          f"(s1_remi, s2_gnn, s2h_hetero, s3_continuous)")
+    data = enc_config.data
+    feature_set = data.feature_set
+    fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,
+              "feature_set": feature_set}
+
+    def compute() -> FrameTable:
+        sets = percepiano().note_datasets(data.split, data.fold, feature_set)[:3]
+        model = entry.build(enc_config.model_spec(), sets[0].input_dim, len(LABEL_NAMES))
+        load_encoder_weights(model, ckpt, entry.name, "symbolic_checkpoint", announce=warn)
+        arrays = {}
+        for dataset in sets:
+            loader = torch.utils.data.DataLoader(dataset, batch_size=ENCODE_BATCH, collate_fn=collate_notes)
+            arrays.update(_encode_all(model, ((b, b.segment_ids) for b in loader), len(loader), progress, "notes"))
+        return FrameTable.from_arrays(arrays)
+
+    return cached_table("symbolic", entry.name, fields, compute, warn)
