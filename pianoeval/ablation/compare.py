@@ -108,6 +108,11 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
         lines.append(stats.comparison_markdown(run.trials_for(metric), metric, run.baseline,
                                                secondary=secondary, dims=dims, dim_prefix=metric))
         lines.append("")
+    from pianoeval.ablation.fusion import fusion_markdown
+
+    fusion = fusion_markdown(trials, run.metrics[0])
+    if fusion:
+        lines += [fusion]
     failed = trials[~trials["status"].isin(USABLE)]
     if len(failed):
         lines += ["## Runs that did not finish", ""]

@@ -168,8 +168,12 @@ def _resolve_variant(base: dict[str, Any], overrides: dict[str, Any] | None, bud
     overrides = dict(overrides or {})
     merged = deep_merge(_copy(base), {})
     model = overrides.get("model") or {}
-    if isinstance(model, dict) and "name" in model and model["name"] != (base.get("model") or {}).get("name"):
-        merged["model"] = {}  # another model: its own defaults, not the base model's fields
+    base_model = base.get("model") or {}
+    if isinstance(model, dict) and "name" in model and model["name"] != base_model.get("name"):
+        # another model: its own defaults, not the base model's fields -- unless it is of the
+        # same family (same config class), whose fields the base set for all (e.g. fusion encoders)
+        if not _same_family(model["name"], base_model.get("name")):
+            merged["model"] = {}
     merged = deep_merge(merged, overrides)
     merged.setdefault("train", {})
     merged["train"] = {**merged["train"], "max_epochs": budget.max_epochs}
@@ -177,6 +181,13 @@ def _resolve_variant(base: dict[str, Any], overrides: dict[str, Any] | None, bud
         merged["train"]["early_stopping_patience"] = budget.early_stopping_patience
     config = ExperimentConfig.resolve(merged, where)
     return config.with_overrides(extra, "--set") if extra else config
+
+
+def _same_family(name: str, other: str | None) -> bool:
+    from pianoeval.models.registry import get_model, list_models
+
+    known = set(list_models())
+    return other in known and name in known and get_model(name).config_cls is get_model(other).config_cls
 
 
 def _copy(value):

@@ -40,7 +40,7 @@ import pydantic
 
 from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
-from pianoeval.config import StrictModel, load_yaml, validate
+from pianoeval.config import StrictModel, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import atomic_write_text, run_id_for
@@ -78,6 +78,7 @@ class StageSpec(StrictModel):
     tiers: list[str] = ["T1"]
     rule: RuleSpec | None = None
     overrides: dict[str, Any] = {}
+    fuse: str | None = None  # an earlier stage whose audio and symbolic winners this stage's fusion candidates fuse
 
     @pydantic.field_validator("tiers")
     @classmethod
@@ -112,15 +113,17 @@ class StagedSpec:
     resources: ResourcesSpec
     overrides: dict[str, Any]
 
-    def stage_spec(self, stage: str, names: list[str]) -> AblationSpec:
-        """The trial set of one stage over the given candidates."""
+    def stage_spec(self, stage: str, names: list[str], fused: dict[str, Any] | None = None) -> AblationSpec:
+        """The trial set of one stage over the given candidates (``fused``: the encoder
+        settings a fusion stage gives every candidate, see ``fusion_encoders``)."""
         stage_spec = self.stages[stage]
         variants = {}
         for name in names:
             where = f"{self.source}: candidates.{name} (stage {stage})"
             extra = {**_tier_override(stage_spec.tiers, self.candidates[name], name, where), **self.overrides}
-            config = _resolve_variant(self.base, _merge(self.candidates[name].config, stage_spec.overrides),
-                                      stage_spec.budget, where, extra)
+            # the fused encoders replace the candidate's (a whole model config each, not merged into it)
+            overrides = _merge(_merge(self.candidates[name].config, stage_spec.overrides), unflatten(fused or {}))
+            config = _resolve_variant(self.base, overrides, stage_spec.budget, where, extra)
             variants[name] = config
         seeds = tuple(stage_spec.seeds or self.seeds)
         spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
@@ -173,6 +176,16 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
             for part in parts[:-1]:
                 node = node.setdefault(part, {})
             node[parts[-1]] = value
+        elif head == "candidates":  # --set candidates.han.model.hidden_size=16
+            name, _, key = rest.partition(".")
+            if name not in (raw.get("candidates") or {}) or not key:
+                raise ConfigError(f"{source}: --set candidates.{rest}: use candidates.<candidate>.<config key> with "
+                                  f"a candidate of the file ({', '.join(raw.get('candidates') or {})})")
+            node = raw["candidates"][name].setdefault("config", {})
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
         elif head in ("seeds", "metrics"):
             raw[head] = value
         elif head == "resources":
@@ -197,6 +210,20 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
                 raise ConfigError(f"{source}: stages.{stage}.candidates: {unknown[0]!r} is not a candidate")
         elif entry.candidates != "all":
             raise ConfigError(f"{source}: stages.{stage}.candidates: 'all', a list, or {{survivors_of: <stage>}}")
+        if entry.fuse is not None:
+            if entry.fuse not in names[:i]:
+                raise ConfigError(f"{source}: stages.{stage}.fuse: must name an earlier stage "
+                                  f"({', '.join(names[:i]) or 'none before it'})")
+            earlier = spec.stages[entry.fuse]
+            if earlier.rule is None or earlier.rule.name != "track_winner":
+                raise ConfigError(f"{source}: stages.{stage}.fuse: stage {entry.fuse} picks no track winners "
+                                  f"(give it rule: {{name: track_winner}})")
+            extra_folds = sorted(set(entry.folds) - set(earlier.folds))
+            if extra_folds:
+                raise ConfigError(f"{source}: stages.{stage}.folds: {extra_folds} not trained in {entry.fuse} "
+                                  f"(folds {earlier.folds}): the fused encoders exist only for those")
+            if not isinstance(entry.candidates, list):
+                raise ConfigError(f"{source}: stages.{stage}.candidates: a fusion stage lists its fusion candidates")
     staged = StagedSpec(path.stem, path, source, spec.description, spec.base, spec.candidates, spec.stages,
                         tuple(spec.seeds), tuple(spec.metrics), spec.resources, config_overrides)
     for name in spec.candidates:  # validate every candidate once, in the first stage's settings
@@ -217,13 +244,55 @@ def _save_state(run_dir: Path, state: dict) -> None:
     atomic_write_text(_state_path(run_dir), json.dumps(state, indent=1))
 
 
+def screened_candidates(staged: StagedSpec) -> list[str]:
+    """What ``candidates: all`` means: every candidate except those a fusion stage lists."""
+    fused = {c for entry in staged.stages.values() if entry.fuse for c in entry.candidates}
+    return [name for name in staged.candidates if name not in fused]
+
+
 def _stage_candidates(staged: StagedSpec, stage: str, state: dict) -> list[str]:
     chosen = staged.stages[stage].candidates
     if chosen == "all":
-        return list(staged.candidates)
+        return screened_candidates(staged)
     if isinstance(chosen, list):
         return chosen
     return state["stages"][chosen["survivors_of"]]["kept"]
+
+
+FUSED_TRACKS = ("audio", "symbolic")
+
+
+def fusion_encoders(staged: StagedSpec, stage: str, run_dir: Path, state: dict, print_fn=print) -> dict | None:
+    """The encoder settings of a fusion stage: each fused track's winner in the stage named
+    by ``fuse`` (its model config, and its trained weights per fold and seed, copied to
+    ``<stage>/encoders/<track>/fold<k>-s<seed>/``). None (and a line saying why) when that
+    stage has no winner of some track."""
+    import shutil
+
+    source = staged.stages[stage].fuse
+    winners = state["stages"].get(source, {}).get("winners", {})
+    missing = [t for t in FUSED_TRACKS if t not in winners]
+    if missing:
+        print_fn(f"[staged] {stage}: fuses the audio and symbolic winners of {source}, which has no "
+                 f"{' or '.join(missing)} winner (its candidates: tracks "
+                 f"{', '.join(sorted({staged.candidates[c].track for c in state['stages'][source]['candidates']}))}); "
+                 f"stopping")
+        return None
+    trials = pd.read_parquet(run_dir / source / "trials.parquet")
+    fused: dict[str, Any] = {}
+    for track in FUSED_TRACKS:
+        winner = winners[track]
+        folder = run_dir / stage / "encoders" / track
+        for row in trials[(trials["variant"] == winner) & (trials["status"] == "completed")].itertuples():
+            trial = Path(row.trial_dir) if Path(row.trial_dir).is_absolute() else run_dir / source / row.trial_dir
+            target = folder / f"fold{row.fold}-s{row.seed}"
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("model.pt", "resolved.yaml"):
+                shutil.copy2(trial / "run" / name, target / name)
+        fused[f"model.{track}_encoder"] = staged.stage_spec(source, [winner]).variants[winner].model
+        fused[f"model.{track}_checkpoint"] = str(folder / "fold{fold}-s{seed}")
+        print_fn(f"[staged] {stage}: {track} encoder = {winner}, frozen, trained in {source}")
+    return fused
 
 
 def decide(rule: RuleSpec | None, table: pd.DataFrame) -> Decision:
@@ -252,8 +321,13 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> di
         if not names:
             print_fn(f"[staged] {stage}: no candidates left; stopping")
             break
-        spec = staged.stage_spec(stage, names)
         stage_dir = run_dir / stage
+        fused = None
+        if staged.stages[stage].fuse:
+            fused = fusion_encoders(staged, stage, run_dir, state, print_fn)
+            if fused is None:
+                break
+        spec = staged.stage_spec(stage, names, fused)
         stage_options = replace(options, resume=(stage_dir / "tuner.pkl").is_file())
         print_fn(f"[staged] {stage}: {len(spec.trials)} runs of {', '.join(names)}"
                  + (" (resuming)" if stage_options.resume else ""))
@@ -271,6 +345,9 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> di
         state["stages"][stage] = {"status": "done", "candidates": names, "kept": decision.kept,
                                   "dropped": decision.dropped, "winners": decision.winners,
                                   "rule": rule.model_dump() if rule else None}
+        if fused:
+            source = staged.stages[stage].fuse
+            state["stages"][stage]["encoders"] = {t: state["stages"][source]["winners"][t] for t in FUSED_TRACKS}
         _save_state(run_dir, state)
         for line in decision.lines():
             print_fn(f"[staged] {stage}: {line}")
@@ -294,6 +371,9 @@ def elimination_markdown(staged: StagedSpec, run_dir: Path, state: dict) -> str:
             lines += ["Not run yet.", ""]
             continue
         lines += [f"- candidates: {', '.join(done['candidates'])}", f"- kept: {', '.join(done.get('kept', []))}"]
+        if done.get("encoders"):
+            lines += [f"- fused encoders (frozen, trained in {entry.fuse}): "
+                      + ", ".join(f"{t} `{v}`" for t, v in done["encoders"].items())]
         lines += [f"- dropped `{v}`: {why}" for v, why in done.get("dropped", {}).items()]
         lines += [f"- winner of track {t}: `{v}`" for t, v in done.get("winners", {}).items()]
         lines += ["", f"Tables: `{stage}/comparison.md`, `{stage}/trials.parquet`.", ""]
@@ -307,7 +387,7 @@ def main_staged(path: Path, args) -> int:
     staged = load_staged(path, parse_set(args.set or []))
     if args.dry_run:
         for stage in staged.stages:
-            names = list(staged.candidates) if staged.stages[stage].candidates == "all" else \
+            names = screened_candidates(staged) if staged.stages[stage].candidates == "all" else \
                 (staged.stages[stage].candidates if isinstance(staged.stages[stage].candidates, list) else
                  [f"<survivors of {staged.stages[stage].candidates['survivors_of']}>"])
             print(f"{stage}: {', '.join(names)} x folds {staged.stages[stage].folds}, "

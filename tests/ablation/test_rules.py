@@ -55,3 +55,35 @@ def test_track_winner_by_metric_then_r2_with_robustness_veto():
     decision = track_winner(t)
     assert decision.winners == {"audio": "a3", "symbolic": "s2"}
     assert decision.dropped["a1"].startswith("vetoed") and "not the best" in decision.dropped["a2"]
+
+
+def test_the_fusion_answer_compares_each_dimension_with_its_better_control():
+    """Hand-made trial table: audio is better on timing, symbolic on articulation; the fused
+    variant beats the better control on timing in every pair and loses on articulation."""
+    import numpy as np
+    import pytest
+
+    from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
+
+    rows = []
+    values = {"fusion_audio_only": (0.60, 0.50), "fusion_symbolic_only": (0.55, 0.58), "fusion_f3_gated": (0.65, 0.52)}
+    for variant, model in (("a", "fusion_audio_only"), ("s", "fusion_symbolic_only"), ("g", "fusion_f3_gated")):
+        for fold in range(4):
+            timing, articulation = values[model]
+            noise = 0.002 * fold
+            rows.append({"variant": variant, "model": model, "fold": fold, "seed": 0, "status": "completed",
+                         "test/pairwise_acc": (timing + articulation) / 2 + noise,
+                         "test/pairwise_acc/timing_stable_to_unstable": timing + noise,
+                         "test/pairwise_acc/articulation_short_to_long": articulation + noise,
+                         "val/diag/gate_mean/timing_stable_to_unstable": 0.8 if model == "fusion_f3_gated" else np.nan})
+    answer = fusion_answer(pd.DataFrame(rows), "test/pairwise_acc")
+    assert answer["best"] == "s"  # mean 0.565 against audio's 0.55
+    timing_control, timing = answer["per_dim"]["timing_stable_to_unstable"]
+    articulation_control, articulation = answer["per_dim"]["articulation_short_to_long"]
+    assert timing_control == "audio" and articulation_control == "symbolic"
+    assert timing["g"][0] == pytest.approx(0.05) and timing["g"][1] > 0  # beats audio on timing, CI above 0
+    assert articulation["g"][0] == pytest.approx(-0.06) and articulation["g"][2] < 0
+    assert answer["gates"]["g"]["timing_stable_to_unstable"][0] == pytest.approx(0.8)
+    text = fusion_markdown(pd.DataFrame(rows), "test/pairwise_acc")
+    assert "`g` beats it on 1 and is worse on 1 of 2" in text and "| timing_stable_to_unstable | 0.800 |" in text
+    assert fusion_answer(pd.DataFrame(rows).query("variant != 's'"), "test/pairwise_acc") is None  # no symbolic control

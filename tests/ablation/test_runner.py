@@ -58,9 +58,11 @@ def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tm
     assert Path(rows.loc["zero_beat_eval", "trial_dir"]) == Path(rows.loc["han_total_cat", "trial_dir"]) / "run"
 
 
+SYMBOLIC_SCREEN = ["bilstm_baseline", "note_sa", "han", "s2_gnn"]
 STAGED = ["stages.round1.budget.max_epochs=1", "stages.round1.budget.asha_grace_period=1",
-          "stages.round2.budget.max_epochs=1", "stages.round2.folds=[0,1]", "seeds=[0]",
-          "data.max_train_segments=40", "model.hidden_size=16", "data.eval_batch_size=64"]
+          "stages.round2.budget.max_epochs=1", "stages.round2.folds=[0,1]", "stages.round3.folds=[0,1]", "seeds=[0]",
+          f"stages.round1.candidates=[{','.join(SYMBOLIC_SCREEN)}]", "data.max_train_segments=40",
+          "data.eval_batch_size=64"] + [f"candidates.{name}.model.hidden_size=16" for name in SYMBOLIC_SCREEN]
 
 
 def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session, tmp_path):
@@ -93,6 +95,58 @@ def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session,
     round2 = pd.read_parquet(run_dir / "round2" / "trials.parquet")
     assert set(round2["fold"]) == {0, 1}
     assert "winner of track symbolic" in (run_dir / "elimination.md").read_text()
+    # round 3 fuses an audio and a symbolic winner: with no audio candidate screened it says so and stops
+    assert "[staged] round3: fuses the audio and symbolic winners of round2, which has no audio winner" in resumed.stdout
+    assert "round3" not in state["stages"]
+
+
+def test_staged_elimination_runs_rounds_1_to_3_and_fuses_the_track_winners(ray_session, tmp_path):
+    """The real staged_elimination.yaml, shrunk: an audio and two symbolic candidates are
+    screened, round 2 picks one winner per track, round 3 freezes both (their round-2
+    weights) and trains fusion candidates on their frames, and picks the fusion winner."""
+    import torch
+
+    from pianoeval.ablation.staged import load_staged
+    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
+    from pianoeval.audio.checkpoint import save_backbone
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "backbone"
+    save_backbone(ConformerBackbone(BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8,
+                                                 db_mean=-45, db_std=20)), backbone, {"note": "tiny, for tests"})
+    audio = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "max_eval_segments": 12,
+             "workers": 1, "augment": {"rir_bank_size": 2}, "robustness_eval": False}
+    fusion = ["fusion_audio_only", "fusion_symbolic_only", "f3_gated"]
+    sets = ["stages.round1.budget.max_epochs=1", "stages.round1.budget.asha_grace_period=null",
+            "stages.round1.tiers=[T1]", "stages.round2.budget.max_epochs=1", "stages.round2.folds=[0]",
+            "stages.round2.tiers=[T1]", "stages.round3.budget.max_epochs=1", "stages.round3.folds=[0]",
+            f"stages.round3.candidates=[{','.join(fusion)}]", "stages.round1.candidates=[a1_lora,bilstm_baseline,s2_gnn]",
+            "seeds=[0]", "data.max_train_segments=12", "data.eval_batch_size=64",
+            f"candidates.a1_lora.model.backbone_path={backbone}", f"candidates.a1_lora.model.audio={json.dumps(audio)}",
+            "candidates.a1_lora.model.z_dim=16", "candidates.s2_gnn.model.hidden_size=16",
+            "candidates.bilstm_baseline.model.hidden_size=16"]
+    sets += [f"stages.round3.overrides.model.{key}={value}" for key, value in
+             {"z_dim": 16, "head_hidden": 16, "pool_heads": 2}.items()]
+    assert main(_args("staged_elimination", tmp_path, set=sets, run_id="fused")) == 0
+    run_dir = tmp_path / "ablations" / "staged_elimination" / "fused"
+    state = json.loads((run_dir / "stages.json").read_text())
+    assert state["stages"]["round1"]["candidates"] == ["a1_lora", "bilstm_baseline", "s2_gnn"]
+    winners = state["stages"]["round2"]["winners"]
+    assert winners["audio"] == "a1_lora" and winners["symbolic"] in ("bilstm_baseline", "s2_gnn")
+    round3 = state["stages"]["round3"]
+    assert round3["status"] == "done" and round3["encoders"] == {"audio": "a1_lora", "symbolic": winners["symbolic"]}
+    assert set(round3["winners"]) == {"fusion"} and round3["winners"]["fusion"] in fusion
+    trials = pd.read_parquet(run_dir / "round3" / "trials.parquet")
+    assert sorted(trials["variant"]) == sorted(fusion) and (trials["status"] == "completed").all()
+    assert trials["val/diag/gate_mean/timing_stable_to_unstable"].notna().sum() == 1  # F3's gates, in the table
+    # the fused encoders are the round-2 winners' own weights, copied per fold and seed
+    copied = run_dir / "round3" / "encoders" / "symbolic" / "fold0-s0" / "model.pt"
+    round2 = pd.read_parquet(run_dir / "round2" / "trials.parquet").set_index("variant")
+    source = Path(round2.loc[winners["symbolic"], "trial_dir"])
+    source = source if source.is_absolute() else run_dir / "round2" / source
+    assert copied.read_bytes() == (source / "run" / "model.pt").read_bytes()
+    config = load_staged(REPO_ROOT / "ablations" / "staged_elimination.yaml", None)
+    assert "fused encoders" in (run_dir / "elimination.md").read_text() and config.stages["round3"].fuse == "round2"
 
 
 def test_a_trial_set_killed_before_tune_saved_any_state_restores_its_whole_grid(ray_session, monkeypatch, tmp_path):
@@ -128,3 +182,32 @@ def test_gpu_trials_on_a_cluster_without_gpus_run_on_cpu_and_count_no_gpu_time(r
     assert any("no GPU" in line for line in lines)
     row = runner._row(spec.trials[0], "completed", None, {"wall_seconds": 10.0}, None, resources, False)
     assert row["gpu_seconds"] == 0 and row["cpu_seconds"] == 10.0 * spec.resources.cpu
+
+
+def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(ray_session, tmp_path, monkeypatch):
+    import torch
+
+    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
+    from pianoeval.audio.checkpoint import save_backbone
+
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
+    torch.manual_seed(0)
+    backbone = tmp_path / "backbone"
+    save_backbone(ConformerBackbone(BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8,
+                                                 db_mean=-45, db_std=20)), backbone, {"note": "tiny, for tests"})
+    audio = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "max_eval_segments": 16,
+             "workers": 1, "augment": {"rir_bank_size": 2}}
+    sets = ["budget.max_epochs=1", "folds=[0]", "seeds=[0,1]", "data.max_train_segments=16", "data.eval_batch_size=64",
+            f"model.audio_encoder.backbone_path={backbone}", f"model.audio_encoder.audio={json.dumps(audio)}",
+            "model.symbolic_encoder.pretrained=false", "model.symbolic_encoder.hidden_size=16",
+            "model.z_dim=16", "model.head_hidden=16", "model.pool_heads=2", "model.fusion_dim=8", "model.fusion_heads=2"]
+    assert main(_args("fusion_variants", tmp_path, set=sets)) == 0
+    run_dir = tmp_path / "ablations" / "fusion_variants" / "test"
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert len(trials) == 12 and (trials["status"] == "completed").all(), trials[["variant", "status", "error"]]
+    comparison = (run_dir / "comparison.md").read_text()
+    assert "## Does fusion beat the best single modality? (`test/pairwise_acc`)" in comparison
+    for variant in ("f1_xattn", "f2_concat", "f3_gated", "score_conditioned"):
+        assert f"`{variant}` beats it on" in comparison
+    assert "### F3 gates of `f3_gated`" in comparison and "| timing_stable_to_unstable |" in comparison
+    assert "xattn_entropy/audio_to_symbolic" in comparison

@@ -1,6 +1,7 @@
 """Ablation specs: shipped files, trial sets, and bad input (one line, exit code 2, nothing started)."""
 
 import argparse
+import re
 import subprocess
 import sys
 import textwrap
@@ -8,7 +9,8 @@ import textwrap
 import pytest
 
 from pianoeval.ablation import available_ablations, load_ablation
-from pianoeval.ablation.staged import is_staged, load_staged
+from pianoeval.ablation.staged import is_staged, load_staged, screened_candidates
+from pianoeval.errors import ConfigError
 from pianoeval.cli import run_cli
 from pianoeval.paths import REPO_ROOT
 
@@ -25,7 +27,46 @@ def test_shipped_ablations_load_and_pair_folds_and_seeds():
     source, config = zeroed.eval_only["zero_beat_eval"]
     assert source == "han_total_cat" and config.model["zero_mode"] == "eval_only"
     staged = load_staged(REPO_ROOT / "ablations" / "staged_elimination.yaml")
-    assert list(staged.stages) == ["round1", "round2"]
+    assert list(staged.stages) == ["round1", "round2", "round3"] and staged.stages["round3"].fuse == "round2"
+    fusion = load_ablation("fusion_variants")
+    # variants of the same family keep the base's encoders; each has its own fusion
+    assert {v.model["symbolic_encoder"]["pretrained"] for v in fusion.variants.values()} == {True}
+    assert [v.model["fusion"] for v in fusion.variants.values()] == [
+        "audio_only", "symbolic_only", "cross_attention", "concat", "gated", "score_conditioned"]
+
+
+STAGED_FUSION = """
+candidates:
+  han: {track: symbolic, config: {model: {name: han}}}
+  f2: {track: fusion, config: {model: {name: fusion_f2_concat}}}
+stages:
+  round1: {folds: [0], rule: {name: track_winner}}
+  round2: {fuse: round1, candidates: [f2], folds: [0]}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    (("round2: {fuse: round1", "round2: {fuse: round3"), "stages.round2.fuse: must name an earlier stage (round1)"),
+    (("round1: {folds: [0], rule: {name: track_winner}}", "round1: {folds: [0]}"),
+     "stages.round2.fuse: stage round1 picks no track winners"),
+    (("candidates: [f2], folds: [0]", "candidates: [f2], folds: [0, 1]"),
+     "stages.round2.folds: [1] not trained in round1 (folds [0])"),
+])
+def test_a_bad_fusion_stage_is_a_one_line_error(tmp_path, change, message):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED_FUSION).replace(*change))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_staged(path)
+
+
+def test_set_reaches_one_candidate_of_a_staged_spec(tmp_path):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED_FUSION))
+    staged = load_staged(path, {"candidates.han.model.hidden_size": 16})
+    assert staged.stage_spec("round1", ["han"]).variants["han"].model["hidden_size"] == 16
+    with pytest.raises(ConfigError, match="--set candidates.nope.model.x: use candidates.<candidate>.<config key>"):
+        load_staged(path, {"candidates.nope.model.x": 1})
+    assert screened_candidates(staged) == ["han"]  # "all" leaves the fusion stage's candidates out
 
 
 def test_set_overrides_every_variant():

@@ -35,7 +35,7 @@ def test_every_shipped_space_loads_and_builds_its_model():
     from pianoeval.models.registry import get_model
 
     assert {"smoke", "han", "a1_lora", "a2_staged", "a3_unfreeze", "s1_remi", "s2_gnn", "s2h_hetero",
-            "s3_continuous"} <= set(available_spaces())
+            "s3_continuous", "fusion"} <= set(available_spaces())
     for name in available_spaces():
         space = load_space(name)
         entry = get_model(space.base.model_name)
