@@ -23,6 +23,20 @@ def percepiano():
 
 
 @pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> str:
+    """A tiny random audio backbone in the real checkpoint format (config.json +
+    model.safetensors), for the audio and fusion tests; its folder as a string."""
+    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
+    from pianoeval.audio.checkpoint import save_backbone
+
+    folder = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    spec = BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8, db_mean=-45, db_std=20)
+    save_backbone(ConformerBackbone(spec), folder, {"note": "tiny random backbone for tests"})
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session (2 CPUs, no dashboard)."""
     import os

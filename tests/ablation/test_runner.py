@@ -100,20 +100,13 @@ def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session,
     assert "round3" not in state["stages"]
 
 
-def test_staged_elimination_runs_rounds_1_to_3_and_fuses_the_track_winners(ray_session, tmp_path):
+def test_staged_elimination_runs_rounds_1_to_3_and_fuses_the_track_winners(ray_session, tiny_backbone, tmp_path):
     """The real staged_elimination.yaml, shrunk: an audio and two symbolic candidates are
     screened, round 2 picks one winner per track, round 3 freezes both (their round-2
     weights) and trains fusion candidates on their frames, and picks the fusion winner."""
-    import torch
-
     from pianoeval.ablation.staged import load_staged
-    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
-    from pianoeval.audio.checkpoint import save_backbone
 
-    torch.manual_seed(0)
-    backbone = tmp_path / "backbone"
-    save_backbone(ConformerBackbone(BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8,
-                                                 db_mean=-45, db_std=20)), backbone, {"note": "tiny, for tests"})
+    backbone = tiny_backbone
     audio = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "max_eval_segments": 12,
              "workers": 1, "augment": {"rir_bank_size": 2}, "robustness_eval": False}
     fusion = ["fusion_audio_only", "fusion_symbolic_only", "f3_gated"]
@@ -184,17 +177,10 @@ def test_gpu_trials_on_a_cluster_without_gpus_run_on_cpu_and_count_no_gpu_time(r
     assert row["gpu_seconds"] == 0 and row["cpu_seconds"] == 10.0 * spec.resources.cpu
 
 
-def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(ray_session, tmp_path, monkeypatch):
-    import torch
-
-    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
-    from pianoeval.audio.checkpoint import save_backbone
-
+def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(ray_session, tiny_backbone, tmp_path,
+                                                                               monkeypatch):
     monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
-    torch.manual_seed(0)
-    backbone = tmp_path / "backbone"
-    save_backbone(ConformerBackbone(BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8,
-                                                 db_mean=-45, db_std=20)), backbone, {"note": "tiny, for tests"})
+    backbone = tiny_backbone
     audio = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "max_eval_segments": 16,
              "workers": 1, "augment": {"rir_bank_size": 2}}
     sets = ["budget.max_epochs=1", "folds=[0]", "seeds=[0,1]", "data.max_train_segments=16", "data.eval_batch_size=64",

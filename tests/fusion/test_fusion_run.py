@@ -6,26 +6,20 @@ import pandas as pd
 import pytest
 import torch
 
-from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
-from pianoeval.audio.checkpoint import save_backbone
 from pianoeval.data import LABEL_NAMES
 from pianoeval.errors import ConfigError, DataError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
 from pianoeval.train import train_run
 
-TINY_SPEC = BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8, db_mean=-45, db_std=20)
 AUDIO = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "max_eval_segments": 8,
          "workers": 1, "augment": {"rir_bank_size": 2}}
 SYMBOLIC = {"name": "s2_gnn", "hidden_size": 16, "num_heads": 2, "num_layers": 1, "z_dim": 16, "head_hidden": 16}
 
 
 @pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("backbone")
-    torch.manual_seed(0)
-    save_backbone(ConformerBackbone(TINY_SPEC), folder, {"note": "tiny random backbone for tests"})
-    return str(folder)
+def backbone(tiny_backbone):
+    return tiny_backbone
 
 
 @pytest.fixture(autouse=True)
