@@ -300,6 +300,55 @@ def add_ablation_sections(doc: Document, run: AblationRun, prefix: str = "", lev
     return notes
 
 
+def plot_fusion_answer(answer: dict):
+    """Left: each fusion variant's paired delta per dimension against that dimension's better
+    single-modality control (95% CI bars; > 0 = fusion better). Right: F3's mean gate per
+    dimension (1 = audio only), with its spread over runs."""
+    dims = list(answer["per_dim"])
+    gates = next(iter(answer["gates"].values()), {}) if answer["gates"] else {}
+    fig, axes = new_figure(11.0 if gates else 7.5, 1.8 + 0.3 * len(dims), ncols=2 if gates else 1, sharey=True)
+    axes = np.atleast_1d(axes)
+    ax = axes[0]
+    colours = variant_colours(answer["fused"])
+    y = np.arange(len(dims))
+    offsets = np.linspace(-0.3, 0.3, len(answer["fused"])) if len(answer["fused"]) > 1 else [0.0]
+    for offset, variant in zip(offsets, answer["fused"]):
+        mean = np.array([answer["per_dim"][d][1][variant][0] for d in dims])
+        low = np.array([answer["per_dim"][d][1][variant][1] for d in dims])
+        high = np.array([answer["per_dim"][d][1][variant][2] for d in dims])
+        ax.errorbar(mean, y + offset, xerr=[mean - low, high - mean], fmt="o", ms=3, lw=1, capsize=2,
+                    color=colours[variant], label=variant)
+    ax.axvline(0, color="0.4", lw=0.8)
+    ax.set_yticks(y, [f"{dimension_label(d)} ({answer['per_dim'][d][0][0]})" for d in dims], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Δ {answer['metric']} vs the better control (a = audio, s = symbolic)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Fusion vs the better single modality (95% CI)", fontsize=10)
+    if gates:
+        values = np.array([gates.get(d, (np.nan, np.nan))[0] for d in dims])
+        spread = np.nan_to_num(np.array([gates.get(d, (np.nan, np.nan))[1] for d in dims]))
+        axes[1].barh(y, values, xerr=spread, color="tab:orange", alpha=0.8, error_kw={"lw": 0.8})
+        axes[1].axvline(0.5, color="0.4", lw=0.8, ls="--")
+        axes[1].set_xlim(0, 1)
+        axes[1].set_xlabel("F3 gate (1 = audio only, 0 = symbolic only)")
+        axes[1].set_title(f"F3 gates, {next(iter(answer['gates']))} (val mean ± s.d.)", fontsize=10)
+    return fig
+
+
+def add_fusion_section(doc: Document, run: AblationRun, prefix: str = "", level: int = 2) -> None:
+    """The fusion question (``pianoeval.ablation.fusion``), when the run holds both controls."""
+    from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
+
+    answer = fusion_answer(run.trials, run.metrics[0])
+    if answer is None:
+        return
+    text = fusion_markdown(run.trials, run.metrics[0])
+    doc.text(text.replace("### ", "#" * (level + 1) + " ").replace("## ", "#" * level + " ", 1))
+    doc.figure(plot_fusion_answer(answer), f"{prefix}fusion_answer",
+               "Each fusion variant against the better single-modality control of each dimension (paired by fold "
+               "and seed, 95% bootstrap CI) and F3's learned gates.")
+
+
 def ablation_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, list[str]]:
     """Write ``report.md`` + ``figures/`` for an ablation run; return (report path, warnings)."""
     if run_kind(run_dir) != "ablation":
@@ -308,6 +357,7 @@ def ablation_report(run_dir: str | Path, out_dir: str | Path | None = None) -> t
     doc = Document(Path(out_dir) if out_dir is not None else run.run_dir,
                    f"Ablation `{run.meta.get('ablation', run.run_dir.parent.name)}`: {run.run_dir.name}")
     notes = add_ablation_sections(doc, run)
+    add_fusion_section(doc, run)
     doc.text("All metrics, with per-dimension tables: `comparison.md`; every run: `trials.parquet`; made by "
              f"`python runners/report.py {run.run_dir}`.")
     return doc.write(), notes

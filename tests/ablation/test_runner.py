@@ -197,3 +197,8 @@ def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(r
         assert f"`{variant}` beats it on" in comparison
     assert "### F3 gates of `f3_gated`" in comparison and "| timing_stable_to_unstable |" in comparison
     assert "xattn_entropy/audio_to_symbolic" in comparison
+    from pianoeval.report.ablation import ablation_report
+
+    report, _ = ablation_report(run_dir, tmp_path / "report")
+    assert "Does fusion beat the best single modality?" in report.read_text()
+    assert (tmp_path / "report" / "figures" / "fusion_answer.png").is_file()
