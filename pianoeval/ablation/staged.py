@@ -160,6 +160,14 @@ def tier_notes(staged: "StagedSpec", stage: str, names: list[str]) -> list[str]:
     return notes
 
 
+def _set_path(node: dict, dotted: str, value: Any) -> None:
+    """``node[a][b][c] = value`` for ``dotted`` = ``"a.b.c"``, creating the mappings on the way."""
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
 def is_staged(path: Path) -> bool:
     return "stages" in load_yaml(path)
 
@@ -171,21 +179,13 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
     for key, value in (overrides or {}).items():
         head, _, rest = key.partition(".")
         if head == "stages":  # --set stages.round1.budget.max_epochs=1
-            node = raw.setdefault("stages", {})
-            parts = rest.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
+            _set_path(raw.setdefault("stages", {}), rest, value)
         elif head == "candidates":  # --set candidates.han.model.hidden_size=16
             name, _, key = rest.partition(".")
             if name not in (raw.get("candidates") or {}) or not key:
                 raise ConfigError(f"{source}: --set candidates.{rest}: use candidates.<candidate>.<config key> with "
                                   f"a candidate of the file ({', '.join(raw.get('candidates') or {})})")
-            node = raw["candidates"][name].setdefault("config", {})
-            parts = key.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
+            _set_path(raw["candidates"][name].setdefault("config", {}), key, value)
         elif head in ("seeds", "metrics"):
             raw[head] = value
         elif head == "resources":
