@@ -47,7 +47,9 @@ def main(args) -> int:
         prov = result.best_config.get("provenance", {})
         print(f"[sweep] best trial {prov.get('trial_id')}: {space.metric} = {prov.get('value'):.4f} "
               f"at epoch {prov.get('best_epoch')}")
-        sampled = {k[len('config/'):]: v for k, v in trials.iloc[0].items() if k.startswith("config/")}
+        # a conditional parameter the best trial did not sample is a missing (NaN) cell: leave it out
+        sampled = {k[len('config/'):]: v for k, v in trials.iloc[0].items()
+                   if k.startswith("config/") and not (isinstance(v, float) and v != v)}
         print("[sweep] best config: " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
     print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md)")
     print(f"[sweep] report: python runners/report.py {result.run_dir}")
