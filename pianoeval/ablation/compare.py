@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
 from pianoeval.analysis import stats
 from pianoeval.data.percepiano import LABEL_NAMES
 
@@ -108,11 +109,9 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
         lines.append(stats.comparison_markdown(run.trials_for(metric), metric, run.baseline,
                                                secondary=secondary, dims=dims, dim_prefix=metric))
         lines.append("")
-    from pianoeval.ablation.fusion import fusion_markdown
-
-    fusion = fusion_markdown(trials, run.metrics[0])
-    if fusion:
-        lines += [fusion]
+    fusion = fusion_answer(trials, run.metrics[0])
+    if fusion is not None:
+        lines += [fusion_markdown(fusion)]
     failed = trials[~trials["status"].isin(USABLE)]
     if len(failed):
         lines += ["## Runs that did not finish", ""]

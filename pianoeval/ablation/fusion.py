@@ -29,14 +29,15 @@ def _roles(trials: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
     return controls, fused
 
 
-def _delta(trials: pd.DataFrame, column: str, variant: str, control: str, sign: float) -> tuple[float, float, float]:
-    """Mean paired delta (oriented so that > 0 is better) and its 95% CI."""
-    values, reference = stats._paired(trials, column, control, variant)
-    deltas = sign * (values - reference)
-    if deltas.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    low, high = stats.bootstrap_mean_ci(deltas, N_BOOT, stats._rng(0, f"{variant}|{column}"))
-    return float(deltas.mean()), low, high
+def _deltas(trials: pd.DataFrame, column: str, variants: list[str], control: str, sign: float) -> dict:
+    """variant -> (mean paired delta vs ``control``, 95% CI), oriented so that > 0 is better
+    (``stats.paired_deltas``: pairs by fold and seed, bootstrap CI of the mean)."""
+    table = stats.paired_deltas(trials[trials["variant"].isin([*variants, control])], column, control, n_boot=N_BOOT)
+    out = {}
+    for row in table.itertuples(index=False):
+        low, high = (row.ci_low, row.ci_high) if sign > 0 else (-row.ci_high, -row.ci_low)
+        out[row.variant] = (float(sign * row.mean_delta), float(low), float(high))
+    return out
 
 
 def _verdict(low: float, high: float) -> str:
@@ -65,13 +66,13 @@ def fusion_answer(trials: pd.DataFrame, metric: str) -> dict | None:
         return max(means, key=lambda v: -np.inf if np.isnan(means[v]) else means[v])
 
     best = better(metric)
-    overall = {v: _delta(usable, metric, v, best, sign) for v in fused}
+    overall = _deltas(usable, metric, fused, best, sign)
     dims = [d for d in LABEL_NAMES if f"{metric}/{d}" in usable]
     per_dim = {}
     for dim in dims:
         column = f"{metric}/{dim}"
         control = better(column)
-        per_dim[dim] = (controls[control], {v: _delta(usable, column, v, control, sign) for v in fused})
+        per_dim[dim] = (controls[control], _deltas(usable, column, fused, control, sign))
     gates = {}
     for variant in usable.loc[usable["model"] == "fusion_f3_gated", "variant"].unique():
         rows = usable[usable["variant"] == variant]
@@ -87,10 +88,9 @@ def fusion_answer(trials: pd.DataFrame, metric: str) -> dict | None:
             "per_dim": per_dim, "gates": gates, "diagnostics": diagnostics}
 
 
-def fusion_markdown(trials: pd.DataFrame, metric: str) -> str | None:
-    answer = fusion_answer(trials, metric)
-    if answer is None:
-        return None
+def fusion_markdown(answer: dict) -> str:
+    """The section of comparison.md and the report, from ``fusion_answer``."""
+    metric = answer["metric"]
     fused, best, controls = answer["fused"], answer["best"], answer["controls"]
     lines = [f"## Does fusion beat the best single modality? (`{metric}`)", "",
              f"Overall the better control is `{best}` ({controls[best]} only). Deltas are paired by fold and seed "

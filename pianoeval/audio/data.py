@@ -137,7 +137,8 @@ class AudioDataset(Dataset):
         return entry, clean, augmented
 
 
-def _stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_frames(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length frames [T_i, C] -> zero-padded [B, T, C] float32 and lengths [B]."""
     lengths = torch.tensor([a.shape[0] for a in arrays])
     out = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[1])
     for i, a in enumerate(arrays):
@@ -157,10 +158,10 @@ def make_collate(level: int):
             tier=torch.tensor([e.tier for e in entries], dtype=torch.int64),
             level=level,
         )
-        frames, lengths = _stack([s[1] for s in samples])
+        frames, lengths = stack_frames([s[1] for s in samples])
         augmented = None
         if all(s[2] is not None for s in samples):
-            aug_frames, aug_lengths = _stack([s[2] for s in samples])
+            aug_frames, aug_lengths = stack_frames([s[2] for s in samples])
             augmented = AudioBatch(**common, frames=aug_frames, lengths=aug_lengths)
         return AudioBatch(**common, frames=frames, lengths=lengths, augmented=augmented)
 

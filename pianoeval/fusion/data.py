@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pianoeval.audio.data import AudioTrainSampler, Entry, _stack
+from pianoeval.audio.data import AudioTrainSampler, Entry, stack_frames
 from pianoeval.data.batch import TIER_LABELLED, BatchBase
 from pianoeval.errors import ConfigError
 
@@ -81,15 +81,15 @@ def collate_fusion(samples) -> FusionBatch:
                   segment_ids=[e.item_id for e in entries],
                   label_mask=torch.tensor([e.labelled for e in entries]),
                   tier=torch.tensor([e.tier for e in entries], dtype=torch.int64))
-    symbolic, symbolic_lengths = _stack([s[3] for s in samples])
+    symbolic, symbolic_lengths = stack_frames([s[3] for s in samples])
     score = score_lengths = None
     if samples[0][4] is not None:
-        score, score_lengths = _stack([s[4] for s in samples])
+        score, score_lengths = stack_frames([s[4] for s in samples])
     midi = dict(symbolic=symbolic, symbolic_lengths=symbolic_lengths, score=score, score_lengths=score_lengths)
-    audio, audio_lengths = _stack([s[1] for s in samples])
+    audio, audio_lengths = stack_frames([s[1] for s in samples])
     augmented = None
     if all(s[2] is not None for s in samples):
-        aug, aug_lengths = _stack([s[2] for s in samples])
+        aug, aug_lengths = stack_frames([s[2] for s in samples])
         augmented = FusionBatch(**common, **midi, audio=aug, audio_lengths=aug_lengths)
     return FusionBatch(**common, **midi, audio=audio, audio_lengths=audio_lengths, augmented=augmented)
 

@@ -184,8 +184,9 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
                  warn=print) -> tuple[FrameTable, Any]:
     """Audio frames keyed ``(segment id, soundfont, view)`` for the fold of ``experiment``
     (training segments in every training soundfont, validation / test in the evaluation
-    soundfont; view 0 = clean, 1..``views`` = augmented); also the encoder's data module."""
-    from pianoeval.audio.data import AudioBatch, AudioDataModule, _stack
+    soundfont; view 0 = clean, 1..``views`` = augmented), and the encoder's ``audio`` block
+    (soundfonts, evaluation soundfont, robustness views) that the fusion batches follow."""
+    from pianoeval.audio.data import AudioBatch, AudioDataModule, stack_frames
     from pianoeval.data import LABEL_NAMES
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.models.registry import get_model
@@ -214,7 +215,7 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
 
         def batches():
             for chunk in chunks:
-                frames, lengths = _stack([tables[k] for k in chunk])
+                frames, lengths = stack_frames([tables[k] for k in chunk])
                 n = len(chunk)
                 yield AudioBatch(labels=torch.zeros(n, len(LABEL_NAMES)), label_std=torch.zeros(n, len(LABEL_NAMES)),
                                  group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
@@ -257,8 +258,8 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
                                            "data": {"split": data.split, "fold": data.fold}},
                                           "model.symbolic_encoder")
     ckpt = checkpoint_path(checkpoint, data.fold, experiment.seed, "symbolic_checkpoint")
-    if entry.input_kind == "notes":
-        return _note_frames(entry, enc_config, ckpt, scores, progress, warn)
+    if entry.input_kind == "notes":  # FusionConfig refuses a score for these
+        return _note_frames(entry, enc_config, ckpt, progress, warn)
     data_module = DATA_MODULES[entry.input_kind]
     stores = [corpus_store(data_module.kind, PERCEPIANO)]
     if scores:
@@ -285,16 +286,12 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
     return cached_table("symbolic", encoder["name"], fields, compute, warn)
 
 
-def _note_frames(entry, enc_config, ckpt: Path | None, scores: bool, progress, warn) -> FrameTable:
+def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn) -> FrameTable:
     """Readout frames of a HAN-family model over the score-aligned note features of the fold
     (their normalisation is fitted on the fold's training set, so the key names the fold)."""
     from pianoeval.data import LABEL_NAMES, collate_notes
     from pianoeval.train.data import percepiano
 
-    if scores:
-        raise ConfigError(f"model.symbolic_encoder: {entry.name} reads score-aligned performance features, which a "
-                          f"score MIDI alone does not have; score-conditioned fusion needs an encoder of MIDI "
-                          f"(s1_remi, s2_gnn, s2h_hetero, s3_continuous)")
     data = enc_config.data
     feature_set = data.feature_set
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,

@@ -84,14 +84,27 @@ class FusionConfig(HeadsConfig):
         return _resolved_encoder(value, "symbolic_encoder", SYMBOLIC_KINDS)
 
     @pydantic.model_validator(mode="after")
-    def _heads_divide_width(self) -> "FusionConfig":
+    def _consistent(self) -> "FusionConfig":
         if self.fusion_dim % self.fusion_heads:
             raise ValueError(f"fusion_dim {self.fusion_dim} is not divisible by fusion_heads {self.fusion_heads}")
+        if self.needs_score and _input_kind(self.symbolic_encoder["name"]) == "notes":
+            raise ValueError(f"symbolic_encoder: {self.symbolic_encoder['name']} reads score-aligned performance "
+                             f"features, which a score MIDI alone does not have; score-conditioned fusion needs an "
+                             f"encoder of MIDI ({', '.join(MIDI_ENCODERS)})")
         return self
 
     @property
     def needs_score(self) -> bool:
         return self.fusion == "score_conditioned"
+
+
+MIDI_ENCODERS = ("s1_remi", "s2_gnn", "s2h_hetero", "s3_continuous")
+
+
+def _input_kind(name: str) -> str:
+    from pianoeval.models.registry import get_model
+
+    return get_model(name).input_kind
 
 
 def _resolved_encoder(raw: dict[str, Any], key: str, kinds: tuple[str, ...]) -> dict[str, Any]:

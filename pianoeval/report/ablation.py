@@ -342,7 +342,7 @@ def add_fusion_section(doc: Document, run: AblationRun, prefix: str = "", level:
     answer = fusion_answer(run.trials, run.metrics[0])
     if answer is None:
         return
-    text = fusion_markdown(run.trials, run.metrics[0])
+    text = fusion_markdown(answer)
     doc.text(text.replace("### ", "#" * (level + 1) + " ").replace("## ", "#" * level + " ", 1))
     doc.figure(plot_fusion_answer(answer), f"{prefix}fusion_answer",
                "Each fusion variant against the better single-modality control of each dimension (paired by fold "

@@ -84,6 +84,6 @@ def test_the_fusion_answer_compares_each_dimension_with_its_better_control():
     assert timing["g"][0] == pytest.approx(0.05) and timing["g"][1] > 0  # beats audio on timing, CI above 0
     assert articulation["g"][0] == pytest.approx(-0.06) and articulation["g"][2] < 0
     assert answer["gates"]["g"]["timing_stable_to_unstable"][0] == pytest.approx(0.8)
-    text = fusion_markdown(pd.DataFrame(rows), "test/pairwise_acc")
+    text = fusion_markdown(fusion_answer(pd.DataFrame(rows), "test/pairwise_acc"))
     assert "`g` beats it on 1 and is worse on 1 of 2" in text and "| timing_stable_to_unstable | 0.800 |" in text
     assert fusion_answer(pd.DataFrame(rows).query("variant != 's'"), "test/pairwise_acc") is None  # no symbolic control
