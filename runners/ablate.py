@@ -4,6 +4,7 @@
     python runners/ablate.py han_incremental --set budget.max_epochs=1 --set folds=[0] --set seeds=[0]
     python runners/ablate.py han_zeroed --only han_total_cat_zero_beat_eval
     python runners/ablate.py staged_elimination            # all stages; --resume continues where it stopped
+    python runners/ablate.py staged_elimination --until round1   # the screen only; --resume goes on
 """
 
 import argparse
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     p.add_argument("--storage", help="results root (default results/)")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     p.add_argument("--max-concurrent", type=int, help="runs at once (default: as resources allow)")
+    p.add_argument("--until", metavar="STAGE", help="staged specs: stop after this stage (e.g. round1)")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (and the baseline)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override: folds=[0], seeds=[0], budget.max_epochs=1, data.max_train_segments=100 ...")

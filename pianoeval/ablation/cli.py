@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from pianoeval.config import parse_set
+from pianoeval.errors import ConfigError
 from pianoeval.io import atomic_write_text
 
 
@@ -46,6 +47,9 @@ def main(args) -> int:
     if is_staged(path):
         return main_staged(path, args)
     spec = load_ablation(path, parse_set(args.set or []))
+    if getattr(args, "until", None):
+        raise ConfigError(f"{path}: --until {args.until}: only a staged spec (one with stages:) runs in stages; "
+                          "drop --until")
     if args.only:
         spec = spec.only(args.only)
     if args.dry_run:

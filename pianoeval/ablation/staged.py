@@ -304,8 +304,9 @@ def decide(rule: RuleSpec | None, table: pd.DataFrame) -> Decision:
                             monitor_mode(rule.metric))
 
 
-def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> dict:
-    """Run every stage in order (skipping finished ones); return the state."""
+def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until: str | None = None) -> dict:
+    """Run every stage in order (skipping finished ones), or up to and including ``until``;
+    return the state."""
     from dataclasses import replace
 
     from pianoeval.ablation.compare import comparison_markdown, load_run
@@ -316,6 +317,8 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> di
     for stage in staged.stages:
         if state["stages"].get(stage, {}).get("status") == "done":
             print_fn(f"[staged] {stage}: already done, kept {', '.join(state['stages'][stage]['kept'])}")
+            if stage == until:
+                break
             continue
         names = _stage_candidates(staged, stage, state)
         if not names:
@@ -352,6 +355,11 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print) -> di
         for line in decision.lines():
             print_fn(f"[staged] {stage}: {line}")
         print_fn(f"[staged] {stage} done")
+        if stage == until:
+            later = list(staged.stages)[list(staged.stages).index(stage) + 1:]
+            if later:
+                print_fn(f"[staged] stopping after {stage} (--until); --resume runs {', '.join(later)}")
+            break
     atomic_write_text(run_dir / "elimination.md", elimination_markdown(staged, run_dir, state))
     return state
 
@@ -385,6 +393,10 @@ def main_staged(path: Path, args) -> int:
     from pianoeval.config import parse_set
 
     staged = load_staged(path, parse_set(args.set or []))
+    until = getattr(args, "until", None)
+    if until is not None and until not in staged.stages:
+        raise ConfigError(f"{staged.source}: --until {until}: not a stage of this spec; "
+                          f"use one of {', '.join(staged.stages)}")
     if args.dry_run:
         for stage in staged.stages:
             names = screened_candidates(staged) if staged.stages[stage].candidates == "all" else \
@@ -403,7 +415,7 @@ def main_staged(path: Path, args) -> int:
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
                               max_concurrent=args.max_concurrent)
     print(f"[staged] {staged.name} -> {run_dir}")
-    state = run_staged(staged, run_dir, options)
+    state = run_staged(staged, run_dir, options, until=until)
     winners = {t: v for s in state["stages"].values() for t, v in s.get("winners", {}).items()}
     print(f"[staged] winners: {winners or 'none yet'}; summary: {run_dir / 'elimination.md'}")
     return 0

@@ -24,7 +24,7 @@ def _args(name, storage, **extra):
     import argparse
 
     defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="test", address=None,
-                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY))
+                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 
@@ -120,8 +120,13 @@ def test_staged_elimination_runs_rounds_1_to_3_and_fuses_the_track_winners(ray_s
             "candidates.bilstm_baseline.model.hidden_size=16"]
     sets += [f"stages.round3.overrides.model.{key}={value}" for key, value in
              {"z_dim": 16, "head_hidden": 16, "pool_heads": 2}.items()]
-    assert main(_args("staged_elimination", tmp_path, set=sets, run_id="fused")) == 0
+    assert main(_args("staged_elimination", tmp_path, set=sets, run_id="fused", until="round1")) == 0
     run_dir = tmp_path / "ablations" / "staged_elimination" / "fused"
+    state = json.loads((run_dir / "stages.json").read_text())
+    assert list(state["stages"]) == ["round1"] and state["stages"]["round1"]["status"] == "done"
+    assert "## round2\n\nFolds [0], budget 1 epochs, early stopping 20, tiers T1; rule: track_winner on " \
+           "val/pairwise_acc\n\nNot run yet." in (run_dir / "elimination.md").read_text()
+    assert main(_args("staged_elimination", tmp_path, set=sets, run_id="fused", resume=True)) == 0  # goes on
     state = json.loads((run_dir / "stages.json").read_text())
     assert state["stages"]["round1"]["candidates"] == ["a1_lora", "bilstm_baseline", "s2_gnn"]
     winners = state["stages"]["round2"]["winners"]

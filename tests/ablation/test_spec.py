@@ -77,7 +77,7 @@ def test_set_overrides_every_variant():
 
 def _args(name, **extra):
     defaults = dict(name=str(name), dry_run=True, no_estimate=True, resume=False, run_id=None, address=None,
-                    storage=None, num_cpus=None, max_concurrent=None, only=None, set=None)
+                    storage=None, num_cpus=None, max_concurrent=None, only=None, set=None, until=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 
@@ -114,6 +114,20 @@ def test_bad_spec_is_a_one_line_error_exit_2_nothing_started(case, tmp_path, mon
     assert run_cli(lambda: main(_args(path, dry_run=False))) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and BAD[case][1] in err[0], err
+    assert not (tmp_path / "results").exists()
+
+
+def test_until_names_a_stage_of_a_staged_spec(tmp_path, monkeypatch, capsys):
+    from pianoeval.ablation.cli import main
+
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
+    assert run_cli(lambda: main(_args("staged_elimination", dry_run=False, until="round9"))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--until round9: not a stage of this spec; use one of round1, round2, round3" in err[0]
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(GOOD))
+    assert run_cli(lambda: main(_args(path, dry_run=False, until="round1"))) == 2
+    assert "only a staged spec (one with stages:) runs in stages" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 
