@@ -5,6 +5,7 @@
     python runners/pretrain_symbolic.py --encoder s3 --steps 300 --set hidden_size=64
     python runners/pretrain_symbolic.py --encoder s2 --variant s2_gnn_base --steps 20000   # GPU size
     python runners/pretrain_symbolic.py --encoder s1 --lambda-contrastive 0.1  # + cross-performer InfoNCE
+    python runners/pretrain_symbolic.py --encoder s3 --cross-distractors 10   # + distractors from other windows
 
 Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
 """
@@ -41,6 +42,8 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=float)
     parser.add_argument("--mask-prob", dest="mask_prob", type=float)
     parser.add_argument("--lambda-contrastive", dest="lambda_contrastive", type=float)
+    parser.add_argument("--cross-distractors", dest="cross_distractors", type=int,
+                        help="S3: distractors from other windows of the batch (default 0: the window's own only)")
     parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")
     parser.add_argument("--validation-items", dest="validation_items", type=int)
     parser.add_argument("--eval-every", dest="eval_every", type=int)

@@ -12,15 +12,21 @@ Pre-training (``ContrastiveFrames``, as wav2vec 2.0 without the quantiser): a
 value) start a span of ``MASK_SPAN`` (10) frames; masked frames (about half) are
 replaced by a learned mask vector before the Transformer. At every masked frame the
 projected context must pick its own projected latent among ``DISTRACTORS`` (10)
-latents of other masked frames of the same item: cross-entropy over cosine
-similarities / ``TEMPERATURE`` (0.1). Targets are the continuous latents (no
+latents of other masked frames of the same item, plus ``cross_distractors`` latents of
+masked frames of other items of the batch: cross-entropy over cosine similarities /
+``TEMPERATURE`` (0.1). Distractors from the same item alone (wav2vec 2.0's choice) reward
+only what varies within a window; whatever is constant over it (its loudness, tempo,
+pedalling, which are what listeners rate) cannot tell them apart and is not learned.
+Distractors from other windows make those window-level features worth encoding. Targets are the continuous latents (no
 quantiser), so a diversity term replaces wav2vec 2.0's codebook-diversity loss: every
 dimension of the projected targets keeps a standard deviation >= 1 over the real frames
 of each item (VICReg's variance hinge, taken within items). Without it the targets
 collapse within a few dozen steps to vectors that are constant in time (all
-similarities equal: the loss sits at log 11, chance). Targets are also centred on their
-item's mean before the cosine: a large offset shared by every frame of an item would
-otherwise shrink all cosine differences to nothing (the same stall, seen in practice).
+similarities equal: the loss sits at log 11, chance). Targets are also centred before the
+cosine: a large offset shared by every frame would otherwise shrink all cosine differences
+to nothing (the same stall, seen in practice). With within-item distractors only they are
+centred on their item's mean; with cross-item distractors on the batch's mean, so that
+what sets an item apart from the others is kept.
 """
 
 from __future__ import annotations
@@ -136,10 +142,11 @@ def span_mask(mask: torch.Tensor, mask_prob: float, generator: torch.Generator) 
 class ContrastiveFrames(nn.Module):
     """wav2vec-style masked-frame contrastive objective around a CurveEncoder."""
 
-    def __init__(self, encoder: CurveEncoder, mask_prob: float = 0.65):
+    def __init__(self, encoder: CurveEncoder, mask_prob: float = 0.65, cross_distractors: int = 0):
         super().__init__()
         self.encoder = encoder
         self.mask_prob = mask_prob
+        self.cross_distractors = cross_distractors
         width = encoder.output_dim
         self.predict = nn.Linear(width, width)
         self.target = nn.Linear(width, width)
@@ -151,11 +158,17 @@ class ContrastiveFrames(nn.Module):
         prediction = nn.functional.normalize(self.predict(context), dim=-1)
         projected = self.target(z)
         diversity = within_item_diversity(projected, mask)
-        # distractors come from the same item, so what is shared by all its frames cannot
-        # tell them apart: compare deviations from the item's mean target (see the docstring)
+        # centred on the item's mean when only the item's own frames are distractors (what all
+        # its frames share cannot tell them apart), on the batch's mean otherwise (docstring)
         weight = mask.unsqueeze(-1).float()
-        item_mean = (projected * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp_min(1.0)
-        target = nn.functional.normalize(projected - item_mean, dim=-1)
+        if self.cross_distractors:
+            centre = (projected * weight).sum((0, 1), keepdim=True) / weight.sum().clamp_min(1.0)
+        else:
+            centre = (projected * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp_min(1.0)
+        target = nn.functional.normalize(projected - centre, dim=-1)
+        flat_target = target.reshape(-1, target.shape[-1])
+        flat_masked = masked.reshape(-1).nonzero()[:, 0]  # masked frames of the batch, as flat indices
+        item_of = torch.div(flat_masked, masked.shape[1], rounding_mode="floor")
         logits = []
         for b in range(len(z)):
             where = masked[b].nonzero()[:, 0]
@@ -165,12 +178,17 @@ class ContrastiveFrames(nn.Module):
             # DISTRACTORS other masked frames of the same item, never the frame itself
             draw = torch.randint(0, m - 1, (m, DISTRACTORS), generator=generator).to(z.device)
             draw = draw + (draw >= torch.arange(m, device=z.device).unsqueeze(1)).long()
-            candidates = torch.cat([where.unsqueeze(1), where[draw]], dim=1)  # [m, 1 + K], true target first
-            logits.append((prediction[b, where].unsqueeze(1) * target[b, candidates]).sum(-1) / TEMPERATURE)
+            candidates = target[b, torch.cat([where.unsqueeze(1), where[draw]], dim=1)]  # [m, 1 + K, C], true first
+            others = flat_masked[item_of != b]
+            if self.cross_distractors and len(others):
+                pick = torch.randint(0, len(others), (m, self.cross_distractors), generator=generator).to(z.device)
+                candidates = torch.cat([candidates, flat_target[others[pick]]], dim=1)
+            logits.append((prediction[b, where].unsqueeze(1) * candidates).sum(-1) / TEMPERATURE)
         if not logits:
             zero = context.sum() * 0.0
             return {"contrastive_frames": zero, "diversity": diversity}, {"frame_acc": zero.detach()}, context, mask
-        logits = torch.cat(logits)
+        width = max(len(row[0]) for row in logits)  # items with no other item to draw from have fewer
+        logits = torch.cat([nn.functional.pad(row, (0, width - row.shape[1]), value=float("-inf")) for row in logits])
         label = torch.zeros(len(logits), dtype=torch.long, device=z.device)
         loss = nn.functional.cross_entropy(logits, label)
         accuracy = (logits.argmax(-1) == 0).float().mean().detach()
@@ -182,8 +200,8 @@ def build_curves(config: CurveConfig, input_dim: int, num_labels: int) -> nn.Mod
     return build_with_heads(ENCODER, CurveEncoder(config, input_dim), config, ARCH_FIELDS, input_dim, num_labels)
 
 
-def make_objective(config: CurveConfig, input_dim: int, mask_prob: float) -> ContrastiveFrames:
-    return ContrastiveFrames(CurveEncoder(config, input_dim), mask_prob)
+def make_objective(config: CurveConfig, input_dim: int, mask_prob: float, cross_distractors: int = 0) -> ContrastiveFrames:
+    return ContrastiveFrames(CurveEncoder(config, input_dim), mask_prob, cross_distractors)
 
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from pianoeval.config import StrictModel
+from pianoeval.errors import ConfigError
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.data.percepiano import NUM_LABELS
 from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, music_groups
@@ -55,6 +56,8 @@ class PretrainConfig(StrictModel):
         steps, batch_size, lr, weight_decay, warmup_fraction, grad_clip: optimisation.
         mask_prob: the objective's masking share (None: 0.15, S3 0.65).
         lambda_contrastive: weight of the cross-performer InfoNCE (0: off).
+        cross_distractors: S3 only: distractors drawn from other windows of the batch, besides
+            the 10 from the window itself (0: the window's own only, as wav2vec 2.0).
         crop: S1 / S3 see a random crop of this many tokens / curve frames of each window
             per step (one attention chunk's worth: the encoders attend within chunks
             anyway, so this cuts cost ~3x at no loss of context); None = whole windows.
@@ -77,6 +80,7 @@ class PretrainConfig(StrictModel):
     mask_prob: float | None = pydantic.Field(None, gt=0, lt=1)
     lambda_contrastive: float = pydantic.Field(0.0, ge=0)
     contrastive_temperature: float = pydantic.Field(0.1, gt=0)
+    cross_distractors: int = pydantic.Field(0, ge=0)
     crop: int | None = pydantic.Field(256, ge=8)
     validation_items: int = pydantic.Field(256, ge=0)
     eval_every: int = pydantic.Field(100, ge=1)
@@ -255,7 +259,11 @@ def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
     crop_field = {"tokens": "tokens", "curves": "curves"}.get(kind)
     collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed)
     input_dim = input_dim_of(kind)
-    model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob), config)
+    if config.cross_distractors and config.encoder != "s3":
+        raise ConfigError(f"pretrain.cross_distractors: {config.cross_distractors} is for S3's frame contrastive "
+                          f"objective, not {config.encoder}; leave it at 0")
+    options = {"cross_distractors": config.cross_distractors} if config.encoder == "s3" else {}
+    model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob, **options), config)
     return PretrainSetup(model, train_set, val_set, collate, family, kind, entry.name, model_config, input_dim, mask_prob)
 
 

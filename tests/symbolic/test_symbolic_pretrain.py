@@ -22,7 +22,8 @@ MODELS = {"s1": "s1_remi", "s2": "s2_gnn", "s2h": "s2h_hetero", "s3": "s3_contin
 def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkeypatch):
     monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path))
     config = PretrainConfig(encoder=encoder, model=TINY, pieces=PIECES, steps=4, batch_size=4, eval_every=2,
-                            validation_items=8, lambda_contrastive=0.1 if encoder == "s3" else 0.0)
+                            validation_items=8, lambda_contrastive=0.1 if encoder == "s3" else 0.0,
+                            cross_distractors=4 if encoder == "s3" else 0)
     result = pretrain(config, progress=False, log=lambda m: None)
     assert result.weights.parent.parent == tmp_path / "pretrained" / "symbolic" / encoder
     meta = json.loads((result.weights.parent / "config.json").read_text())
