@@ -57,7 +57,7 @@ class AblationRun:
         return stats.cost_summary(self.trials)
 
     def trials_for(self, metric: str | None) -> pd.DataFrame:
-        """All rows, with the metric set to NaN for unusable ones (counted as failed runs)."""
+        """All rows, with the metric set to NaN for unusable ones (counted as unfinished runs)."""
         frame = self.trials.copy()
         metric = metric or self.metrics[0]
         if metric in frame:

@@ -4,8 +4,8 @@ Input everywhere is a long DataFrame of trial results, one row per run, with
 columns ``variant``, ``fold``, ``seed``, the metric column(s) (``r2``,
 ``pairwise_acc``, ... and optionally per-dimension ``r2/<dim>``) and optionally
 the cost columns ``cpu_seconds`` and ``gpu_seconds``. A (variant, fold, seed)
-triple may appear only once. A NaN metric marks a failed run: it is counted as
-failed, never averaged in.
+triple may appear only once. A NaN metric marks a run that did not finish (it failed,
+or a scheduler stopped it early): it is counted as unfinished, never averaged in.
 
 Runs of two variants are compared *paired*: the same fold and seed see the same
 training data and initial randomness, so the per-pair delta removes most of the
@@ -81,7 +81,7 @@ def holm_correction(p_values) -> np.ndarray:
 
 
 def variant_summary(df: pd.DataFrame, metric: str, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Per variant: runs, failed runs, mean, std (ddof 1) and 95% bootstrap CI of the mean.
+    """Per variant: runs, unfinished runs, mean, std (ddof 1) and 95% bootstrap CI of the mean.
 
     Columns: ``variant, n, n_failed, mean, std, ci_low, ci_high`` (one row per
     variant, in order of first appearance). ``n`` counts runs with a finite
@@ -254,7 +254,7 @@ def comparison_markdown(
     secondary_means = {name: df.groupby("variant", sort=False)[name].mean() for name in secondary}
     rows = []
     for record in summary.itertuples(index=False):
-        failed = f" ({record.n_failed} failed)" if record.n_failed else ""
+        failed = f" ({record.n_failed} unfinished)" if record.n_failed else ""
         rows.append([
             f"**{record.variant}**" if record.variant == baseline else str(record.variant),
             f"{record.n}{failed}",

@@ -134,7 +134,7 @@ def plot_headline(run: AblationRun, metric: str | None = None):
     for yi, variant in zip(y, order):
         row = summary.loc[variant]
         _interval(left, yi, row["mean"], row["ci_low"], row["ci_high"], colours[variant], True, "no finished run")
-        failed = f", {int(row['n_failed'])} failed" if row["n_failed"] else ""
+        failed = f", {int(row['n_failed'])} unfinished" if row["n_failed"] else ""
         labels.append(f"{variant}\n(n={int(row['n'])}{failed})")
     if np.isfinite(summary.loc[run.baseline, "mean"]):
         left.axvline(summary.loc[run.baseline, "mean"], color=BASELINE_COLOUR, ls=":", lw=1)

@@ -60,10 +60,12 @@ def test_bootstrap_is_deterministic_for_a_seed(results):
     pd.testing.assert_frame_equal(first[first.variant != "copy"].reset_index(drop=True), fewer)
 
 
-def test_failed_runs_are_counted_not_averaged(results):
+def test_unfinished_runs_are_counted_not_averaged(results):
     results.loc[(results.variant == "wider") & (results.fold == 0) & (results.seed == 0), "r2"] = np.nan
     row = variant_summary(results, "r2", n_boot=500).set_index("variant").loc["wider"]
     assert (row["n"], row["n_failed"]) == (7, 1) and np.isfinite(row["mean"])
+    # failed or pruned by ASHA: the table does not know which, so it says neither
+    assert "| wider | 7 (1 unfinished) |" in comparison_markdown(results, "r2", "baseline", n_boot=200)
 
 
 def test_identical_variant_has_zero_delta_and_p_one(results):
