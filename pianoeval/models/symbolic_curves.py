@@ -9,7 +9,7 @@ contrastive pre-training.
 
 Pre-training (``ContrastiveFrames``, as wav2vec 2.0 without the quantiser): a
 ``mask_prob / MASK_SPAN`` share of the real latent frames (mask_prob 0.65, wav2vec 2.0's
-value) start a span of ``MASK_SPAN`` (10) frames; masked frames (about half) are
+value) start a span of ``MASK_SPAN`` (5) frames; masked frames (about half) are
 replaced by a learned mask vector before the Transformer. At every masked frame the
 projected context must pick its own projected latent among ``DISTRACTORS`` (10)
 latents of other masked frames of the same item, plus ``cross_distractors`` latents of
@@ -135,7 +135,7 @@ def span_mask(mask: torch.Tensor, mask_prob: float, generator: torch.Generator) 
     """[B, T] bool: spans of MASK_SPAN frames from ``mask_prob / MASK_SPAN`` of the real frames."""
     starts = (torch.rand(mask.shape, generator=generator) < mask_prob / MASK_SPAN).to(mask.device) & mask
     spans = nn.functional.max_pool1d(starts.float().unsqueeze(1), MASK_SPAN, stride=1, padding=0)
-    spans = nn.functional.pad(spans, (MASK_SPAN - 1, 0)).squeeze(1) > 0  # frame t masked if a span starts in t-9..t
+    spans = nn.functional.pad(spans, (MASK_SPAN - 1, 0)).squeeze(1) > 0  # frame t masked if a span starts in t-4..t
     return spans & mask
 
 
