@@ -17,12 +17,14 @@ masked frames of other items of the batch: cross-entropy over cosine similaritie
 ``TEMPERATURE`` (0.1). Distractors from the same item alone (wav2vec 2.0's choice) reward
 only what varies within a window; whatever is constant over it (its loudness, tempo,
 pedalling, which are what listeners rate) cannot tell them apart and is not learned.
-Distractors from other windows make those window-level features worth encoding. Targets are the continuous latents (no
-quantiser), so a diversity term replaces wav2vec 2.0's codebook-diversity loss: every
-dimension of the projected targets keeps a standard deviation >= 1 over the real frames
-of each item (VICReg's variance hinge, taken within items). Without it the targets
-collapse within a few dozen steps to vectors that are constant in time (all
-similarities equal: the loss sits at log 11, chance). Targets are also centred before the
+Distractors from other windows make those window-level features worth encoding (measured
+in docs/results.md: fine-tuned, they recover R2 but not same-piece ranking).
+
+Targets are the continuous latents (no quantiser), so a diversity term replaces wav2vec
+2.0's codebook-diversity loss: every dimension of the projected targets keeps a standard
+deviation >= 1 over the real frames of each item (VICReg's variance hinge, taken within
+items). Without it the targets collapse within a few dozen steps to vectors that are
+constant in time (all similarities equal: the loss sits at log 11, chance). Targets are also centred before the
 cosine: a large offset shared by every frame would otherwise shrink all cosine differences
 to nothing (the same stall, seen in practice). With within-item distractors only they are
 centred on their item's mean; with cross-item distractors on the batch's mean, so that
@@ -200,7 +202,8 @@ def build_curves(config: CurveConfig, input_dim: int, num_labels: int) -> nn.Mod
     return build_with_heads(ENCODER, CurveEncoder(config, input_dim), config, ARCH_FIELDS, input_dim, num_labels)
 
 
-def make_objective(config: CurveConfig, input_dim: int, mask_prob: float, cross_distractors: int = 0) -> ContrastiveFrames:
+def make_objective(config: CurveConfig, input_dim: int, mask_prob: float,
+                   cross_distractors: int = 0) -> ContrastiveFrames:
     return ContrastiveFrames(CurveEncoder(config, input_dim), mask_prob, cross_distractors)
 
 

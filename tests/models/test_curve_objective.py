@@ -29,7 +29,8 @@ def _window_constant_latents(objective: ContrastiveFrames, monkeypatch, distinct
 
 def _loss(cross: int, monkeypatch, distinct: bool = True) -> float:
     objective = _objective(cross)
-    terms, _, _, _ = objective(_window_constant_latents(objective, monkeypatch, distinct), torch.Generator().manual_seed(0))
+    batch = _window_constant_latents(objective, monkeypatch, distinct)
+    terms, _, _, _ = objective(batch, torch.Generator().manual_seed(0))
     return terms["contrastive_frames"].item()
 
 
