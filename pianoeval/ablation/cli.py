@@ -47,7 +47,7 @@ def main(args) -> int:
     if is_staged(path):
         return main_staged(path, args)
     spec = load_ablation(path, parse_set(args.set or []))
-    if getattr(args, "until", None):
+    if args.until:
         raise ConfigError(f"{path}: --until {args.until}: only a staged spec (one with stages:) runs in stages; "
                           "drop --until")
     if args.only:

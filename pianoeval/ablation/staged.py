@@ -314,11 +314,10 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until
 
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(run_dir)
-    for stage in staged.stages:
+    order = list(staged.stages)
+    for stage in order[:order.index(until) + 1] if until else order:
         if state["stages"].get(stage, {}).get("status") == "done":
             print_fn(f"[staged] {stage}: already done, kept {', '.join(state['stages'][stage]['kept'])}")
-            if stage == until:
-                break
             continue
         names = _stage_candidates(staged, stage, state)
         if not names:
@@ -355,11 +354,8 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until
         for line in decision.lines():
             print_fn(f"[staged] {stage}: {line}")
         print_fn(f"[staged] {stage} done")
-        if stage == until:
-            later = list(staged.stages)[list(staged.stages).index(stage) + 1:]
-            if later:
-                print_fn(f"[staged] stopping after {stage} (--until); --resume runs {', '.join(later)}")
-            break
+        if stage == until and stage != order[-1]:
+            print_fn(f"[staged] stopping after {stage} (--until); --resume runs {', '.join(order[order.index(stage) + 1:])}")
     atomic_write_text(run_dir / "elimination.md", elimination_markdown(staged, run_dir, state))
     return state
 
@@ -393,7 +389,7 @@ def main_staged(path: Path, args) -> int:
     from pianoeval.config import parse_set
 
     staged = load_staged(path, parse_set(args.set or []))
-    until = getattr(args, "until", None)
+    until = args.until
     if until is not None and until not in staged.stages:
         raise ConfigError(f"{staged.source}: --until {until}: not a stage of this spec; "
                           f"use one of {', '.join(staged.stages)}")

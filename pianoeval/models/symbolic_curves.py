@@ -168,9 +168,10 @@ class ContrastiveFrames(nn.Module):
         else:
             centre = (projected * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp_min(1.0)
         target = nn.functional.normalize(projected - centre, dim=-1)
-        flat_target = target.reshape(-1, target.shape[-1])
-        flat_masked = masked.reshape(-1).nonzero()[:, 0]  # masked frames of the batch, as flat indices
-        item_of = torch.div(flat_masked, masked.shape[1], rounding_mode="floor")
+        if self.cross_distractors:
+            flat_target = target.reshape(-1, target.shape[-1])
+            flat_masked = masked.reshape(-1).nonzero()[:, 0]  # masked frames of the batch, as flat indices
+            item_of = torch.div(flat_masked, masked.shape[1], rounding_mode="floor")
         logits = []
         for b in range(len(z)):
             where = masked[b].nonzero()[:, 0]
@@ -181,8 +182,8 @@ class ContrastiveFrames(nn.Module):
             draw = torch.randint(0, m - 1, (m, DISTRACTORS), generator=generator).to(z.device)
             draw = draw + (draw >= torch.arange(m, device=z.device).unsqueeze(1)).long()
             candidates = target[b, torch.cat([where.unsqueeze(1), where[draw]], dim=1)]  # [m, 1 + K, C], true first
-            others = flat_masked[item_of != b]
-            if self.cross_distractors and len(others):
+            others = flat_masked[item_of != b] if self.cross_distractors else ()
+            if len(others):
                 pick = torch.randint(0, len(others), (m, self.cross_distractors), generator=generator).to(z.device)
                 candidates = torch.cat([candidates, flat_target[others[pick]]], dim=1)
             logits.append((prediction[b, where].unsqueeze(1) * candidates).sum(-1) / TEMPERATURE)

@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from pianoeval.config import StrictModel
-from pianoeval.errors import ConfigError
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.data.percepiano import NUM_LABELS
 from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, music_groups
@@ -85,6 +84,14 @@ class PretrainConfig(StrictModel):
     validation_items: int = pydantic.Field(256, ge=0)
     eval_every: int = pydantic.Field(100, ge=1)
     seed: int = 7
+
+    @pydantic.field_validator("cross_distractors")
+    @classmethod
+    def _s3_only(cls, value: int, info: pydantic.ValidationInfo) -> int:
+        encoder = info.data.get("encoder")
+        if value and encoder != "s3":
+            raise ValueError(f"{value} is for S3's frame contrastive objective, not {encoder}; leave it at 0")
+        return value
 
 
 @dataclass
@@ -259,9 +266,6 @@ def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
     crop_field = {"tokens": "tokens", "curves": "curves"}.get(kind)
     collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed)
     input_dim = input_dim_of(kind)
-    if config.cross_distractors and config.encoder != "s3":
-        raise ConfigError(f"pretrain.cross_distractors: {config.cross_distractors} is for S3's frame contrastive "
-                          f"objective, not {config.encoder}; leave it at 0")
     options = {"cross_distractors": config.cross_distractors} if config.encoder == "s3" else {}
     model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob, **options), config)
     return PretrainSetup(model, train_set, val_set, collate, family, kind, entry.name, model_config, input_dim, mask_prob)
