@@ -6,6 +6,7 @@
     python runners/pretrain_symbolic.py --encoder s2 --variant s2_gnn_base --steps 20000   # GPU size
     python runners/pretrain_symbolic.py --encoder s1 --lambda-contrastive 0.1  # + cross-performer InfoNCE
     python runners/pretrain_symbolic.py --encoder s3 --cross-distractors 10   # + distractors from other windows
+    python runners/pretrain_symbolic.py --encoder s3 --lambda-performance 1   # + same-performance InfoNCE
 
 Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
 """
@@ -44,6 +45,10 @@ if __name__ == "__main__":
     parser.add_argument("--lambda-contrastive", dest="lambda_contrastive", type=float)
     parser.add_argument("--cross-distractors", dest="cross_distractors", type=int,
                         help="S3: distractors from other windows of the batch (default 0: the window's own only)")
+    parser.add_argument("--lambda-performance", dest="lambda_performance", type=float,
+                        help="S1/S3: weight of the same-performance InfoNCE over two views of each window (default 0)")
+    parser.add_argument("--lambda-objective", dest="lambda_objective", type=float,
+                        help="weight of the encoder's own objective (default 1; 0: the InfoNCE terms alone)")
     parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")
     parser.add_argument("--validation-items", dest="validation_items", type=int)
     parser.add_argument("--eval-every", dest="eval_every", type=int)

@@ -9,7 +9,13 @@ timing, S2H per-edge-type link prediction, S3 masked-frame contrastive) runs on 
 corpus windows (ASAP by default; PercePiano's performances can be added, unlabelled).
 With ``lambda_contrastive > 0`` batches hold pairs of cross-performer windows (same
 bars, different performers) and a piece-based InfoNCE on the mean-pooled, projected
-encoder frames is added. Whole ASAP pieces are held out for a validation loss
+encoder frames is added: it pulls performances of the same bars together. With
+``lambda_performance > 0`` (S1, S3) the opposite question is asked: every window is
+seen as two disjoint crops (views), and each view must find the other view of its own
+performance among all views of the batch, which again comes in cross-performer pairs,
+so the other performer's views of the same bars are the hardest negatives. Only what
+sets one performance apart from another of the same notes (its tempo, loudness,
+articulation, pedalling: what PercePiano's listeners rate) answers it. Whole ASAP pieces are held out for a validation loss
 (``validation_items`` windows), evaluated every ``eval_every`` steps.
 
 Optimiser: AdamW, linear warm-up then cosine decay, gradient clipping. Output: the
@@ -57,9 +63,14 @@ class PretrainConfig(StrictModel):
         lambda_contrastive: weight of the cross-performer InfoNCE (0: off).
         cross_distractors: S3 only: distractors drawn from other windows of the batch, besides
             the 10 from the window itself (0: the window's own only, as wav2vec 2.0).
+        lambda_performance: S1 / S3 only: weight of the same-performance InfoNCE over two
+            disjoint views of every window (module docstring; 0: off).
+        lambda_objective: weight of the encoder's own objective (masked tokens, links,
+            masked frames); 0 leaves the InfoNCE terms alone (one of them must be on).
         crop: S1 / S3 see a random crop of this many tokens / curve frames of each window
             per step (one attention chunk's worth: the encoders attend within chunks
             anyway, so this cuts cost ~3x at no loss of context); None = whole windows.
+            With ``lambda_performance > 0`` each of the two views is at most half of it.
         validation_items: windows of held-out pieces for the validation loss.
         eval_every: steps between validation passes.
     """
@@ -80,6 +91,8 @@ class PretrainConfig(StrictModel):
     lambda_contrastive: float = pydantic.Field(0.0, ge=0)
     contrastive_temperature: float = pydantic.Field(0.1, gt=0)
     cross_distractors: int = pydantic.Field(0, ge=0)
+    lambda_performance: float = pydantic.Field(0.0, ge=0)
+    lambda_objective: float = pydantic.Field(1.0, ge=0)
     crop: int | None = pydantic.Field(256, ge=8)
     validation_items: int = pydantic.Field(256, ge=0)
     eval_every: int = pydantic.Field(100, ge=1)
@@ -92,6 +105,22 @@ class PretrainConfig(StrictModel):
         if value and encoder != "s3":
             raise ValueError(f"{value} is for S3's frame contrastive objective, not {encoder}; leave it at 0")
         return value
+
+    @pydantic.field_validator("lambda_performance")
+    @classmethod
+    def _sequences_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        encoder = info.data.get("encoder")
+        if value and encoder not in ("s1", "s3"):
+            raise ValueError(f"{value:g} needs two views cut from a token or curve sequence (S1, S3), "
+                             f"not {encoder}'s graphs; leave it at 0")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _something_to_learn(self):
+        if self.lambda_objective == 0 and self.lambda_contrastive == 0 and self.lambda_performance == 0:
+            raise ValueError("lambda_objective is 0 and no InfoNCE term is on: nothing to learn; "
+                             "set lambda_performance or lambda_contrastive above 0")
+        return self
 
 
 @dataclass
@@ -152,29 +181,48 @@ def _schedule(optimizer, steps: int, warmup_fraction: float):
 
 class RandomCrop:
     """Collate wrapper: cut each item's ``field`` (tokens / curves) to a seeded random
-    ``length``-long span before collating; other fields and shorter items pass unchanged."""
+    ``length``-long span before collating; other fields and shorter items pass unchanged.
 
-    def __init__(self, collate, field: str | None, length: int | None, seed: int):
-        self.collate, self.field, self.length = collate, field, length
+    With ``views=2`` every item becomes two items cut from disjoint parts of it: the
+    sequence is split at a random point of its middle third and each part is cropped to
+    at most ``length // 2`` (the whole part if ``length`` is None). The batch then holds
+    the first views of all items, then their second views, in the same order."""
+
+    def __init__(self, collate, field: str | None, length: int | None, seed: int, views: int = 1):
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 or 2, got {views}")
+        self.collate, self.field, self.length, self.views = collate, field, length, views
         self.rng = np.random.default_rng(seed)
 
+    def _crop(self, values, length: int | None):
+        if length is None or len(values) <= length:
+            return values
+        start = int(self.rng.integers(0, len(values) - length + 1))
+        return values[start:start + length]
+
     def __call__(self, items: list[dict]):
-        if self.field is None or self.length is None:
+        if self.field is None:
             return self.collate(items)
-        cropped = []
+        if self.views == 1:
+            return self.collate([{**item, self.field: self._crop(item[self.field], self.length)} for item in items])
+        half = None if self.length is None else max(1, self.length // 2)
+        first, second = [], []
         for item in items:
             values = item[self.field]
-            if len(values) > self.length:
-                start = int(self.rng.integers(0, len(values) - self.length + 1))
-                item = {**item, self.field: values[start:start + self.length]}
-            cropped.append(item)
-        return self.collate(cropped)
+            n = len(values)
+            if n < 2:
+                raise ValueError(f"{item['meta'].item_id}: {n} {self.field}, too short for two views")
+            low = max(1, n // 3)
+            split = min(int(self.rng.integers(low, max(low, n - n // 3) + 1)), n - 1)
+            first.append({**item, self.field: self._crop(values[:split], half)})
+            second.append({**item, self.field: self._crop(values[split:], half)})
+        return self.collate(first + second)
 
 
 def _loader(dataset, collate, config: PretrainConfig, epoch: int):
     from torch.utils.data import DataLoader
 
-    if config.lambda_contrastive > 0:
+    if config.lambda_contrastive > 0 or config.lambda_performance > 0:
         from pianoeval.train.data import GroupedBatchSampler
 
         sampler = GroupedBatchSampler(dataset.group, config.batch_size, 2, config.seed)
@@ -193,27 +241,42 @@ def _batches(dataset, collate, config: PretrainConfig):
 
 
 class Pretrainer(nn.Module):
-    """The encoder's objective, plus the optional cross-performer InfoNCE."""
+    """The encoder's objective, plus the optional cross-performer and same-performance
+    InfoNCE terms (module docstring)."""
 
     def __init__(self, objective: nn.Module, config: PretrainConfig):
         super().__init__()
         self.objective = objective
         self.config = config
         width = objective.encoder.output_dim
-        self.project = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width)) \
-            if config.lambda_contrastive > 0 else None
+
+        def head():
+            return nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+
+        self.project = head() if config.lambda_contrastive > 0 else None
+        self.project_performance = head() if config.lambda_performance > 0 else None
 
     def forward(self, batch, generator):
         from pianoeval.train.losses import infonce_loss
 
         terms, metrics, frames, mask = self.objective(batch, generator)
-        weights = {name: 1.0 for name in terms}
+        weights = {name: self.config.lambda_objective for name in terms}
+        pooled = (frames * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
         if self.project is not None:
-            pooled = (frames * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
             grouped = batch.group >= 0
             terms["cross_performer"] = infonce_loss(self.project(pooled[grouped]), batch.group[grouped],
                                                     self.config.contrastive_temperature)
             weights["cross_performer"] = self.config.lambda_contrastive
+        if self.project_performance is not None:
+            # views come as [first views..., second views...] (RandomCrop with views=2)
+            performance = torch.arange(len(pooled), device=pooled.device) % (len(pooled) // 2)
+            embedded = self.project_performance(pooled)
+            terms["same_performance"] = infonce_loss(embedded, performance, self.config.contrastive_temperature)
+            weights["same_performance"] = self.config.lambda_performance
+            with torch.no_grad():
+                similarity = nn.functional.normalize(embedded, dim=1) @ nn.functional.normalize(embedded, dim=1).T
+                similarity.fill_diagonal_(float("-inf"))
+                metrics["performance_acc"] = (performance[similarity.argmax(1)] == performance).float().mean()
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {**{k: float(v.detach()) for k, v in terms.items()}, **{k: float(v) for k, v in metrics.items()}}
 
@@ -222,7 +285,7 @@ def _evaluate(model: Pretrainer, dataset, collate, config: PretrainConfig) -> di
     from torch.utils.data import DataLoader
 
     if isinstance(collate, RandomCrop):  # the same crops every time
-        collate = RandomCrop(collate.collate, collate.field, collate.length, config.seed + 1)
+        collate = RandomCrop(collate.collate, collate.field, collate.length, config.seed + 1, collate.views)
     model.eval()
     generator = torch.Generator().manual_seed(config.seed + 1)  # the same masks every time
     sums, count = {}, 0
@@ -264,7 +327,8 @@ def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
     torch.manual_seed(config.seed)
     train_set, val_set = corpus_datasets(kind, config, log)
     crop_field = {"tokens": "tokens", "curves": "curves"}.get(kind)
-    collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed)
+    views = 2 if config.lambda_performance > 0 else 1
+    collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed, views)
     input_dim = input_dim_of(kind)
     options = {"cross_distractors": config.cross_distractors} if config.encoder == "s3" else {}
     model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob, **options), config)
@@ -283,7 +347,8 @@ def pretrain(config: PretrainConfig, out_dir: Path | None = None, progress: bool
     kind = setup.kind
     params = sum(p.numel() for p in model.objective.encoder.parameters())
     log(f"[pretrain] {config.encoder} ({setup.variant}, {params:,} encoder parameters): {config.steps} steps, "
-        f"batch {config.batch_size}, lr {config.lr:g}, mask {mask_prob:g}, contrastive {config.lambda_contrastive:g}")
+        f"batch {config.batch_size}, lr {config.lr:g}, mask {mask_prob:g}, contrastive {config.lambda_contrastive:g}, "
+        f"same-performance {config.lambda_performance:g}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _schedule(optimizer, config.steps, config.warmup_fraction)
     generator = torch.Generator().manual_seed(config.seed)
