@@ -15,8 +15,9 @@ seen as two disjoint crops (views), and each view must find the other view of it
 performance among all views of the batch, which again comes in cross-performer pairs,
 so the other performer's views of the same bars are the hardest negatives. Only what
 sets one performance apart from another of the same notes (its tempo, loudness,
-articulation, pedalling: what PercePiano's listeners rate) answers it. Whole ASAP pieces are held out for a validation loss
-(``validation_items`` windows), evaluated every ``eval_every`` steps.
+articulation, pedalling: what PercePiano's listeners rate) answers it. Whole ASAP
+pieces are held out for a validation loss (``validation_items`` windows), evaluated
+every ``eval_every`` steps.
 
 Optimiser: AdamW, linear warm-up then cosine decay, gradient clipping. Output: the
 encoder's plain state dict ``encoder.pt``, ``config.json`` (architecture, input width,
