@@ -220,24 +220,27 @@ class RandomCrop:
         return self.collate(first + second)
 
 
-def _loader(dataset, collate, config: PretrainConfig, epoch: int):
+def _loader(dataset, collate, config: PretrainConfig, epoch: int, seed: int, training: bool = True):
+    """Batches of one pass: cross-performer pairs when an InfoNCE term is on (so the
+    validation loss sees the batches training sees: in file order, the windows of one
+    performance would sit side by side as negatives), else shuffled."""
     from torch.utils.data import DataLoader
 
     if config.lambda_contrastive > 0 or config.lambda_performance > 0:
         from pianoeval.train.data import GroupedBatchSampler
 
-        sampler = GroupedBatchSampler(dataset.group, config.batch_size, 2, config.seed)
+        sampler = GroupedBatchSampler(dataset.group, config.batch_size, 2, seed)
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
-    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
-                      collate_fn=collate, drop_last=len(dataset) > config.batch_size)
+                      collate_fn=collate, drop_last=training and len(dataset) > config.batch_size)
 
 
 def _batches(dataset, collate, config: PretrainConfig):
     epoch = 0
     while True:
-        yield from _loader(dataset, collate, config, epoch)
+        yield from _loader(dataset, collate, config, epoch, config.seed)
         epoch += 1
 
 
@@ -283,15 +286,13 @@ class Pretrainer(nn.Module):
 
 
 def _evaluate(model: Pretrainer, dataset, collate, config: PretrainConfig) -> dict[str, float]:
-    from torch.utils.data import DataLoader
-
     if isinstance(collate, RandomCrop):  # the same crops every time
         collate = RandomCrop(collate.collate, collate.field, collate.length, config.seed + 1, collate.views)
     model.eval()
     generator = torch.Generator().manual_seed(config.seed + 1)  # the same masks every time
     sums, count = {}, 0
     with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate):
+        for batch in _loader(dataset, collate, config, 0, config.seed + 1, training=False):  # the same batches
             total, logged = model(batch, generator)
             for key, value in {"loss": float(total), **logged}.items():
                 sums[key] = sums.get(key, 0.0) + value * len(batch)

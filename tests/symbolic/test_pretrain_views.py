@@ -82,3 +82,25 @@ def test_the_same_performance_term_is_for_sequences_and_something_must_be_learne
         PretrainConfig(encoder="s2", lambda_performance=1.0)
     with pytest.raises(ValueError, match="nothing to learn"):
         PretrainConfig(encoder="s3", lambda_objective=0.0)
+
+
+class _Windows(torch.utils.data.Dataset):
+    group = np.array([5, 5, 6, 6, -1, -1, -1, 7, 7, 8, 8])
+
+    def __len__(self):
+        return len(self.group)
+
+    def __getitem__(self, i):
+        return i
+
+
+def test_validation_batches_are_cross_performer_pairs_and_the_same_every_time():
+    from pianoeval.symbolic.pretrain import _loader
+
+    config = PretrainConfig(encoder="s3", lambda_performance=1.0, batch_size=4)
+    passes = [[list(b) for b in _loader(_Windows(), list, config, 0, seed=8, training=False)] for _ in range(2)]
+    assert passes[0] == passes[1]
+    assert sorted(i for batch in passes[0] for i in batch) == list(range(11))  # every window once
+    for group in (5, 6, 7, 8):  # the two performances of the same bars share a batch
+        members = set(np.nonzero(_Windows.group == group)[0])
+        assert any(members <= set(batch) for batch in passes[0])
