@@ -7,6 +7,7 @@
     python runners/pretrain_symbolic.py --encoder s1 --lambda-contrastive 0.1  # + cross-performer InfoNCE
     python runners/pretrain_symbolic.py --encoder s3 --cross-distractors 10   # + distractors from other windows
     python runners/pretrain_symbolic.py --encoder s3 --lambda-performance 1   # + same-performance InfoNCE
+    python runners/pretrain_symbolic.py --encoder s3 --sources percepiano --percepiano-fold performer:0
 
 Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
 """
@@ -18,6 +19,7 @@ import torch
 
 from pianoeval.cli import run_cli
 from pianoeval.config import parse_set, validate
+from pianoeval.errors import ConfigError
 from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
 
 
@@ -26,6 +28,11 @@ def main(args) -> int:
     options = {key: value for key, value in vars(args).items()
                if key in PretrainConfig.model_fields and value is not None}
     options["sources"] = tuple(args.sources.split(","))
+    if args.percepiano_fold:
+        split, _, fold = args.percepiano_fold.partition(":")
+        if not fold.isdigit():
+            raise ConfigError(f"--percepiano-fold {args.percepiano_fold!r}: expected SPLIT:FOLD, e.g. performer:0")
+        options["percepiano_fold"] = (split, int(fold))
     options["model"] = parse_set(args.set or [])
     config = validate(PretrainConfig, options, "--options")
     pretrain(config, out_dir=args.out, progress=not args.no_progress)
@@ -38,6 +45,8 @@ if __name__ == "__main__":
     parser.add_argument("--variant", help="registered model whose architecture to pre-train (default: the CPU size)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model field, e.g. hidden_size=256")
     parser.add_argument("--sources", default="asap", help="comma-separated: asap, percepiano (default: asap)")
+    parser.add_argument("--percepiano-fold", dest="percepiano_fold", metavar="SPLIT:FOLD",
+                        help="with --sources ...,percepiano: only this fold's training segments (e.g. performer:0)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", dest="batch_size", type=int)
     parser.add_argument("--lr", type=float)

@@ -42,9 +42,9 @@ from torch import nn
 from pianoeval.config import StrictModel
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.data.percepiano import NUM_LABELS
-from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, music_groups
+from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, PERCEPIANO, music_groups
 from pianoeval.symbolic.datamodule import MixedDataset
-from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of
+from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of, percepiano_data
 
 DEFAULT_MASK_PROB = {"s1": 0.15, "s2": 0.15, "s2h": 0.15, "s3": 0.65}
 
@@ -57,6 +57,8 @@ class PretrainConfig(StrictModel):
         variant: registered model whose architecture is pre-trained (default: the
             encoder's CPU-size variant, e.g. ``s1_remi``); ``model`` overrides its fields.
         sources: corpus sources (``asap``; add ``percepiano`` for its performances, unlabelled).
+        percepiano_fold: ``(split, fold)``: of PercePiano, only that fold's training
+            segments (so that validation and test performances stay unseen); None: all.
         pieces: only these pieces (ASAP folders / PercePiano piece names); None = all.
         max_items: use a seeded subset of this many training windows (None: all).
         steps, batch_size, lr, weight_decay, warmup_fraction, grad_clip: optimisation.
@@ -80,6 +82,7 @@ class PretrainConfig(StrictModel):
     variant: str | None = None
     model: dict[str, Any] = {}
     sources: tuple[Literal["asap", "percepiano"], ...] = ("asap",)
+    percepiano_fold: tuple[Literal["performer", "piece"], int] | None = None
     pieces: tuple[str, ...] | None = None
     max_items: int | None = pydantic.Field(None, ge=2)
     steps: int = pydantic.Field(1000, ge=1)
@@ -150,7 +153,16 @@ def corpus_datasets(kind: str, config: PretrainConfig, log=print):
     for source in config.sources:
         store = corpus_store(kind, source, pieces=config.pieces)
         stores[source] = store
-        items += [i for i in corpus_items(source, config.pieces) if i.item_id in store]
+        keep = [i for i in corpus_items(source, config.pieces) if i.item_id in store]
+        if source == PERCEPIANO and config.percepiano_fold is not None:
+            training = set(percepiano_data().fold(*config.percepiano_fold).train)
+            keep = [i for i in keep if i.item_id in training]
+            log(f"[pretrain] percepiano: the {len(keep)} training segments of the {config.percepiano_fold[0]} split, "
+                f"fold {config.percepiano_fold[1]} (its validation and test performances stay unseen)")
+        elif source == PERCEPIANO:
+            log("[pretrain] percepiano: every segment, validation and test folds' included (unlabelled); "
+                "--percepiano-fold SPLIT:FOLD keeps one fold's training segments only")
+        items += keep
     train, validation = _split_by_piece(items, config.validation_items, config.seed)
     if config.max_items is not None and config.max_items < len(train):
         keep = np.random.default_rng(config.seed).permutation(len(train))[: config.max_items]

@@ -47,3 +47,21 @@ def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkey
     outcome = train_run(run, out_dir=tmp_path / "run", verbose=False)
     assert outcome.status == "completed" and outcome.epochs_run == 1
     assert np.isfinite(outcome.metrics["val/pairwise_acc"]) and np.isfinite(outcome.metrics["test/r2"])
+
+
+def test_percepiano_pretraining_can_keep_to_one_folds_training_segments():
+    from pianoeval.symbolic.pretrain import corpus_datasets
+    from pianoeval.symbolic.sources import percepiano_data
+
+    config = PretrainConfig(encoder="s3", sources=("percepiano",), percepiano_fold=("performer", 0),
+                            validation_items=0)
+    lines = []
+    train, _ = corpus_datasets("curves", config, log=lines.append)
+    fold = percepiano_data().fold("performer", 0)
+    seen = {m.item_id for m in train.metas}
+    assert seen <= set(fold.train) and len(seen) > 0.9 * len(fold.train)
+    assert not seen & (set(fold.validation) | set(fold.test))
+    assert "validation and test performances stay unseen" in lines[0]
+    everything, _ = corpus_datasets("curves", config.model_copy(update={"percepiano_fold": None}), log=lines.append)
+    assert {m.item_id for m in everything.metas} & set(fold.test)  # without it, test performances are in
+    assert "validation and test folds' included" in lines[2]
