@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from pianoeval.config import StrictModel
+from pianoeval.errors import ConfigError
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.data.percepiano import NUM_LABELS
 from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, PERCEPIANO, music_groups
@@ -82,7 +83,7 @@ class PretrainConfig(StrictModel):
     variant: str | None = None
     model: dict[str, Any] = {}
     sources: tuple[Literal["asap", "percepiano"], ...] = ("asap",)
-    percepiano_fold: tuple[Literal["performer", "piece"], int] | None = None
+    percepiano_fold: tuple[Literal["performer", "piece"], pydantic.NonNegativeInt] | None = None
     pieces: tuple[str, ...] | None = None
     max_items: int | None = pydantic.Field(None, ge=2)
     steps: int = pydantic.Field(1000, ge=1)
@@ -155,7 +156,10 @@ def corpus_datasets(kind: str, config: PretrainConfig, log=print):
         stores[source] = store
         keep = [i for i in corpus_items(source, config.pieces) if i.item_id in store]
         if source == PERCEPIANO and config.percepiano_fold is not None:
-            training = set(percepiano_data().fold(*config.percepiano_fold).train)
+            try:
+                training = set(percepiano_data().fold(*config.percepiano_fold).train)
+            except ConfigError as err:  # it names data.fold; say which setting it was
+                raise ConfigError(f"percepiano_fold {config.percepiano_fold[1]}: {str(err).split(': ', 1)[1]}") from None
             keep = [i for i in keep if i.item_id in training]
             log(f"[pretrain] percepiano: the {len(keep)} training segments of the {config.percepiano_fold[0]} split, "
                 f"fold {config.percepiano_fold[1]} (its validation and test performances stay unseen)")

@@ -65,3 +65,7 @@ def test_percepiano_pretraining_can_keep_to_one_folds_training_segments():
     everything, _ = corpus_datasets("curves", config.model_copy(update={"percepiano_fold": None}), log=lines.append)
     assert {m.item_id for m in everything.metas} & set(fold.test)  # without it, test performances are in
     assert "validation and test folds' included" in lines[2]
+    from pianoeval.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"percepiano_fold 9: 9 is out of range \(allowed: 0-3\)"):
+        corpus_datasets("curves", config.model_copy(update={"percepiano_fold": ("performer", 9)}), log=lines.append)
