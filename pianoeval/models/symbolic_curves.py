@@ -26,9 +26,9 @@ deviation >= 1 over the real frames of each item (VICReg's variance hinge, taken
 items). Without it the targets collapse within a few dozen steps to vectors that are
 constant in time (all similarities equal: the loss sits at log 11, chance). Targets are
 also centred before the cosine: a large offset shared by every frame would otherwise
-shrink all cosine differences to nothing (the same stall, seen in practice). With within-item distractors only they are
-centred on their item's mean; with cross-item distractors on the batch's mean, so that
-what sets an item apart from the others is kept.
+shrink all cosine differences to nothing (the same stall, seen in practice). With
+within-item distractors only they are centred on their item's mean; with cross-item
+distractors on the batch's mean, so that what sets an item apart from the others is kept.
 """
 
 from __future__ import annotations

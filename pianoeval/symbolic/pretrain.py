@@ -158,8 +158,9 @@ def corpus_datasets(kind: str, config: PretrainConfig, log=print):
         if source == PERCEPIANO and config.percepiano_fold is not None:
             try:
                 training = set(percepiano_data().fold(*config.percepiano_fold).train)
-            except ConfigError as err:  # it names data.fold; say which setting it was
-                raise ConfigError(f"percepiano_fold {config.percepiano_fold[1]}: {str(err).split(': ', 1)[1]}") from None
+            except ConfigError as err:  # the split's check names data.fold; name this setting instead
+                raise ConfigError(f"percepiano_fold {config.percepiano_fold[1]}: "
+                                  f"{str(err).removeprefix('data.fold: ')}") from None
             keep = [i for i in keep if i.item_id in training]
             log(f"[pretrain] percepiano: the {len(keep)} training segments of the {config.percepiano_fold[0]} split, "
                 f"fold {config.percepiano_fold[1]} (its validation and test performances stay unseen)")
@@ -294,8 +295,8 @@ class Pretrainer(nn.Module):
             terms["same_performance"] = infonce_loss(embedded, performance, self.config.contrastive_temperature)
             weights["same_performance"] = self.config.lambda_performance
             with torch.no_grad():
-                similarity = nn.functional.normalize(embedded, dim=1) @ nn.functional.normalize(embedded, dim=1).T
-                similarity.fill_diagonal_(float("-inf"))
+                unit = nn.functional.normalize(embedded, dim=1)
+                similarity = (unit @ unit.T).fill_diagonal_(float("-inf"))
                 metrics["performance_acc"] = (performance[similarity.argmax(1)] == performance).float().mean()
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {**{k: float(v.detach()) for k, v in terms.items()}, **{k: float(v) for k, v in metrics.items()}}
