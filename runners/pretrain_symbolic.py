@@ -7,6 +7,7 @@
     python runners/pretrain_symbolic.py --encoder s1 --lambda-contrastive 0.1  # + cross-performer InfoNCE
     python runners/pretrain_symbolic.py --encoder s3 --cross-distractors 10   # + distractors from other windows
     python runners/pretrain_symbolic.py --encoder s3 --lambda-performance 1   # + same-performance InfoNCE
+    python runners/pretrain_symbolic.py --encoder s3 --lambda-reconstruct 1   # + masked-curve reconstruction
     python runners/pretrain_symbolic.py --encoder s3 --sources percepiano --percepiano-fold performer:0
 
 Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
@@ -56,6 +57,8 @@ if __name__ == "__main__":
                         help="S3: distractors from other windows of the batch (default 0: the window's own only)")
     parser.add_argument("--lambda-performance", dest="lambda_performance", type=float,
                         help="S1/S3: weight of the same-performance InfoNCE over two views of each window (default 0)")
+    parser.add_argument("--lambda-reconstruct", dest="lambda_reconstruct", type=float,
+                        help="S3: weight of the masked-curve reconstruction (default 0)")
     parser.add_argument("--lambda-objective", dest="lambda_objective", type=float,
                         help="weight of the encoder's own objective (default 1; 0: the InfoNCE terms alone)")
     parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")

@@ -20,6 +20,13 @@ pedalling, which are what listeners rate) cannot tell them apart and is not lear
 Distractors from other windows make those window-level features worth encoding (measured
 in docs/results.md: fine-tuned, they recover R2 but not same-piece ranking).
 
+With ``reconstruct`` the context at every masked frame also regresses the input curves
+that the frame covers (its ``downsample`` x 9 values), a masked-reconstruction term beside
+the contrastive one: the contrastive answer can ignore what a window's frames share (its
+level of loudness, tempo, pedal), a reconstruction cannot. Each channel's squared error is
+divided by that channel's variance over the batch's real frames, so the nine channels count
+alike whatever their units (the term is 1 - R2 of the masked frames).
+
 Targets are the continuous latents (no quantiser), so a diversity term replaces wav2vec
 2.0's codebook-diversity loss: every dimension of the projected targets keeps a standard
 deviation >= 1 over the real frames of each item (VICReg's variance hinge, taken within
@@ -141,10 +148,32 @@ def span_mask(mask: torch.Tensor, mask_prob: float, generator: torch.Generator) 
     return spans & mask
 
 
-class ContrastiveFrames(nn.Module):
-    """wav2vec-style masked-frame contrastive objective around a CurveEncoder."""
+def masked_reconstruction(predicted: torch.Tensor, curves: torch.Tensor, lengths: torch.Tensor,
+                          masked: torch.Tensor) -> torch.Tensor:
+    """Variance-normalised squared error of ``predicted`` [B, T', downsample * C] against the
+    input curves [B, T, C] at the masked latent frames (module docstring); input frames past
+    an item's length (padding) are left out."""
+    batch, steps, channels = curves.shape
+    downsample = predicted.shape[-1] // channels
+    pad = (-steps) % downsample
+    real = torch.arange(steps + pad, device=curves.device)[None, :] < lengths[:, None]  # [B, T]
+    target = nn.functional.pad(curves, (0, 0, 0, pad))
+    target = target.reshape(batch, -1, downsample, channels)
+    real = real.reshape(batch, -1, downsample)
+    variance = target[real].var(0, unbiased=False).clamp_min(1e-4)  # [C] over the batch's real frames
+    picked = masked.unsqueeze(-1) & real  # [B, T', downsample]
+    if not picked.any():
+        return predicted.sum() * 0.0
+    error = (predicted.reshape(target.shape) - target) ** 2 / variance
+    return error[picked].mean()
 
-    def __init__(self, encoder: CurveEncoder, mask_prob: float = 0.65, cross_distractors: int = 0):
+
+class ContrastiveFrames(nn.Module):
+    """wav2vec-style masked-frame contrastive objective around a CurveEncoder, optionally
+    with masked-curve reconstruction (module docstring)."""
+
+    def __init__(self, encoder: CurveEncoder, mask_prob: float = 0.65, cross_distractors: int = 0,
+                 reconstruct: bool = False):
         super().__init__()
         self.encoder = encoder
         self.mask_prob = mask_prob
@@ -152,11 +181,16 @@ class ContrastiveFrames(nn.Module):
         width = encoder.output_dim
         self.predict = nn.Linear(width, width)
         self.target = nn.Linear(width, width)
+        self.channels = encoder.input.in_channels
+        self.reconstruct = nn.Linear(width, encoder.downsample * self.channels) if reconstruct else None
 
     def forward(self, batch, generator: torch.Generator):
         z, mask = self.encoder.latents(batch.curves, batch.lengths)
         masked = span_mask(mask, self.mask_prob, generator)
         context = self.encoder.context(z, mask, masked)
+        extra = {}
+        if self.reconstruct is not None:
+            extra["reconstruct"] = masked_reconstruction(self.reconstruct(context), batch.curves, batch.lengths, masked)
         prediction = nn.functional.normalize(self.predict(context), dim=-1)
         projected = self.target(z)
         diversity = within_item_diversity(projected, mask)
@@ -189,13 +223,14 @@ class ContrastiveFrames(nn.Module):
             logits.append((prediction[b, where].unsqueeze(1) * candidates).sum(-1) / TEMPERATURE)
         if not logits:
             zero = context.sum() * 0.0
-            return {"contrastive_frames": zero, "diversity": diversity}, {"frame_acc": zero.detach()}, context, mask
+            return ({"contrastive_frames": zero, "diversity": diversity, **extra}, {"frame_acc": zero.detach()},
+                    context, mask)
         width = max(len(row[0]) for row in logits)  # items with no other item to draw from have fewer
         logits = torch.cat([nn.functional.pad(row, (0, width - row.shape[1]), value=float("-inf")) for row in logits])
         label = torch.zeros(len(logits), dtype=torch.long, device=z.device)
         loss = nn.functional.cross_entropy(logits, label)
         accuracy = (logits.argmax(-1) == 0).float().mean().detach()
-        return {"contrastive_frames": loss, "diversity": diversity}, {"frame_acc": accuracy}, context, mask
+        return {"contrastive_frames": loss, "diversity": diversity, **extra}, {"frame_acc": accuracy}, context, mask
 
 
 def build_curves(config: CurveConfig, input_dim: int, num_labels: int) -> nn.Module:
@@ -203,9 +238,9 @@ def build_curves(config: CurveConfig, input_dim: int, num_labels: int) -> nn.Mod
     return build_with_heads(ENCODER, CurveEncoder(config, input_dim), config, ARCH_FIELDS, input_dim, num_labels)
 
 
-def make_objective(config: CurveConfig, input_dim: int, mask_prob: float,
-                   cross_distractors: int = 0) -> ContrastiveFrames:
-    return ContrastiveFrames(CurveEncoder(config, input_dim), mask_prob, cross_distractors)
+def make_objective(config: CurveConfig, input_dim: int, mask_prob: float, cross_distractors: int = 0,
+                   reconstruct: bool = False) -> ContrastiveFrames:
+    return ContrastiveFrames(CurveEncoder(config, input_dim), mask_prob, cross_distractors, reconstruct)
 
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.

@@ -69,8 +69,10 @@ class PretrainConfig(StrictModel):
             the 10 from the window itself (0: the window's own only, as wav2vec 2.0).
         lambda_performance: S1 / S3 only: weight of the same-performance InfoNCE over two
             disjoint views of every window (module docstring; 0: off).
+        lambda_reconstruct: S3 only: weight of the masked-curve reconstruction beside the
+            masked-frame contrastive objective (``symbolic_curves``; 0: off).
         lambda_objective: weight of the encoder's own objective (masked tokens, links,
-            masked frames); 0 leaves the InfoNCE terms alone (one of them must be on).
+            masked frames); 0 leaves the other terms alone (one of them must be on).
         crop: S1 / S3 see a random crop of this many tokens / curve frames of each window
             per step (one attention chunk's worth: the encoders attend within chunks
             anyway, so this cuts cost ~3x at no loss of context); None = whole windows.
@@ -97,6 +99,7 @@ class PretrainConfig(StrictModel):
     contrastive_temperature: float = pydantic.Field(0.1, gt=0)
     cross_distractors: int = pydantic.Field(0, ge=0)
     lambda_performance: float = pydantic.Field(0.0, ge=0)
+    lambda_reconstruct: float = pydantic.Field(0.0, ge=0)
     lambda_objective: float = pydantic.Field(1.0, ge=0)
     crop: int | None = pydantic.Field(256, ge=8)
     validation_items: int = pydantic.Field(256, ge=0)
@@ -111,6 +114,14 @@ class PretrainConfig(StrictModel):
             raise ValueError(f"{value} is for S3's frame contrastive objective, not {encoder}; leave it at 0")
         return value
 
+    @pydantic.field_validator("lambda_reconstruct")
+    @classmethod
+    def _curves_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        encoder = info.data.get("encoder")
+        if value and encoder != "s3":
+            raise ValueError(f"{value:g} reconstructs S3's input curves, not {encoder}'s input; leave it at 0")
+        return value
+
     @pydantic.field_validator("lambda_performance")
     @classmethod
     def _sequences_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
@@ -122,9 +133,10 @@ class PretrainConfig(StrictModel):
 
     @pydantic.model_validator(mode="after")
     def _something_to_learn(self):
-        if self.lambda_objective == 0 and self.lambda_contrastive == 0 and self.lambda_performance == 0:
-            raise ValueError("lambda_objective is 0 and no InfoNCE term is on: nothing to learn; "
-                             "set lambda_performance or lambda_contrastive above 0")
+        if self.lambda_objective == 0 and not (self.lambda_contrastive or self.lambda_performance
+                                                or self.lambda_reconstruct):
+            raise ValueError("lambda_objective is 0 and no other term is on: nothing to learn; "
+                             "set lambda_performance, lambda_contrastive or lambda_reconstruct above 0")
         return self
 
 
@@ -262,8 +274,8 @@ def _batches(dataset, collate, config: PretrainConfig):
 
 
 class Pretrainer(nn.Module):
-    """The encoder's objective, plus the optional cross-performer and same-performance
-    InfoNCE terms (module docstring)."""
+    """The encoder's objective (with S3's optional reconstruction term), plus the optional
+    cross-performer and same-performance InfoNCE terms (module docstring)."""
 
     def __init__(self, objective: nn.Module, config: PretrainConfig):
         super().__init__()
@@ -282,6 +294,8 @@ class Pretrainer(nn.Module):
 
         terms, metrics, frames, mask = self.objective(batch, generator)
         weights = {name: self.config.lambda_objective for name in terms}
+        if "reconstruct" in terms:
+            weights["reconstruct"] = self.config.lambda_reconstruct
         pooled = (frames * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
         if self.project is not None:
             grouped = batch.group >= 0
@@ -349,7 +363,8 @@ def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
     views = 2 if config.lambda_performance > 0 else 1
     collate = RandomCrop(collate_for(kind, family.EDGE_NAMES), crop_field, config.crop, config.seed, views)
     input_dim = input_dim_of(kind)
-    options = {"cross_distractors": config.cross_distractors} if config.encoder == "s3" else {}
+    options = ({"cross_distractors": config.cross_distractors, "reconstruct": config.lambda_reconstruct > 0}
+               if config.encoder == "s3" else {})
     model = Pretrainer(family.make_objective(model_config, input_dim, mask_prob, **options), config)
     return PretrainSetup(model, train_set, val_set, collate, family, kind, entry.name, model_config, input_dim, mask_prob)
 
@@ -367,7 +382,8 @@ def pretrain(config: PretrainConfig, out_dir: Path | None = None, progress: bool
     params = sum(p.numel() for p in model.objective.encoder.parameters())
     log(f"[pretrain] {config.encoder} ({setup.variant}, {params:,} encoder parameters): {config.steps} steps, "
         f"batch {config.batch_size}, lr {config.lr:g}, mask {mask_prob:g}, contrastive {config.lambda_contrastive:g}, "
-        f"same-performance {config.lambda_performance:g}")
+        f"same-performance {config.lambda_performance:g}"
+        + (f", reconstruction {config.lambda_reconstruct:g}" if config.lambda_reconstruct else ""))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _schedule(optimizer, config.steps, config.warmup_fraction)
     generator = torch.Generator().manual_seed(config.seed)

@@ -24,6 +24,7 @@ def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkey
     config = PretrainConfig(encoder=encoder, model=TINY, pieces=PIECES, steps=4, batch_size=4, eval_every=2,
                             validation_items=8, lambda_contrastive=0.1 if encoder == "s3" else 0.0,
                             cross_distractors=4 if encoder == "s3" else 0,
+                            lambda_reconstruct=0.5 if encoder == "s3" else 0.0,
                             lambda_performance=0.5 if encoder == "s1" else 0.0)
     result = pretrain(config, progress=False, log=lambda m: None)
     assert result.weights.parent.parent == tmp_path / "pretrained" / "symbolic" / encoder
@@ -33,6 +34,7 @@ def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkey
     assert list(history["step"]) == [2, 4] and "val_loss" in history
     if encoder == "s3":
         assert "cross_performer" in history  # the cross-performer InfoNCE ran on grouped batches
+        assert {"reconstruct", "val_reconstruct"} <= set(history) and history["reconstruct"].notna().all()
     if encoder == "s1":
         assert {"same_performance", "performance_acc", "val_same_performance"} <= set(history)  # two views per window
     saved = torch.load(result.weights, weights_only=True)
