@@ -106,20 +106,13 @@ class PretrainConfig(StrictModel):
     eval_every: int = pydantic.Field(100, ge=1)
     seed: int = 7
 
-    @pydantic.field_validator("cross_distractors")
+    @pydantic.field_validator("cross_distractors", "lambda_reconstruct")
     @classmethod
-    def _s3_only(cls, value: int, info: pydantic.ValidationInfo) -> int:
+    def _s3_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
         encoder = info.data.get("encoder")
         if value and encoder != "s3":
-            raise ValueError(f"{value} is for S3's frame contrastive objective, not {encoder}; leave it at 0")
-        return value
-
-    @pydantic.field_validator("lambda_reconstruct")
-    @classmethod
-    def _curves_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
-        encoder = info.data.get("encoder")
-        if value and encoder != "s3":
-            raise ValueError(f"{value:g} reconstructs S3's input curves, not {encoder}'s input; leave it at 0")
+            what = {"cross_distractors": "S3's frame contrastive objective", "lambda_reconstruct": "S3's input curves"}
+            raise ValueError(f"{value:g} is for {what[info.field_name]}, not {encoder}; leave it at 0")
         return value
 
     @pydantic.field_validator("lambda_performance")
