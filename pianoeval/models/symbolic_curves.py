@@ -181,8 +181,8 @@ class ContrastiveFrames(nn.Module):
         width = encoder.output_dim
         self.predict = nn.Linear(width, width)
         self.target = nn.Linear(width, width)
-        self.channels = encoder.input.in_channels
-        self.reconstruct = nn.Linear(width, encoder.downsample * self.channels) if reconstruct else None
+        covered = encoder.downsample * encoder.input.in_channels  # input values under one latent frame
+        self.reconstruct = nn.Linear(width, covered) if reconstruct else None
 
     def forward(self, batch, generator: torch.Generator):
         z, mask = self.encoder.latents(batch.curves, batch.lengths)
