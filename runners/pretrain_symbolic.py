@@ -60,7 +60,7 @@ if __name__ == "__main__":
     parser.add_argument("--lambda-reconstruct", dest="lambda_reconstruct", type=float,
                         help="S3: weight of the masked-curve reconstruction (default 0)")
     parser.add_argument("--lambda-objective", dest="lambda_objective", type=float,
-                        help="weight of the encoder's own objective (default 1; 0: the InfoNCE terms alone)")
+                        help="weight of the encoder's own objective (default 1; 0: the other terms alone)")
     parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")
     parser.add_argument("--validation-items", dest="validation_items", type=int)
     parser.add_argument("--eval-every", dest="eval_every", type=int)

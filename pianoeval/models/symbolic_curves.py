@@ -88,6 +88,13 @@ class MultiScaleBlock(nn.Module):
         return out * mask.unsqueeze(1)
 
 
+def padded_frame_mask(curves: torch.Tensor, lengths: torch.Tensor, downsample: int) -> torch.Tensor:
+    """[B, T + pad] bool: which input frames are real, the frame axis padded to a multiple
+    of ``downsample`` (one latent frame per ``downsample`` input frames)."""
+    steps = curves.shape[1]
+    return torch.arange(steps + (-steps) % downsample, device=curves.device)[None, :] < lengths[:, None]
+
+
 class CurveEncoder(nn.Module):
     """Curves -> context frames (encoder protocol: ``encode(batch)``)."""
 
@@ -106,10 +113,8 @@ class CurveEncoder(nn.Module):
 
     def latents(self, curves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B, T', C] and its mask [B, T'] (a latent frame is real if any input frame is)."""
-        steps = curves.shape[1]
-        pad = (-steps) % self.downsample
-        mask = torch.arange(steps + pad, device=curves.device)[None, :] < lengths[:, None]
-        x = nn.functional.pad(curves, (0, 0, 0, pad)).transpose(1, 2) * mask.unsqueeze(1)
+        mask = padded_frame_mask(curves, lengths, self.downsample)
+        x = nn.functional.pad(curves, (0, 0, 0, mask.shape[1] - curves.shape[1])).transpose(1, 2) * mask.unsqueeze(1)
         x = self.input(x) * mask.unsqueeze(1)
         for block in self.blocks:
             x = block(x, mask)
@@ -155,10 +160,8 @@ def masked_reconstruction(predicted: torch.Tensor, curves: torch.Tensor, lengths
     an item's length (padding) are left out."""
     batch, steps, channels = curves.shape
     downsample = predicted.shape[-1] // channels
-    pad = (-steps) % downsample
-    real = torch.arange(steps + pad, device=curves.device)[None, :] < lengths[:, None]  # [B, T]
-    target = nn.functional.pad(curves, (0, 0, 0, pad))
-    target = target.reshape(batch, -1, downsample, channels)
+    real = padded_frame_mask(curves, lengths, downsample)
+    target = nn.functional.pad(curves, (0, 0, 0, real.shape[1] - steps)).reshape(batch, -1, downsample, channels)
     real = real.reshape(batch, -1, downsample)
     variance = target[real].var(0, unbiased=False).clamp_min(1e-4)  # [C] over the batch's real frames
     picked = masked.unsqueeze(-1) & real  # [B, T', downsample]

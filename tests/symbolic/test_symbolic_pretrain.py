@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
-from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
+from pianoeval.symbolic.pretrain import PretrainConfig, corpus_datasets, pretrain
+from pianoeval.symbolic.sources import percepiano_data
 from pianoeval.train import train_run
 
 PIECES = ("Bach/Fugue/bwv_848", "Bach/Prelude/bwv_848", "Bach/Fugue/bwv_863")  # 9 + 9 + 3 performances
@@ -52,9 +54,6 @@ def test_pretrain_a_few_steps_then_fine_tune_one_epoch(encoder, tmp_path, monkey
 
 
 def test_percepiano_pretraining_can_keep_to_one_folds_training_segments():
-    from pianoeval.symbolic.pretrain import corpus_datasets
-    from pianoeval.symbolic.sources import percepiano_data
-
     config = PretrainConfig(encoder="s3", sources=("percepiano",), percepiano_fold=("performer", 0),
                             validation_items=0)
     lines = []
@@ -67,7 +66,5 @@ def test_percepiano_pretraining_can_keep_to_one_folds_training_segments():
     everything, _ = corpus_datasets("curves", config.model_copy(update={"percepiano_fold": None}), log=lines.append)
     assert {m.item_id for m in everything.metas} & set(fold.test)  # without it, test performances are in
     assert "validation and test folds' included" in lines[2]
-    from pianoeval.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"percepiano_fold 9: 9 is out of range \(allowed: 0-3\)"):
         corpus_datasets("curves", config.model_copy(update={"percepiano_fold": ("performer", 9)}), log=lines.append)
