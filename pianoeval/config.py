@@ -28,18 +28,91 @@ class StrictModel(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: How many values a YAML file may expand to once its aliases are followed: a spec is a
+#: few hundred; an alias bomb (a few lines whose aliases nest) is billions.
+MAX_YAML_VALUES = 100_000
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (YAML itself
+    keeps the last one silently: a variant or parameter would vanish)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if first != line:
+                raise _DuplicateKey(f"key {key!r} appears twice (lines {first} and {line}); keep one")
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _expanded_size(node, memo: dict[int, int], visiting: set[int]) -> int:
+    """The number of values ``node`` stands for with every alias expanded (memoised, so the
+    count itself stays cheap); a recursive alias is an error."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in visiting:
+        raise _DuplicateKey("an alias refers to its own anchor (a recursive structure); write the values out")
+    visiting.add(key)
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo, visiting) + _expanded_size(v, memo, visiting) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo, visiting) for item in node.value)
+    else:
+        size = 1
+    visiting.discard(key)
+    memo[key] = size
+    return size
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``safe_load``; any problem is a ConfigError naming the file."""
+    """Read a YAML mapping safely; any problem is a one-line ConfigError naming the file.
+
+    Beyond ``yaml.safe_load``: the file must be UTF-8 text, a key may not appear twice in
+    a mapping, and aliases may not expand past ``MAX_YAML_VALUES`` values (checked on the
+    parsed node graph, before anything is built or copied)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
+        raise ConfigError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}, line {line}); save the file as UTF-8") from None
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        size = _expanded_size(node, {}, set())
+        if size > MAX_YAML_VALUES:
+            raise ConfigError(f"{path}: its aliases expand to {size:,} values (at most {MAX_YAML_VALUES:,}); "
+                              "write the repeated parts out, or use fewer nested aliases")
+        data = loader.construct_document(node)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -22,3 +22,9 @@ class DataError(PianoevalError):
 
 class TrialDiverged(PianoevalError):
     """A training run produced a non-finite loss; the trial stops at once."""
+
+
+class RunInterrupted(Exception):
+    """A sweep or ablation stopped by Ctrl-C or SIGTERM; the message is the resume command.
+
+    Not a PianoevalError: it is a clean stop (exit 130), not bad input."""

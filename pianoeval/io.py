@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -36,20 +37,84 @@ def atomic_write_parquet(df, path: Path) -> None:
     atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
-def latest_run(folder: str | Path, marker: str) -> str | None:
-    """The newest run folder in ``folder`` (run ids sort by time), recognised by its ``marker``
-    file; None when there is none, or ``folder`` is not a local folder (e.g. ``s3://...``)."""
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is one safe file name: letters, digits, '.', '_', '-', not starting with '.'
+    (so it can never climb out of, or nest inside, the results folder)."""
+    if not isinstance(run_id, str) or not _SAFE_NAME.fullmatch(run_id) or len(run_id) > 128:
+        raise ConfigError(f"--run-id {run_id!r}: a run id is one name of letters, digits, '.', '_' and '-', "
+                          "not starting with '.' (e.g. --run-id lr-sweep-2)")
+    return run_id
+
+
+def existing_runs(folder: str | Path, marker: str) -> list[str]:
+    """Run folders in ``folder`` recognised by their ``marker`` file, oldest first (run ids
+    sort by time); empty when there is none, or ``folder`` is not a local folder (``s3://``)."""
     folder = Path(folder)
-    runs = sorted(p.name for p in folder.iterdir() if (p / marker).is_file()) if folder.is_dir() else []
+    return sorted(p.name for p in folder.iterdir() if (p / marker).is_file()) if folder.is_dir() else []
+
+
+def latest_run(folder: str | Path, marker: str) -> str | None:
+    """The newest run folder in ``folder`` (see ``existing_runs``), or None."""
+    runs = existing_runs(folder, marker)
     return runs[-1] if runs else None
 
 
-def run_id_for(folder: str | Path, resume: bool, run_id: str | None, marker: str, what: str) -> str:
-    """The run id: the given one; with ``resume``, else the latest run in ``folder``;
-    otherwise a new timestamp. A resume with no earlier run is a ConfigError."""
+def _listing(runs: list[str]) -> str:
+    shown = ", ".join(runs[-8:])
+    return f"existing runs: {'..., ' if len(runs) > 8 else ''}{shown}" if runs else "there are no runs yet"
+
+
+def run_id_for(folder: str | Path, resume: bool, run_id: str | None, marker: str, what: str,
+               remote: bool = False) -> str:
+    """The run id of a sweep or ablation run in ``folder``.
+
+    * with ``resume``: the given run (it must exist) or the latest one;
+    * without: the given id (it must not exist: nothing is overwritten) or a new timestamp.
+
+    Every problem is a one-line ConfigError that lists the existing runs. ``remote``: the
+    folder is a URI (``s3://``) that cannot be listed here; the checks are left to Ray."""
+    if run_id is not None:
+        check_run_id(run_id)
+    if remote:
+        if resume and run_id is None:
+            raise ConfigError(f"--resume: name the run of {what} to continue with --run-id (remote storage "
+                              "is not listed)")
+        return run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = existing_runs(folder, marker)
     if resume:
-        run_id = run_id or latest_run(folder, marker)
         if run_id is None:
-            raise ConfigError(f"--resume: no earlier run of {what} under {folder} (name one with --run-id)")
+            if not runs:
+                raise ConfigError(f"--resume: no earlier run of {what} under {folder} (start one without --resume)")
+            return runs[-1]
+        if run_id not in runs:
+            raise ConfigError(f"--resume --run-id {run_id}: no run {run_id!r} of {what} under {folder} "
+                              f"({_listing(runs)})")
         return run_id
-    return run_id or datetime.now().strftime("%Y%m%d-%H%M%S")
+    if run_id is None:
+        run_id = datetime.now().strftime("%Y%m%d-%H%M%S")
+        while (Path(folder) / run_id).exists():  # two runs started in the same second
+            run_id = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        return run_id
+    if (Path(folder) / run_id).exists():
+        raise ConfigError(f"--run-id {run_id}: run {run_id!r} of {what} exists under {folder}: add --resume to "
+                          "continue it, or choose another --run-id")
+    return run_id
+
+
+def check_output_root(path: str | Path, what: str) -> Path:
+    """A folder results may be written under: it exists as a folder or can be created
+    (its nearest existing parent is a writable folder). One-line ConfigError otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path}: is a file, not a folder (give a folder for results)")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {path}: {parent} is a file, not a folder (give a folder for results)")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{what} {path}: {parent} is not writable (give a folder you can write to)")
+    return path

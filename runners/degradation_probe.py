@@ -9,7 +9,6 @@ Prints the per-tier mean scores, the pristine-above-tier shares and the correlat
 the model's score with every PercePiano dimension; writes the same as JSON (--out).
 """
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
 from pianoeval.config import parse_set
 
 
@@ -40,16 +39,16 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--model", default="s2_gnn", help="a registered symbolic model")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model field, e.g. hidden_size=64")
-    parser.add_argument("--train-windows", type=int, default=400)
-    parser.add_argument("--test-windows", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lambda-rank", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-windows", type=positive_int, default=400)
+    parser.add_argument("--test-windows", type=positive_int, default=200)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument("--lambda-rank", type=non_negative_float, default=1.0)
+    parser.add_argument("--seed", type=non_negative_int, default=7)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out", help="write the result as JSON here")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -6,8 +6,9 @@ then prints the best config, the results folder and how to open the report.
 
 import sys
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, run_cli
 from pianoeval.demo import main
 
 if __name__ == "__main__":
+    Parser(description=__doc__).parse_args()
     sys.exit(run_cli(main))

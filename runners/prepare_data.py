@@ -6,16 +6,18 @@
     python runners/prepare_data.py --docs      # rewrite docs/features.md from the column spec
 """
 
-import argparse
+
 import sys
 
+from pianoeval.cli import Parser, positive_int, run_cli
 from pianoeval.data.prepare import main
 
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--realign", action="store_true", help="recompute every alignment (slow: ~5 min on 2 cores)")
     parser.add_argument("--force", action="store_true", help="re-extract features even when the cache is fresh")
     parser.add_argument("--splits", action="store_true", help="rewrite the piece split file")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/features.md (columns + match rates)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
-    sys.exit(main(parser.parse_args()))
+    parser.add_argument("--workers", type=positive_int, default=None, help="parallel processes (default: all cores)")
+    sys.exit(run_cli(lambda: main(parser.parse_args())))

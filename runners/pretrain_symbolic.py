@@ -13,12 +13,11 @@
 Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.json, history.csv}.
 """
 
-import argparse
 import sys
 
 import torch
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
 from pianoeval.config import parse_set, validate
 from pianoeval.errors import ConfigError
 from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
@@ -41,31 +40,31 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--encoder", required=True, choices=["s1", "s2", "s2h", "s3"])
     parser.add_argument("--variant", help="registered model whose architecture to pre-train (default: the CPU size)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model field, e.g. hidden_size=256")
     parser.add_argument("--sources", default="asap", help="comma-separated: asap, percepiano (default: asap)")
     parser.add_argument("--percepiano-fold", dest="percepiano_fold", metavar="SPLIT:FOLD",
                         help="with --sources ...,percepiano: only this fold's training segments (e.g. performer:0)")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", dest="batch_size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--mask-prob", dest="mask_prob", type=float)
-    parser.add_argument("--lambda-contrastive", dest="lambda_contrastive", type=float)
-    parser.add_argument("--cross-distractors", dest="cross_distractors", type=int,
+    parser.add_argument("--steps", type=positive_int)
+    parser.add_argument("--batch-size", dest="batch_size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
+    parser.add_argument("--mask-prob", dest="mask_prob", type=positive_float)
+    parser.add_argument("--lambda-contrastive", dest="lambda_contrastive", type=non_negative_float)
+    parser.add_argument("--cross-distractors", dest="cross_distractors", type=non_negative_int,
                         help="S3: distractors from other windows of the batch (default 0: the window's own only)")
-    parser.add_argument("--lambda-performance", dest="lambda_performance", type=float,
+    parser.add_argument("--lambda-performance", dest="lambda_performance", type=non_negative_float,
                         help="S1/S3: weight of the same-performance InfoNCE over two views of each window (default 0)")
-    parser.add_argument("--lambda-reconstruct", dest="lambda_reconstruct", type=float,
+    parser.add_argument("--lambda-reconstruct", dest="lambda_reconstruct", type=non_negative_float,
                         help="S3: weight of the masked-curve reconstruction (default 0)")
-    parser.add_argument("--lambda-objective", dest="lambda_objective", type=float,
+    parser.add_argument("--lambda-objective", dest="lambda_objective", type=non_negative_float,
                         help="weight of the encoder's own objective (default 1; 0: the other terms alone)")
-    parser.add_argument("--max-items", dest="max_items", type=int, help="seeded subset of the training windows")
-    parser.add_argument("--validation-items", dest="validation_items", type=int)
-    parser.add_argument("--eval-every", dest="eval_every", type=int)
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-items", dest="max_items", type=positive_int, help="seeded subset of the training windows")
+    parser.add_argument("--validation-items", dest="validation_items", type=positive_int)
+    parser.add_argument("--eval-every", dest="eval_every", type=positive_int)
+    parser.add_argument("--seed", type=non_negative_int)
     parser.add_argument("--out", help="output folder (default: where pretrained: true looks)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

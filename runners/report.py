@@ -7,14 +7,13 @@
 The kind of run is read from the folder (sweep.yaml, ablation.yaml or stages.json); see docs/reports.md.
 """
 
-import argparse
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
 
-from pianoeval.cli import run_cli  # noqa: E402
+from pianoeval.cli import Parser, positive_int, run_cli  # noqa: E402
 from pianoeval.report import write_report  # noqa: E402
 
 
@@ -25,8 +24,8 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("run_dir", help="a run folder: results/sweeps/<space>/<run-id> or results/ablations/<name>/<run-id>")
     p.add_argument("--out", help="write report.md and figures/ here instead of into the run folder")
-    p.add_argument("--top-k", type=int, default=10, help="sweeps: how many trials the top table lists (default 10)")
+    p.add_argument("--top-k", type=positive_int, default=10, help="sweeps: how many trials the top table lists (default 10)")
     sys.exit(run_cli(lambda: main(p.parse_args())))

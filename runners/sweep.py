@@ -6,26 +6,28 @@
     python runners/sweep.py --space han --dry-run --set budget.max_epochs=5
 """
 
-import argparse
 import sys
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int, run_cli, run_name
 from pianoeval.sweep.cli import main
 
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--space", required=True, help="a search_spaces/<name>.yaml name (or a path to a space file)")
-    p.add_argument("--num-samples", type=int, help="trials to sample (default: the space's budget.num_samples)")
-    p.add_argument("--max-failures", type=int, default=2,
+    p.add_argument("--num-samples", type=positive_int, help="trials to sample (default: the space's budget.num_samples)")
+    p.add_argument("--max-failures", type=non_negative_int, default=2,
                    help="retries of a crashed trial from its last checkpoint (default 2; 0: a failure is final)")
-    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: as many as resources allow)")
     p.add_argument("--address", help="connect to a Ray cluster (auto, ray://host:10001); default: start a local one")
+    p.add_argument("--connect-timeout", type=positive_float, default=30.0,
+                   help="seconds to reach the --address cluster before giving up (default 30)")
     p.add_argument("--storage", help="results root: a folder (default results/) or a pyarrow URI (s3://, gs://)")
     p.add_argument("--resume", action="store_true", help="resume the latest (or --run-id) run of this space")
-    p.add_argument("--run-id", help="name of the run folder (default: a timestamp)")
+    p.add_argument("--run-id", type=run_name, help="name of the run folder (default: a timestamp)")
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1 and print its URL")
     p.add_argument("--dashboard-host", default="127.0.0.1", help="bind the dashboard elsewhere (e.g. 0.0.0.0)")
-    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--num-cpus", type=positive_int, help="CPUs for a local Ray (default: all)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved space and budget, run nothing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override: budget.max_epochs=2, sampler.name=random, train.lr=1e-3, model.hidden_size=32 ...")

@@ -56,7 +56,8 @@ def main(args) -> int:
         dry_run_table(spec, estimate=not args.no_estimate)
         return 0
     options = AblationOptions(address=args.address, storage=args.storage, resume=args.resume, run_id=args.run_id,
-                              num_cpus=args.num_cpus, max_concurrent=args.max_concurrent)
+                              num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
+                              max_failures=args.max_failures, connect_timeout=args.connect_timeout)
     run_dir, _ = run_dir_for(spec, options)
     print(f"[ablate] {spec.name}: {len(spec.trials)} runs -> {run_dir}")
     run_trial_set(spec, run_dir, options)

@@ -24,9 +24,11 @@ import pandas as pd
 
 from pianoeval.ablation.spec import AblationSpec, Trial
 from pianoeval.config import dump_yaml
+from pianoeval.errors import RunInterrupted
 from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
-from pianoeval.sweep.engine import MAX_FAILURES, SweepOptions, init_ray, trial_dirname, trial_resources
+from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, init_ray, results_folder, stop_cleanly_on_sigterm,
+                                    trial_dirname, trial_resources, unfinished_trials)
 
 
 @dataclass
@@ -37,6 +39,8 @@ class AblationOptions:
     run_id: str | None = None
     num_cpus: int | None = None
     max_concurrent: int | None = None
+    max_failures: int = MAX_FAILURES
+    connect_timeout: float = 30.0
     print_fn: Any = print
 
 
@@ -49,10 +53,7 @@ class AblationResult:
 
 
 def run_dir_for(spec: AblationSpec, options: AblationOptions, stage: str | None = None) -> tuple[Path, str]:
-    from pianoeval.paths import results_root
-
-    root = Path(options.storage).resolve() if options.storage else results_root()
-    base = root / "ablations" / spec.name
+    base = results_folder(options.storage) / "ablations" / spec.name
     run_id = run_id_for(base, options.resume, options.run_id, "ablation.yaml", f"ablation {spec.name!r}")
     run_dir = base / run_id
     return (run_dir / stage if stage else run_dir), run_id
@@ -93,7 +94,8 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     from pianoeval.experiment import monitor_mode
     from pianoeval.sweep.trainable import run_ablation_trial
 
-    init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus))
+    init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus,
+                          connect_timeout=options.connect_timeout))
     configs = {t.key: t.config.to_dict() for t in trials}
     threads = max(1, int(spec.resources.cpu))
     resources = trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn)
@@ -125,10 +127,15 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
                                         trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(name=run_dir.name, storage_path=str(run_dir.parent), verbose=0,
                                       callbacks=callbacks,
-                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                                      failure_config=tune.FailureConfig(max_failures=options.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
-    return tuner.fit(), spec.resources.model_copy(update=resources)
+    with stop_cleanly_on_sigterm():
+        results = tuner.fit()
+    if unfinished_trials(results, len(trials)):
+        # Tune saved its state; finished trials keep their folders and are not retrained on resume
+        raise RunInterrupted(run_dir.name)
+    return results, spec.resources.model_copy(update=resources)
 
 
 def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir: str | None,

@@ -41,10 +41,11 @@ import pydantic
 from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
 from pianoeval.config import StrictModel, load_yaml, unflatten, validate
-from pianoeval.errors import ConfigError
+from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import atomic_write_text, run_id_for
 from pianoeval.paths import REPO_ROOT
+from pianoeval.sweep.engine import results_folder
 
 TIERS = ("T1", "T2", "T3", "T4")
 
@@ -402,16 +403,17 @@ def main_staged(path: Path, args) -> int:
                   f"{staged.stages[stage].budget.max_epochs} epochs, tiers {staged.stages[stage].tiers}, "
                   f"rule {staged.stages[stage].rule.name if staged.stages[stage].rule else 'none'}")
         return 0
-    from pianoeval.paths import results_root
-
-    root = Path(args.storage).resolve() if args.storage else results_root()
-    base = root / "ablations" / staged.name
+    base = results_folder(args.storage) / "ablations" / staged.name
     run_id = run_id_for(base, args.resume, args.run_id, "stages.json", staged.name)
     run_dir = base / run_id
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
-                              max_concurrent=args.max_concurrent)
+                              max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                              connect_timeout=args.connect_timeout)
     print(f"[staged] {staged.name} -> {run_dir}")
-    state = run_staged(staged, run_dir, options, until=until)
+    try:
+        state = run_staged(staged, run_dir, options, until=until)
+    except RunInterrupted:
+        raise RunInterrupted(run_id) from None  # the staged run's id, not its stage folder's
     winners = {t: v for s in state["stages"].values() for t, v in s.get("winners", {}).items()}
     print(f"[staged] winners: {winners or 'none yet'}; summary: {run_dir / 'elimination.md'}")
     return 0

@@ -22,16 +22,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
+import signal
+import socket
+import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pianoeval.config import dump_yaml, load_yaml
-from pianoeval.errors import ConfigError
-from pianoeval.io import run_id_for
+from pianoeval.errors import ConfigError, RunInterrupted
+from pianoeval.io import check_output_root, run_id_for
 from pianoeval.paths import results_root
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
@@ -63,6 +69,7 @@ class SweepOptions:
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
     num_cpus: int | None = None  # local Ray only; None: all cores
+    connect_timeout: float = 30.0  # seconds to reach a cluster given by address
     evaluate_test: bool = False
     print_fn: Any = print
 
@@ -97,22 +104,75 @@ def sampler_for(space: SearchSpace):
 
 
 def _storage_root(storage: str | None) -> str:
-    if storage is None:
-        return str(results_root())
-    if "://" in storage:
+    if storage is not None and "://" in storage:
         return storage.rstrip("/")
-    return str(Path(storage).resolve())
+    return str(results_folder(storage))
+
+
+def results_folder(storage: str | None) -> Path:
+    """The local results root: ``--storage`` or ``$PIANOEVAL_RESULTS`` or ``results/``,
+    checked to be a folder that can be written before anything starts."""
+    if storage is None:
+        return check_output_root(results_root(), "PIANOEVAL_RESULTS")
+    if "://" in storage:
+        raise ConfigError(f"--storage {storage}: ablations write to a local folder (or a mounted one)")
+    return check_output_root(Path(storage).resolve(), "--storage")
 
 
 def _is_local(path: str) -> bool:
     return "://" not in path
 
 
+def probe_address(address: str, timeout_s: float) -> None:
+    """Fail fast, in one line, when a cluster address cannot be reached: Ray itself retries
+    an unreachable GCS for minutes. ``auto`` is left to Ray (it reads the local session file
+    and fails at once when there is no cluster)."""
+    target = address.removeprefix("ray://")
+    if address == "auto" or "://" in target:
+        return
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(f"--address {address}: expected auto, host:port or ray://host:port")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or type(err).__name__)
+        raise ConfigError(f"--address {address}: cannot reach the Ray cluster ({reason} after at most "
+                          f"{timeout_s:g} s); check the address, that the head node runs (`ray status`) and "
+                          "the firewall, or raise --connect-timeout") from None
+
+
+def _ray_init_bounded(timeout_s: float, address: str, **kwargs):
+    """``ray.init`` that gives up after ``timeout_s`` instead of retrying forever."""
+    import ray
+
+    outcome: dict[str, Any] = {}
+
+    def connect():
+        try:
+            outcome["context"] = ray.init(address=address, **kwargs)
+        except BaseException as err:  # re-raised in the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=connect, daemon=True, name="ray-connect")
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        # Ray's connection loop cannot be cancelled: say why in one line and leave now
+        # (nothing has been computed yet).
+        print(f"error: --address {address}: the Ray cluster did not answer within {timeout_s:g} s "
+              "(raise --connect-timeout, or check `ray status --address ...`)", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(2)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["context"]
+
+
 def init_ray(options: SweepOptions) -> str | None:
     """Connect to or start Ray; return the dashboard URL when one was started."""
     import ray
-
-    import logging
 
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
@@ -120,9 +180,10 @@ def init_ray(options: SweepOptions) -> str | None:
         return None
     runtime_env = {"env_vars": {k: os.environ[k] for k in _QUIET_ENV}}
     if options.address:
+        probe_address(options.address, options.connect_timeout)
         try:
-            context = ray.init(address=options.address, log_to_driver=False, runtime_env=runtime_env,
-                               logging_level=logging.WARNING)
+            context = _ray_init_bounded(options.connect_timeout, options.address, log_to_driver=False,
+                                        runtime_env=runtime_env, logging_level=logging.WARNING)
         except ConnectionError as err:
             auth = "Authentication" in repr(err.__cause__) or "auth" in str(err).lower()
             hint = ("the cluster uses token authentication: export RAY_AUTH_MODE=token (and the cluster's token "
@@ -139,6 +200,43 @@ def init_ray(options: SweepOptions) -> str | None:
                            runtime_env=runtime_env, logging_level=logging.WARNING)
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if options.dashboard and url else None
+
+
+def dashboard_lines(url: str) -> list[str]:
+    """The dashboard URL and how to get past its token prompt (Ray 2.60 turns token
+    authentication on by default; it stays on)."""
+    return [f"[sweep] Ray dashboard: {url}",
+            "[sweep] it asks for the cluster's token: paste the output of `ray get-auth-token` "
+            "(or the contents of ~/.ray/auth_token) into the prompt"]
+
+
+@contextlib.contextmanager
+def stop_cleanly_on_sigterm():
+    """SIGTERM behaves like Ctrl-C during ``Tuner.fit``: Tune's own interrupt handler saves
+    the experiment state and stops the trials, instead of the process dying mid-write."""
+
+    def forward(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)  # Tune's handler: stop after saving state
+        else:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def unfinished_trials(results, expected: int) -> int:
+    """Trials of a ``Tuner.fit`` that neither finished nor failed (an interrupted run),
+    including those never started."""
+    done = results.num_terminated + results.num_errors
+    return max(expected, len(results)) - done
 
 
 def trial_resources(cpu: float, gpu: float, say=print) -> dict[str, float]:
@@ -205,19 +303,19 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     options = options or SweepOptions()
     say = options.print_fn
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
-    run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}")
+    run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}",
+                        remote=not _is_local(space_root))
     run_path = f"{space_root}/{run_id}"
     num_samples = options.num_samples or space.budget.num_samples
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
 
     started = time.time()
-    import logging
-
     logging.getLogger("ray.tune").setLevel(logging.WARNING)  # per-snapshot INFO lines
     dashboard_url = init_ray(options)
     if dashboard_url:
-        say(f"[sweep] Ray dashboard: {dashboard_url}")
+        for line in dashboard_lines(dashboard_url):
+            say(line)
     threads = max(1, int(space.resources.cpu))
     resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
     if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
@@ -230,6 +328,10 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     callbacks = [_progress_callback(space, num_samples, say)]
     if _is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
+    if options.resume and _is_local(run_path) and not (Path(run_path) / "tuner.pkl").is_file():
+        # stopped before Tune saved its first state: no trial had finished, start it afresh
+        say(f"[sweep] run {run_id} was stopped before its first trial finished: starting it again")
+        options = replace(options, resume=False)
     if options.resume:
         say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
         tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -254,10 +356,14 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-    results = tuner.fit()
+    with stop_cleanly_on_sigterm():
+        results = tuner.fit()
     local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
     local_dir.mkdir(parents=True, exist_ok=True)
     trials = write_results(space, results, local_dir, {"git_commit": git_commit()})
+    if unfinished_trials(results, num_samples):
+        # Tune saved its state: what finished is in trials.parquet, the rest continues on resume
+        raise RunInterrupted(run_id)
     result = SweepResult(local_dir, trials, wall_seconds=time.time() - started, dashboard_url=dashboard_url)
     best_file = local_dir / "best.yaml"
     result.best_config = load_yaml(best_file) if best_file.is_file() else None
