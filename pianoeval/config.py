@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Annotated, Any, Iterable, Mapping, TypeVar
 
 import pydantic
 import yaml
@@ -20,6 +20,20 @@ import yaml
 from pianoeval.errors import ConfigError
 
 T = TypeVar("T", bound=pydantic.BaseModel)
+
+#: An integer that must be written as one: ``true`` is not seed 1, ``2.0`` is not fold 2.
+StrictInt = Annotated[int, pydantic.Strict()]
+
+
+def distinct(values: list, what: str) -> list:
+    """``values`` unchanged, or a ValueError naming the first value listed twice (repeated
+    folds or seeds would train the same run twice and break the pairing)."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice; list each {what} once")
+        seen.add(value)
+    return values
 
 
 class StrictModel(pydantic.BaseModel):

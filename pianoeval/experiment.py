@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 
 import pydantic
 
-from pianoeval.config import StrictModel, deep_merge, flatten, load_yaml, unflatten, validate
+from pianoeval.config import StrictInt, StrictModel, deep_merge, flatten, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError
 
 
@@ -52,7 +52,7 @@ class DataConfig(StrictModel):
 
     dataset: Literal["percepiano"] = "percepiano"
     split: Literal["performer", "piece"] = "performer"
-    fold: int = pydantic.Field(0, ge=0, le=3)
+    fold: StrictInt = pydantic.Field(0, ge=0, le=3)
     feature_set: Literal["full", "perf_only"] | None = None
     batch_size: int = pydantic.Field(8, ge=1)
     eval_batch_size: int = pydantic.Field(32, ge=1)
@@ -135,7 +135,7 @@ class ExperimentConfig(StrictModel):
     """One training run, fully resolved. Build it with ``ExperimentConfig.resolve``."""
 
     name: str = "run"
-    seed: int = 7
+    seed: StrictInt = pydantic.Field(7, ge=0)
     model: dict[str, Any]
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
@@ -188,11 +188,15 @@ class ExperimentConfig(StrictModel):
         """``{"model.name": "han", "train.lr": 2.5e-05, ...}``: the view sweeps use."""
         return flatten(self.model_dump(mode="json", exclude={"provenance"}))
 
-    def with_overrides(self, overrides: Mapping[str, Any], source: str = "--set") -> "ExperimentConfig":
-        """A new resolved config with dotted-key overrides applied (``{"train.lr": 1e-4}``)."""
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "--set",
+                       keep_model: Mapping[str, Any] | None = None) -> "ExperimentConfig":
+        """A new resolved config with dotted-key overrides applied (``{"train.lr": 1e-4}``).
+
+        When ``model.name`` changes, the new variant starts from its own defaults, plus
+        ``keep_model``: the fields a search space fixes for every variant it samples."""
         base = self.model_dump(mode="json", exclude={"provenance"})
         if "model.name" in overrides and overrides["model.name"] != self.model_name:
-            base["model"] = {}  # a different model: its own defaults, not this one's fields
+            base["model"] = dict(keep_model or {})  # a different model: its own defaults + the space's fixed fields
         for key in overrides:
             if key.split(".")[0] not in base and key.split(".")[0] != "model":
                 raise ConfigError(f"{source}: {key}: unknown key (top-level keys: {', '.join(base)})")

@@ -118,3 +118,22 @@ def check_output_root(path: str | Path, what: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"{what} {path}: {parent} is not writable (give a folder you can write to)")
     return path
+
+
+#: What to do about a results table that cannot be read: the run writes it again.
+RESUME_FIX = "continue that run with --resume, which writes the table again from the trial folders"
+
+
+def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
+    """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
+    naming the file and ``fix`` instead of a pyarrow traceback."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing{'; ' + fix if fix else ''}") from None
+    except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: the file is not a readable table
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: not a readable parquet table ({reason}){'; ' + fix if fix else ''}") from None

@@ -48,10 +48,13 @@ def asap_root(required: bool = True) -> Path | None:
 
     Raises DataError with instructions when it is required and absent.
     """
-    candidates = []
-    if os.environ.get(ASAP_ENV):
-        candidates.append(Path(os.environ[ASAP_ENV]))
-    candidates.append(REPO_ROOT.parent / "shared" / "data" / "asap")
+    if os.environ.get(ASAP_ENV):  # set on purpose: never silently replaced by another copy
+        path = Path(os.environ[ASAP_ENV])
+        if (path / "metadata.csv").is_file():
+            return path
+        raise DataError(f"{ASAP_ENV}={path}: not an ASAP folder (no metadata.csv there); point it at a clone "
+                        f"of asap-dataset, or unset it to use ../shared/data/asap")
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "asap"]
     for path in candidates:
         if (path / "metadata.csv").is_file():
             return path

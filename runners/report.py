@@ -14,11 +14,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 
 from pianoeval.cli import Parser, positive_int, run_cli  # noqa: E402
+from pianoeval.io import check_output_root  # noqa: E402
 from pianoeval.report import write_report  # noqa: E402
 
 
 def main(args) -> int:
-    path = write_report(args.run_dir, args.out, top_k=args.top_k)
+    out = check_output_root(args.out, "--out") if args.out else None
+    path = write_report(args.run_dir, out, top_k=args.top_k)
     print(f"[report] {path} (figures in {path.parent / 'figures'})")
     return 0
 

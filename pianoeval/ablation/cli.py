@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pianoeval.config import parse_set
-from pianoeval.errors import ConfigError
+from pianoeval.errors import ConfigError, DataError
 from pianoeval.io import atomic_write_text
 
 
@@ -13,9 +13,14 @@ def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
     from pianoeval.train.estimate import epoch_seconds
 
     per_epoch: dict[str, float] = {}
+    to_prepare: dict[str, str] = {}  # what must exist before the run, e.g. a pre-trained encoder
     if estimate:
         for name, config in spec.variants.items():
-            per_epoch[name] = epoch_seconds(config, threads=max(1, int(spec.resources.cpu)))
+            try:
+                per_epoch[name] = epoch_seconds(config, threads=max(1, int(spec.resources.cpu)))
+            except DataError as missing:  # a dry run shows the plan; what is missing is listed, not fatal
+                to_prepare.setdefault(str(missing), name)
+                per_epoch[name] = math.nan
     header = f"{'variant':36s} {'model':16s} {'fold':>4s} {'seed':>5s} {'epochs':>7s} {'cpu':>4s} {'gpu':>4s} {'est. CPU-h':>10s}"
     print_fn(header)
     print_fn("-" * len(header))
@@ -33,8 +38,13 @@ def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
              f"baseline {spec.baseline}; metrics {', '.join(spec.metrics)}")
     if estimate:
         early = " (an upper bound: early stopping ends runs sooner)" if spec.budget.early_stopping_patience else ""
+        unknown = f" (not counted: {', '.join(n for n in per_epoch if math.isnan(per_epoch[n]))})" if to_prepare else ""
         print_fn(f"estimated cost: {total:.1f} CPU-hours at the full budget{early}; "
-                 "from one timed training step per variant on this machine")
+                 f"from one timed training step per variant on this machine{unknown}")
+    if to_prepare:
+        print_fn("\nto prepare before running (the dry run itself needs none of it):")
+        for what, name in to_prepare.items():
+            print_fn(f"  - {name}: {what}")
 
 
 def main(args) -> int:

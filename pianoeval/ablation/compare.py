@@ -20,6 +20,7 @@ import yaml
 from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
 from pianoeval.analysis import stats
 from pianoeval.data.percepiano import LABEL_NAMES
+from pianoeval.io import RESUME_FIX, read_table
 
 USABLE = ("completed",)
 
@@ -69,7 +70,7 @@ def load_run(run_dir: str | Path) -> AblationRun:
     """An ablation run folder; ``trial_dir`` values become absolute paths again."""
     run_dir = Path(run_dir)
     meta = yaml.safe_load((run_dir / "ablation.yaml").read_text())
-    trials = pd.read_parquet(run_dir / "trials.parquet")
+    trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
     trials["trial_dir"] = trials["trial_dir"].map(
         lambda p: p if not isinstance(p, str) or Path(p).is_absolute() else str(run_dir / p))
     return AblationRun(run_dir, trials, meta["baseline"], tuple(meta["metrics"]), meta)

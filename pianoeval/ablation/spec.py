@@ -33,7 +33,8 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import StrictModel, deep_merge, find_spec, flatten, load_yaml, spec_names, validate
+from pianoeval.config import (StrictInt, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml, spec_names,
+                              validate)
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT, results_root
@@ -49,6 +50,12 @@ class BudgetSpec(StrictModel):
     asha_grace_period: int | None = pydantic.Field(None, ge=1)  # set: hopeless trials stop at the first rung
     asha_reduction_factor: float = pydantic.Field(3.0, gt=1)
     asha_metric: str = "val/pairwise_acc"
+
+    @pydantic.field_validator("asha_metric")
+    @classmethod
+    def _asha_metric(cls, value: str) -> str:
+        monitor_mode(value)
+        return value
 
 
 class ResourcesSpec(StrictModel):
@@ -66,16 +73,29 @@ class AblationFile(StrictModel):
     base: dict[str, Any]
     variants: dict[str, dict[str, Any] | None]
     baseline: str
-    folds: list[int] = [0, 1, 2, 3]
-    seeds: list[int] = [7]
+    folds: list[StrictInt] = [0, 1, 2, 3]
+    seeds: list[StrictInt] = [7]
     metrics: list[str] = ["test/r2", "test/pairwise_acc"]
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
     eval_only: dict[str, EvalOnlySpec] = {}
 
+    @pydantic.field_validator("folds")
+    @classmethod
+    def _folds(cls, values: list[int]) -> list[int]:
+        return distinct(values, "fold")
+
+    @pydantic.field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        if any(v < 0 for v in values):
+            raise ValueError(f"seeds are integers >= 0, got {min(values)}")
+        return distinct(values, "seed")
+
     @pydantic.field_validator("metrics")
     @classmethod
     def _metrics(cls, values: list[str]) -> list[str]:
+        distinct(values, "metric")
         if not values:
             raise ValueError("list at least one metric (e.g. test/r2)")
         for value in values:

@@ -40,10 +40,10 @@ import pydantic
 
 from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
-from pianoeval.config import StrictModel, load_yaml, unflatten, validate
+from pianoeval.config import StrictInt, StrictModel, distinct, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
-from pianoeval.io import atomic_write_text, run_id_for
+from pianoeval.io import RESUME_FIX, atomic_write_text, read_table, run_id_for
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
 
@@ -73,13 +73,23 @@ class RuleSpec(StrictModel):
 
 class StageSpec(StrictModel):
     candidates: str | list[str] | dict[str, str] = "all"  # "all", [names], {survivors_of: stage}
-    folds: list[int] = [0]
-    seeds: list[int] | None = None
+    folds: list[StrictInt] = [0]
+    seeds: list[StrictInt] | None = None
     budget: BudgetSpec = BudgetSpec()
     tiers: list[str] = ["T1"]
     rule: RuleSpec | None = None
     overrides: dict[str, Any] = {}
     fuse: str | None = None  # an earlier stage whose audio and symbolic winners this stage's fusion candidates fuse
+
+    @pydantic.field_validator("folds")
+    @classmethod
+    def _folds(cls, values: list[int]) -> list[int]:
+        return distinct(values, "fold")
+
+    @pydantic.field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int] | None) -> list[int] | None:
+        return distinct(values, "seed") if values is not None else values
 
     @pydantic.field_validator("tiers")
     @classmethod
@@ -95,9 +105,14 @@ class StagedFile(StrictModel):
     base: dict[str, Any] = {}
     candidates: dict[str, CandidateSpec]
     stages: dict[str, StageSpec]
-    seeds: list[int] = [7]
+    seeds: list[StrictInt] = [7]
     metrics: list[str] = ["val/pairwise_acc", "val/r2", "test/pairwise_acc", "test/r2"]
     resources: ResourcesSpec = ResourcesSpec()
+
+    @pydantic.field_validator("seeds")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        return distinct(values, "seed")
 
 
 @dataclass(frozen=True)
@@ -279,7 +294,7 @@ def fusion_encoders(staged: StagedSpec, stage: str, run_dir: Path, state: dict, 
                  f"{', '.join(sorted({staged.candidates[c].track for c in state['stages'][source]['candidates']}))}); "
                  f"stopping")
         return None
-    trials = pd.read_parquet(run_dir / source / "trials.parquet")
+    trials = read_table(run_dir / source / "trials.parquet", RESUME_FIX)
     fused: dict[str, Any] = {}
     for track in FUSED_TRACKS:
         winner = winners[track]

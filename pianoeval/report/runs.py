@@ -16,10 +16,12 @@ column counting from 1, the way the plots label it.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pandas as pd
 
+from pianoeval.config import load_yaml
 from pianoeval.errors import ConfigError
 from pianoeval.paths import REPO_ROOT, results_root
 
@@ -31,19 +33,36 @@ def run_kind(run_dir: str | Path) -> str:
                           "results/sweeps/<space>/<run-id> or results/ablations/<name>/<run-id>)")
     if (run_dir / "stages.json").is_file():
         return "staged"
-    for kind, spec, runner in (("sweep", "sweep.yaml", "python runners/sweep.py --space {name} --resume "
-                                                       "--run-id {run}"),
-                               ("ablation", "ablation.yaml", "python runners/ablate.py {name} --resume "
-                                                             "--run-id {run}")):
-        if (run_dir / spec).is_file():
+    for kind, marker in (("sweep", "sweep.yaml"), ("ablation", "ablation.yaml")):
+        if (run_dir / marker).is_file():
             if not (run_dir / "trials.parquet").is_file():
-                run = run_dir.parent if (run_dir.parent / "stages.json").is_file() else run_dir  # a stage's folder
-                fix = runner.format(name=run.parent.name, run=run.name)
                 raise ConfigError(f"{run_dir}: trials.parquet: missing, the {kind} has not finished "
-                                  f"(finish it with `{fix}`, then report)")
+                                  f"(finish it with `{resume_hint(run_dir, kind)}`, then report)")
             return kind
     raise ConfigError(f"{run_dir}: not a sweep or ablation run (expected sweep.yaml or ablation.yaml with "
                       "trials.parquet, or stages.json)")
+
+
+def resume_hint(run_dir: Path, kind: str) -> str:
+    """The command that finishes an unfinished run: the spec as the run recorded it (a shipped
+    name, or the path it was given) and, when the run is not under the default results
+    folder, the ``--storage`` it was written to."""
+    run = run_dir.parent if (run_dir.parent / "stages.json").is_file() else run_dir  # a stage's folder
+    try:
+        recorded = load_yaml(run_dir / ("sweep.yaml" if kind == "sweep" else "ablation.yaml"))
+    except ConfigError:
+        recorded = {}
+    name = run.parent.name
+    shipped = REPO_ROOT / ("search_spaces" if kind == "sweep" else "ablations") / f"{name}.yaml"
+    source = Path(str(recorded.get("source") or shipped))
+    found = [c.resolve() for c in (source, REPO_ROOT / source) if c.is_file()]
+    # a shipped spec by its name; a user's spec file by its full path (it works from any folder)
+    spec = name if not found or found[0] == shipped.resolve() else str(found[0])
+    storage = run.parent.parent.parent
+    args = ["--storage", str(storage)] if storage.resolve() != results_root().resolve() else []
+    command = (["python", "runners/sweep.py", "--space", spec] if kind == "sweep" and run is run_dir
+               else ["python", "runners/ablate.py", spec if run is run_dir else name])
+    return shlex.join([*command, *args, "--resume", "--run-id", run.name])
 
 
 def latest_run(kind: str) -> Path:

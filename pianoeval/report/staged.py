@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from pianoeval.ablation.compare import AblationRun, load_run
 from pianoeval.errors import ConfigError
+from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.ablation import add_ablation_sections
 from pianoeval.report.figures import Document, frame_markdown, message_figure, metric_label, new_figure, plural
 from pianoeval.report.runs import run_kind
@@ -95,7 +96,7 @@ def _tracks(stage_dir: Path) -> dict[str, str]:
     path = stage_dir / "trials.parquet"
     if not path.is_file():
         return {}
-    trials = pd.read_parquet(path)
+    trials = read_table(path, RESUME_FIX)
     if "track" not in trials:
         return {}
     return trials.drop_duplicates("variant").set_index("variant")["track"].to_dict()

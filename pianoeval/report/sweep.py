@@ -21,6 +21,7 @@ import pandas as pd
 
 from pianoeval.config import load_yaml
 from pianoeval.errors import ConfigError
+from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.figures import STATUS_COLOURS, Document, cost_scale, message_figure, metric_label, new_figure
 from pianoeval.report.runs import read_history, run_kind, trial_folder
 from pianoeval.sweep.results import STATUS_ORDER
@@ -92,7 +93,7 @@ def load_sweep(run_dir: str | Path) -> SweepRun:
     if run_kind(run_dir) != "sweep":
         raise ConfigError(f"{run_dir}: not a sweep run (no sweep.yaml); for ablations use the ablation report")
     space = load_yaml(run_dir / "sweep.yaml")
-    trials = pd.read_parquet(run_dir / "trials.parquet")
+    trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
     run = SweepRun(run_dir, trials, space, {})
     for row in trials.itertuples(index=False):
         history, source = read_history(trial_folder(row.trial_dir, run_dir), prefer="progress")

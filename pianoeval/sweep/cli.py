@@ -6,7 +6,7 @@ import yaml
 
 from pianoeval.config import parse_set
 from pianoeval.sweep.engine import SweepOptions, run_sweep
-from pianoeval.sweep.space import grid_size, load_space
+from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
 
 
 def describe(space, num_samples: int) -> str:
@@ -26,6 +26,12 @@ def describe(space, num_samples: int) -> str:
         lines.append(f"  {p.key}: {type(p.distribution).__name__} {p.distribution.__dict__}{cond}")
     lines.append("fixed config:")
     lines.append("  " + yaml.safe_dump(space.base.to_dict(), sort_keys=False).replace("\n", "\n  ").rstrip())
+    variants = model_variants(space)
+    if len(variants) > 1:  # model.name is sampled: what each variant trains (fixed fields applied)
+        lines.append("model of each sampled variant (before its other sampled parameters):")
+        for name in variants:
+            model = variant_config(space.base, space.fixed_model, name, str(space.path)).model
+            lines.append(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in model.items() if k != "name"))
     return "\n".join(lines)
 
 

@@ -322,7 +322,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
         space = replace(space, resources=space.resources.model_copy(update={"gpu": resources["gpu"]}))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=space.base.to_dict(), threads=threads,
-                             evaluate_test=options.evaluate_test),
+                             evaluate_test=options.evaluate_test, fixed_model=space.fixed_model),
         resources,
     )
     callbacks = [_progress_callback(space, num_samples, say)]

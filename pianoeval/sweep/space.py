@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from pianoeval.config import StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
+from pianoeval.config import StrictInt, StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT
@@ -57,6 +57,10 @@ class FloatRange:
     def representative(self) -> float:
         return self.low
 
+    def edges(self) -> tuple:
+        """The values to check at load: both ends of the range."""
+        return (self.low, self.high)
+
 
 @dataclass(frozen=True)
 class IntRange:
@@ -71,6 +75,9 @@ class IntRange:
     def representative(self) -> int:
         return self.low
 
+    def edges(self) -> tuple:
+        return (self.low, self.high)
+
     def grid(self) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
 
@@ -84,6 +91,9 @@ class Categorical:
 
     def representative(self):
         return self.values[0]
+
+    def edges(self) -> tuple:
+        return self.values
 
     def grid(self) -> list:
         return list(self.values)
@@ -157,14 +167,17 @@ class ObjectiveSpec(StrictModel):
     @classmethod
     def _record(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not value.startswith(("diag/", "grad_norm/")):
+            if value.startswith(("diag/", "grad_norm/")):
+                if not value.partition("/")[2]:
+                    raise ValueError(f"{value!r}: name the diagnostic, e.g. diag/logits_std or grad_norm/total")
+            else:
                 monitor_mode(value)
         return values
 
 
 class SamplerSpec(StrictModel):
     name: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
-    seed: int = 0
+    seed: StrictInt = pydantic.Field(0, ge=0)
 
 
 class BudgetSpec(StrictModel):
@@ -193,7 +206,7 @@ class SpaceFile(StrictModel):
     model: dict[str, Any]
     data: dict[str, Any] = {}
     train: dict[str, Any] = {}
-    seed: int = 7
+    seed: StrictInt = pydantic.Field(7, ge=0)
     parameters: dict[str, ParameterSpec | None] = {}
     objective: ObjectiveSpec = ObjectiveSpec()
     sampler: SamplerSpec = SamplerSpec()
@@ -231,6 +244,7 @@ class SearchSpace:
     sampler: SamplerSpec
     budget: BudgetSpec
     resources: ResourcesSpec
+    fixed_model: dict[str, Any] = None  # the model fields the space file fixes (every variant gets them)
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "--set") -> "SearchSpace":
         """Apply ``--set`` overrides: ``budget.*``, ``sampler.*``, ``resources.*``,
@@ -246,13 +260,26 @@ class SearchSpace:
             if section in sweep_sections:
                 edited.setdefault(section, getattr(self, section).model_dump())[field] = value
             elif key == "objective.metric":
-                monitor_mode(value)
-                changes["metric"], changes["mode"] = value, monitor_mode(value)
+                try:
+                    changes["metric"], changes["mode"] = value, monitor_mode(value)
+                except ValueError as err:
+                    raise ConfigError(f"{source}: objective.metric: {err}") from None
+            elif key == "objective.mode":
+                metric = changes.get("metric", self.metric)
+                if value != monitor_mode(metric):
+                    raise ConfigError(f"{source}: objective.mode: {metric} is better when "
+                                      f"{'higher' if monitor_mode(metric) == 'max' else 'lower'}: its mode is "
+                                      f"{monitor_mode(metric)} (set objective.metric instead)")
+            elif key == "objective.record":
+                values = value if isinstance(value, list) else [value]
+                validate(ObjectiveSpec, {"metric": self.metric, "record": values}, source, prefix="objective")
+                changes["record"] = tuple(values)
             else:
                 config_overrides[key] = value
         for section, values in edited.items():  # validated together: max_epochs and grace_period agree
             changes[section] = validate(sweep_sections[section], values, source, prefix=section)
-        base = self.base.with_overrides(config_overrides, source) if config_overrides else self.base
+        base = (self.base.with_overrides(config_overrides, source, keep_model=self.fixed_model)
+                if config_overrides else self.base)
         budget = changes.get("budget", self.budget)
         base = base.with_overrides({"train.max_epochs": budget.max_epochs}, source)
         return replace(self, base=base, **changes)
@@ -296,26 +323,72 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     base_raw = {"model": spec.model, "data": spec.data, "train": {**spec.train, "max_epochs": spec.budget.max_epochs},
                 "seed": spec.seed}
     base = ExperimentConfig.resolve(base_raw, source)
-    parameters = []
-    for key, entry in spec.parameters.items():
-        if entry is None:  # a child space removed a parent's parameter
-            continue
-        parameter = Parameter(key, entry.to_distribution(), entry.when)
-        try:  # the key must be a real config key accepting this kind of value
-            base.with_overrides({key: parameter.distribution.representative()}, source)
-        except ConfigError as err:
-            raise ConfigError(f"{source}: parameters.{key}: {str(err).split(': ', 2)[-1]}") from None
-        parameters.append(parameter)
+    fixed_model = {k: v for k, v in spec.model.items() if k != "name"}
+    parameters = [Parameter(key, entry.to_distribution(), entry.when)
+                  for key, entry in spec.parameters.items() if entry is not None]  # None: a child removed it
     ordered = _parents_first(parameters, source)
+    _check_every_value(base, fixed_model, ordered, source)
     mode = spec.objective.mode or monitor_mode(spec.objective.metric)
+    if spec.objective.mode and spec.objective.mode != monitor_mode(spec.objective.metric):
+        raise ConfigError(f"{source}: objective.mode: {spec.objective.metric} is better when "
+                          f"{'higher' if monitor_mode(spec.objective.metric) == 'max' else 'lower'}; "
+                          f"mode {spec.objective.mode} would select the worst trial (drop objective.mode)")
     if spec.sampler.name == "grid":
         floats = [p.key for p in ordered if isinstance(p.distribution, FloatRange)]
         if floats:
             raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
                               f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
-                        tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources)
+                        tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model)
     return space.with_overrides(overrides, "--set") if overrides else space
+
+
+def model_variants(space: "SearchSpace") -> list[str]:
+    """The model variants a space trains: the sampled ``model.name`` values, else its one model."""
+    for p in space.parameters:
+        if p.key == "model.name" and isinstance(p.distribution, Categorical):
+            return [str(v) for v in p.distribution.values]
+    return [space.base.model_name]
+
+
+def variant_config(base: ExperimentConfig, fixed_model: dict[str, Any], name: str, source: str) -> ExperimentConfig:
+    """``base`` with another model variant: the space's fixed model fields apply to it (a
+    fixed field the variant does not have is an error naming both)."""
+    if name == base.model_name:
+        return base
+    try:
+        return base.with_overrides({"model.name": name}, source, keep_model=fixed_model)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: model: the fixed model fields do not fit the sampled variant {name!r}: "
+                          f"{str(err).split(': ', 2)[-1]} (fix only the fields every sampled variant has, "
+                          "or sample the field with a condition on model.name)") from None
+
+
+def _check_every_value(base: ExperimentConfig, fixed_model: dict[str, Any], parameters: list[Parameter],
+                       source: str) -> None:
+    """Every value a trial can sample is checked now, not after compute is spent: both ends of
+    a range and every categorical value, against each model variant the parameter is active
+    for (a ``model.*`` parameter conditioned on ``model.name`` only against those variants)."""
+    names = next((p.distribution.values for p in parameters if p.key == "model.name"), (base.model_name,))
+    variants = {}
+    for name in names:
+        try:
+            variants[name] = variant_config(base, fixed_model, str(name), source)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: parameters.model.name: {str(err).split(': ', 1)[-1]}") from None
+    for p in parameters:
+        if p.key == "model.name":
+            continue
+        wanted = (p.when or {}).get("model.name")
+        active = [n for n in names if wanted is None or n in (wanted if isinstance(wanted, list) else [wanted])]
+        for name in active:
+            for value in p.distribution.edges():
+                try:
+                    variants[name].with_overrides({p.key: value}, source)
+                except ConfigError as err:
+                    where = f" (model {name})" if len(names) > 1 else ""
+                    raise ConfigError(f"{source}: parameters.{p.key}: value {value!r}{where}: "
+                                      f"{str(err).split(': ', 2)[-1]}") from None
 
 
 def _parents_first(parameters: list[Parameter], source: str) -> list[Parameter]:

@@ -130,11 +130,14 @@ def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: 
                          "wall_seconds": result.wall_seconds, "node_id": _node_id()})
 
 
-def run_trial(config: dict[str, Any], base: dict[str, Any], threads: int, evaluate_test: bool = False) -> None:
-    """Sweep entry point (wrapped with ``tune.with_parameters``): base + sampled values."""
+def run_trial(config: dict[str, Any], base: dict[str, Any], threads: int, evaluate_test: bool = False,
+              fixed_model: dict[str, Any] | None = None) -> None:
+    """Sweep entry point (wrapped with ``tune.with_parameters``): base + sampled values; a
+    sampled ``model.name`` keeps the space's fixed model fields (``fixed_model``)."""
     from pianoeval.experiment import ExperimentConfig
 
-    experiment = ExperimentConfig.resolve(base, "<sweep base>").with_overrides(config, "<sampled config>")
+    experiment = ExperimentConfig.resolve(base, "<sweep base>").with_overrides(config, "<sampled config>",
+                                                                             keep_model=fixed_model)
     train_in_trial(experiment, threads, evaluate_test)
 
 

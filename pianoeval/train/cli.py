@@ -6,6 +6,10 @@ from pathlib import Path
 
 from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.io import check_output_root
+
+#: Files whose presence means a folder holds a run (a later run must not overwrite them).
+RUN_FILES = ("resolved.yaml", "metrics.json", "history.csv", "checkpoints")
 
 
 def build_config(model: str | None, config_path: str | None, split: str | None, fold: int | None,
@@ -40,7 +44,10 @@ def main(args) -> int:
         return 0
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
           f"({config.input_label()}), seed {config.seed}, {config.train.max_epochs} epochs")
-    out_dir = Path(args.out) if args.out else None
+    out_dir = check_output_root(Path(args.out), "--out") if args.out else None
+    if out_dir is not None and not args.resume and any((out_dir / f).exists() for f in RUN_FILES):
+        raise ConfigError(f"--out {out_dir}: holds a run already: add --resume to continue it, or choose "
+                          "another --out (nothing there is overwritten)")
     resume_from = None
     if args.resume:
         if out_dir is None:
