@@ -59,11 +59,13 @@ class _SpecLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, line)
+                first = seen.get(key)
+                seen[key] = line
             except TypeError:  # an unhashable key: SafeLoader reports it
                 continue
-            if first != line:
-                raise _DuplicateKey(f"key {key!r} appears twice (lines {first} and {line}); keep one")
+            if first is not None:
+                where = f"line {line}" if first == line else f"lines {first} and {line}"
+                raise _DuplicateKey(f"key {key!r} appears twice ({where}); keep one")
         return super().construct_mapping(node, deep)
 
 

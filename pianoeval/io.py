@@ -40,10 +40,15 @@ def atomic_write_parquet(df, path: Path) -> None:
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
+def is_safe_name(name: object) -> bool:
+    """One file name of letters, digits, '.', '_', '-', not starting with '.': a user-given name
+    that becomes part of a path can then never climb out of, or nest inside, its folder."""
+    return isinstance(name, str) and len(name) <= 128 and _SAFE_NAME.fullmatch(name) is not None
+
+
 def check_run_id(run_id: str) -> str:
-    """A run id is one safe file name: letters, digits, '.', '_', '-', not starting with '.'
-    (so it can never climb out of, or nest inside, the results folder)."""
-    if not isinstance(run_id, str) or not _SAFE_NAME.fullmatch(run_id) or len(run_id) > 128:
+    """A run id is one safe file name (``is_safe_name``); else a one-line ConfigError."""
+    if not is_safe_name(run_id):
         raise ConfigError(f"--run-id {run_id!r}: a run id is one name of letters, digits, '.', '_' and '-', "
                           "not starting with '.' (e.g. --run-id lr-sweep-2)")
     return run_id

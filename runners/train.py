@@ -26,4 +26,5 @@ if __name__ == "__main__":
                         help="evaluate the best checkpoint of --out, a run stopped before it finished")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config, run nothing")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -221,7 +221,10 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
                    "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source}
                               for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
-    results, resources = train_trials(spec, trained, run_dir, options)
+    try:
+        results, resources = train_trials(spec, trained, run_dir, options)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
+        raise RunInterrupted(run_dir.name) from None
     rows = collect_trained(results, {t.key: t for t in trained}, resources)
     ran = {(r["variant"], r["fold"], r["seed"]) for r in rows}
     for trial in trained:  # never expected; recorded rather than lost if Tune's state drops a trial

@@ -36,6 +36,7 @@ import pydantic
 from pianoeval.config import (StrictInt, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml, spec_names,
                               validate)
 from pianoeval.errors import ConfigError
+from pianoeval.io import is_safe_name
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT, results_root
 
@@ -159,15 +160,19 @@ def _ablation_path(name_or_path: str | Path) -> Path:
     return find_spec(name_or_path, ABLATIONS_DIR, "ablation")
 
 
-def _resolve_base(base: dict[str, Any], source: str) -> dict[str, Any]:
-    """An inline run config, ``{from_sweep: <space>}`` (its latest best.yaml) or ``{file: path}``."""
+def _resolve_base(base: dict[str, Any], source: str, folder: Path) -> dict[str, Any]:
+    """An inline run config, ``{from_sweep: <space>}`` (its latest best.yaml) or ``{file: path}``
+    (a relative path is read from the spec file's ``folder``)."""
     if "from_sweep" in base or "file" in base:
         if len(base) != 1:
             raise ConfigError(f"{source}: base: from_sweep / file stand alone (got {', '.join(base)})")
         if "file" in base:
-            path = Path(base["file"])
-            path = path if path.is_absolute() else REPO_ROOT / path
+            path = Path(str(base["file"]))
+            path = path if path.is_absolute() else folder / path
         else:
+            if not is_safe_name(base["from_sweep"]):
+                raise ConfigError(f"{source}: base.from_sweep: {base['from_sweep']!r} is not a space name "
+                                  "(a name such as han, as in results/sweeps/<space>/)")
             runs = sorted((results_root() / "sweeps" / str(base["from_sweep"])).glob("*/best.yaml"))
             if not runs:
                 raise ConfigError(f"{source}: base.from_sweep: no finished sweep of space {base['from_sweep']!r} "
@@ -266,7 +271,7 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     if spec.baseline not in spec.variants:
         raise ConfigError(f"{source}: baseline: {spec.baseline!r} is not a variant "
                           f"(variants: {', '.join(spec.variants)})")
-    base = _resolve_base(spec.base, source)
+    base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
                 for name, overrides in spec.variants.items()}
     eval_only = {}

@@ -43,7 +43,7 @@ from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _re
 from pianoeval.config import StrictInt, StrictModel, distinct, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
-from pianoeval.io import RESUME_FIX, atomic_write_text, read_table, run_id_for
+from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_table, run_id_for
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
 
@@ -113,6 +113,14 @@ class StagedFile(StrictModel):
     @classmethod
     def _seeds(cls, values: list[int]) -> list[int]:
         return distinct(values, "seed")
+
+    @pydantic.field_validator("stages")
+    @classmethod
+    def _stage_names(cls, stages: dict[str, StageSpec]) -> dict[str, StageSpec]:
+        for name in stages:  # each stage writes into a folder of that name
+            if not is_safe_name(name):
+                raise ValueError(f"stage name {name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+        return stages
 
 
 @dataclass(frozen=True)

@@ -293,15 +293,7 @@ def _short(value) -> str:
 
 def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepResult:
     """Run (or resume) a sweep of ``space``; see the module docstring."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
-    from pianoeval.sweep.results import write_results
-    from pianoeval.sweep.trainable import run_trial
-
     options = options or SweepOptions()
-    say = options.print_fn
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
     run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}",
                         remote=not _is_local(space_root))
@@ -310,6 +302,25 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
 
+    if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
+        Path(run_path).mkdir(parents=True, exist_ok=True)
+        _write_sweep_file(space, run_path, num_samples, options)
+    try:
+        return _fit_sweep(space, options, run_id, run_path, space_root, num_samples)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
+        raise RunInterrupted(run_id) from None
+
+
+def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path: str, space_root: str,
+               num_samples: int) -> SweepResult:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from pianoeval.sweep.results import write_results
+    from pianoeval.sweep.trainable import run_trial
+
+    say = options.print_fn
     started = time.time()
     logging.getLogger("ray.tune").setLevel(logging.WARNING)  # per-snapshot INFO lines
     dashboard_url = init_ray(options)
@@ -337,7 +348,6 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
         tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
         tuner._local_tuner._run_config.callbacks = callbacks  # the progress line is not part of the saved state
     else:
-        _write_sweep_file(space, run_path, num_samples, options)
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
                                 sampler=sampler_for(space))
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=space.metric, mode=space.mode,

@@ -265,17 +265,21 @@ class SearchSpace:
                 except ValueError as err:
                     raise ConfigError(f"{source}: objective.metric: {err}") from None
             elif key == "objective.mode":
-                metric = changes.get("metric", self.metric)
-                if value != monitor_mode(metric):
-                    raise ConfigError(f"{source}: objective.mode: {metric} is better when "
-                                      f"{'higher' if monitor_mode(metric) == 'max' else 'lower'}: its mode is "
-                                      f"{monitor_mode(metric)} (set objective.metric instead)")
+                if value not in ("max", "min"):
+                    raise ConfigError(f"{source}: objective.mode: got {value!r}, expected max or min")
+                changes["mode"] = value
             elif key == "objective.record":
                 values = value if isinstance(value, list) else [value]
                 validate(ObjectiveSpec, {"metric": self.metric, "record": values}, source, prefix="objective")
                 changes["record"] = tuple(values)
             else:
                 config_overrides[key] = value
+        if "objective.mode" in overrides:  # an explicit mode wins over the metric's natural one
+            changes["mode"] = overrides["objective.mode"]
+        unknown = [k for k in overrides if k.startswith("objective.") and k not in
+                   ("objective.metric", "objective.mode", "objective.record")]
+        if unknown:
+            raise ConfigError(f"{source}: {unknown[0]}: unknown key (objective keys: metric, mode, record)")
         for section, values in edited.items():  # validated together: max_epochs and grace_period agree
             changes[section] = validate(sweep_sections[section], values, source, prefix=section)
         base = (self.base.with_overrides(config_overrides, source, keep_model=self.fixed_model)
@@ -302,8 +306,9 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a space name, got {parent!r}")
-    try:
-        parent_path = _space_path(parent)
+    try:  # a file path is read from the extending file's folder; a bare name from search_spaces/
+        beside = path.parent / parent
+        parent_path = beside if beside.suffix in (".yaml", ".yml") and beside.is_file() else _space_path(parent)
     except ConfigError as err:
         raise ConfigError(f"{path}: extends: {err}") from None
     merged = _raw_with_parents(parent_path, (*seen, path))
@@ -329,10 +334,6 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     ordered = _parents_first(parameters, source)
     _check_every_value(base, fixed_model, ordered, source)
     mode = spec.objective.mode or monitor_mode(spec.objective.metric)
-    if spec.objective.mode and spec.objective.mode != monitor_mode(spec.objective.metric):
-        raise ConfigError(f"{source}: objective.mode: {spec.objective.metric} is better when "
-                          f"{'higher' if monitor_mode(spec.objective.metric) == 'max' else 'lower'}; "
-                          f"mode {spec.objective.mode} would select the worst trial (drop objective.mode)")
     if spec.sampler.name == "grid":
         floats = [p.key for p in ordered if isinstance(p.distribution, FloatRange)]
         if floats:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.io import check_output_root
@@ -34,6 +36,9 @@ def main(args) -> int:
     from pianoeval.train.run import evaluate_stopped_run, final_table, train_run
 
     config = build_config(args.model, args.config, args.split, args.fold, args.seed, args.set or [])
+    if getattr(args, "dry_run", False):
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
+        return 0
     if args.evaluate_stopped:
         if not args.out:
             raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")
