@@ -68,7 +68,7 @@ def specs(tmp_path_factory) -> Path:
         "space_bomb.yaml": BOMB + "\n" + space,
         "space_missing_parent.yaml": "extends: no_such_space\n",
         "space_boolean_seed.yaml": space + "sampler: {name: tpe, seed: true}\n",
-        "space_fixed_field_missing.yaml": "model: {name: note_voice, hidden_size: 16, num_heads: 4}\n"
+        "space_fixed_field_missing.yaml": "model: {name: note_voice, hidden_size: 16, attention_temperature: 0.5}\n"
                                           "parameters:\n  model.name: {distribution: categorical, "
                                           "values: [note_voice, s3_continuous]}\n",
         "ablation_repeated_folds.yaml": ablation.replace("folds: [0]", "folds: [0, 1, 0]"),
@@ -82,7 +82,7 @@ def specs(tmp_path_factory) -> Path:
                                                             "base: {file: nowhere/best.yaml}"),
         "ablation_from_sweep_path.yaml": ablation.replace("base: {model: {name: note_voice, hidden_size: 16}}",
                                                           "base: {from_sweep: ../../etc}"),
-        "staged_stage_path.yaml": "candidates: {han: {track: symbolic, model: {name: han}}}\n"
+        "staged_stage_path.yaml": "candidates: {han: {track: symbolic, config: {model: {name: han}}}}\n"
                                   "stages: {../escape: {candidates: all}}\n",
         "config_boolean_seed.yaml": "model: {name: note_voice}\nseed: true\n",
         "a_file": "not a folder\n",

@@ -210,6 +210,13 @@ def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources,
 
 def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -> pd.DataFrame:
     """Train + evaluate every trial of ``spec``; write ``trials.parquet`` in ``run_dir``."""
+    try:  # connect first: a cluster that cannot be reached leaves no run folder behind
+        init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus,
+                              connect_timeout=options.connect_timeout))
+    except KeyboardInterrupt:
+        if not (run_dir / "ablation.yaml").is_file():
+            raise  # stopped before the run existed: nothing to resume
+        raise RunInterrupted(run_dir.name) from None
     run_dir.mkdir(parents=True, exist_ok=True)
     trained = [t for t in spec.trials if t.eval_only_source is None]
     evaluated = [t for t in spec.trials if t.eval_only_source is not None]

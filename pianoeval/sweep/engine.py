@@ -302,12 +302,11 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
 
-    if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
-        Path(run_path).mkdir(parents=True, exist_ok=True)
-        _write_sweep_file(space, run_path, num_samples, options)
     try:
         return _fit_sweep(space, options, run_id, run_path, space_root, num_samples)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
+        if _is_local(run_path) and not (Path(run_path) / "sweep.yaml").is_file():
+            raise  # stopped before the run existed: nothing to resume
         raise RunInterrupted(run_id) from None
 
 
@@ -327,6 +326,9 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     if dashboard_url:
         for line in dashboard_lines(dashboard_url):
             say(line)
+    if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
+        Path(run_path).mkdir(parents=True, exist_ok=True)
+        _write_sweep_file(space, run_path, num_samples, options)
     threads = max(1, int(space.resources.cpu))
     resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
     if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
