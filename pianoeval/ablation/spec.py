@@ -37,6 +37,7 @@ from pianoeval.config import StrictModel, deep_merge, find_spec, flatten, load_y
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT, results_root
+from pianoeval.sweep.space import ResourcesSpec  # one resources format for sweeps and ablations
 
 ABLATIONS_DIR = REPO_ROOT / "ablations"
 
@@ -49,11 +50,6 @@ class BudgetSpec(StrictModel):
     asha_grace_period: int | None = pydantic.Field(None, ge=1)  # set: hopeless trials stop at the first rung
     asha_reduction_factor: float = pydantic.Field(3.0, gt=1)
     asha_metric: str = "val/pairwise_acc"
-
-
-class ResourcesSpec(StrictModel):
-    cpu: float = pydantic.Field(1.0, gt=0)
-    gpu: float = pydantic.Field(0.0, ge=0)
 
 
 class EvalOnlySpec(StrictModel):
