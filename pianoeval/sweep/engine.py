@@ -65,6 +65,7 @@ class SweepOptions:
     num_cpus: int | None = None  # local Ray only; None: all cores
     evaluate_test: bool = False
     print_fn: Any = print
+    callbacks: list = field(default_factory=list)  # more ray.tune.Callbacks (e.g. benchmarks watching trials)
 
 
 @dataclass
@@ -227,7 +228,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
                              evaluate_test=options.evaluate_test),
         resources,
     )
-    callbacks = [_progress_callback(space, num_samples, say)]
+    callbacks = [_progress_callback(space, num_samples, say), *options.callbacks]
     if _is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
     if options.resume:
