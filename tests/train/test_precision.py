@@ -121,7 +121,9 @@ def test_the_recorder_sees_an_op_without_a_deterministic_cuda_kernel():
         torch.nn.functional.cross_entropy(torch.randn(4, 3, requires_grad=True), torch.tensor([0, 1, 2, 0])).backward()
         torch.arange(5.0).cumsum(0)
         torch.arange(5).cumsum(0)  # integer: exact, not recorded
-    assert recorder.found == {"nll_loss_forward", "cumsum of floats"}
+        padded = torch.nn.functional.pad(torch.randn(1, 2, 8, requires_grad=True), (2, 2), mode="reflect")
+        padded.sum().backward()  # backward ops are seen too
+    assert recorder.found == {"nll_loss_forward", "cumsum of floats", "reflection_pad1d_backward"}
 
 
 FAMILIES = defaultdict(list)
