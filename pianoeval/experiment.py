@@ -88,6 +88,15 @@ class TrainConfig(StrictModel):
             (``val/loss``, ``val/r2``, ``val/pairwise_acc``, ...); its direction is known.
         early_stopping_patience: epochs without improvement before stopping (None: off).
         limit_train_batches: fraction or number of training batches per epoch (1.0 = all).
+        accelerator: ``auto`` (CUDA when torch sees a CUDA device, else CPU), ``cpu``, or
+            ``gpu`` / ``cuda`` (a CUDA device; an error when none is visible).
+        precision: ``32`` (float32), ``bf16-mixed`` (bfloat16 autocast, float32 weights; the
+            design trains so on A100/H100, and Lightning's CPU autocast runs it too) or
+            ``16-mixed`` (float16 autocast with loss scaling; CUDA only).
+        deterministic: ``true`` (torch's deterministic algorithms: an op without a
+            deterministic kernel raises), ``warn`` (the same kernels, but such an op only
+            warns) or ``false`` (the fastest kernels, not bitwise reproducible on CUDA).
+            See ``pianoeval.train.hardware``.
     """
 
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -107,6 +116,30 @@ class TrainConfig(StrictModel):
     monitor: str = "val/loss"
     early_stopping_patience: int | None = pydantic.Field(None, ge=1)
     limit_train_batches: float | int = 1.0
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    deterministic: bool | Literal["warn"] = True
+
+    @pydantic.field_validator("precision", mode="before")
+    @classmethod
+    def _precision_32(cls, value):
+        # YAML reads `precision: 32` as a number; Lightning's spelling of it is "32-true"
+        return "32" if value in (32, "32-true") else value
+
+    @pydantic.field_validator("precision")
+    @classmethod
+    def _half_precision_needs_cuda(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        if value == "16-mixed" and info.data.get("accelerator") == "cpu":
+            raise ValueError("16-mixed needs CUDA (CPU autocast is bfloat16 only): use bf16-mixed on CPU")
+        return value
+
+    @pydantic.field_validator("deterministic", mode="before")
+    @classmethod
+    def _deterministic_mode(cls, value):
+        modes = {True: True, False: False, "true": True, "false": False, "warn": "warn"}
+        if isinstance(value, (bool, str)) and value in modes:
+            return modes[value]
+        raise ValueError("expected true, warn or false")
 
     @pydantic.field_validator("monitor")
     @classmethod

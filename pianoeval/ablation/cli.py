@@ -36,6 +36,8 @@ def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
     print_fn(f"\n{len(spec.trials)} runs ({trained} trained, {len(spec.trials) - trained} eval-only) over "
              f"{len(spec.variants) + len(spec.eval_only)} variants x {len(spec.folds)} folds x {len(spec.seeds)} seeds; "
              f"baseline {spec.baseline}; metrics {', '.join(spec.metrics)}")
+    if spec.resources.gpu:
+        print_fn(f"GPUs: {spec.resources.packing()}")
     if estimate:
         early = " (an upper bound: early stopping ends runs sooner)" if spec.budget.early_stopping_patience else ""
         unknown = f" (not counted: {', '.join(n for n in per_epoch if math.isnan(per_epoch[n]))})" if to_prepare else ""

@@ -39,6 +39,7 @@ from pianoeval.errors import ConfigError
 from pianoeval.io import is_safe_name
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT, results_root
+from pianoeval.sweep.space import ResourcesSpec  # one resources format for sweeps and ablations
 
 ABLATIONS_DIR = REPO_ROOT / "ablations"
 
@@ -57,11 +58,6 @@ class BudgetSpec(StrictModel):
     def _asha_metric(cls, value: str) -> str:
         monitor_mode(value)
         return value
-
-
-class ResourcesSpec(StrictModel):
-    cpu: float = pydantic.Field(1.0, gt=0)
-    gpu: float = pydantic.Field(0.0, ge=0)
 
 
 class EvalOnlySpec(StrictModel):

@@ -148,12 +148,21 @@ def packed_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.
     The CPU path uses oneDNN's LSTM kernel, which is fast with one intra-op thread but
     spins badly with several threads on busy cores: run CPU trials with
     ``torch.set_num_threads(1)``.
+
+    Under CPU autocast (``train.precision: bf16-mixed`` on a CPU) the LSTM runs in float32
+    and returns float32: oneDNN's bfloat16 LSTM needs AVX-512 and fails on other CPUs
+    ("could not create a primitive descriptor for the LSTM forward propagation
+    primitive"), so a CPU run computes the same on every machine. On CUDA, autocast runs
+    cuDNN's LSTM in the autocast type.
     """
     if x.is_cuda:
         packed = pack_padded_sequence(x, lengths.detach().cpu(), batch_first=True, enforce_sorted=False)
         out, _ = lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out
+    if torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return _lstm_by_direction(lstm, x.float(), lengths)
     return _lstm_by_direction(lstm, x, lengths)
 
 
@@ -244,9 +253,8 @@ def voicewise_lstm(lstm: nn.LSTM, notes: torch.Tensor, voice: torch.Tensor,
     batch, steps, _ = notes.shape
     out_size = lstm.hidden_size * (2 if lstm.bidirectional else 1)
     voiced = note_mask & (voice > 0)
-    result = notes.new_zeros(batch, steps, out_size)
     if not bool(voiced.any()):
-        return result
+        return notes.new_zeros(batch, steps, out_size)
     x = notes[voiced]  # [N, C], item-major, in note order within each item
     item = torch.arange(batch, device=notes.device).unsqueeze(1).expand(batch, steps)[voiced]
     v = voice[voiced]
@@ -262,6 +270,7 @@ def voicewise_lstm(lstm: nn.LSTM, notes: torch.Tensor, voice: torch.Tensor,
     out = packed_lstm(lstm, padded, lengths)
     flat = out.new_empty(seq.numel(), out_size)
     flat[order] = out[seq_sorted, position]
+    result = out.new_zeros(batch, steps, out_size)  # the LSTM's dtype (float32 under CPU autocast)
     result[voiced] = flat
     return result
 

@@ -19,7 +19,8 @@ def describe(space, num_samples: int) -> str:
              f"{grid_size(space) if space.sampler.name == 'grid' else num_samples} trials",
              f"budget: ASHA over {space.budget.max_epochs} epochs, grace {space.budget.grace_period}, "
              f"reduction factor {space.budget.reduction_factor:g}",
-             f"resources per trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU",
+             f"resources per trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
+             + (f" ({space.resources.packing()})" if space.resources.gpu else ""),
              "parameters:"]
     for p in space.parameters:
         cond = f"  when {p.when}" if p.when else ""

@@ -72,6 +72,7 @@ class SweepOptions:
     connect_timeout: float = 30.0  # seconds to reach a cluster given by address
     evaluate_test: bool = False
     print_fn: Any = print
+    callbacks: list = field(default_factory=list)  # more ray.tune.Callbacks (e.g. benchmarks watching trials)
 
 
 @dataclass
@@ -338,7 +339,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
                              evaluate_test=options.evaluate_test, fixed_model=space.fixed_model),
         resources,
     )
-    callbacks = [_progress_callback(space, num_samples, say)]
+    callbacks = [_progress_callback(space, num_samples, say), *options.callbacks]
     if _is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
     if options.resume and _is_local(run_path) and not (Path(run_path) / "tuner.pkl").is_file():

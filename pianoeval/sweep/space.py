@@ -30,6 +30,7 @@ key is docs/search_spaces.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -180,6 +181,9 @@ class SamplerSpec(StrictModel):
     seed: StrictInt = pydantic.Field(0, ge=0)
 
 
+RAY_RESOURCE_RESOLUTION = 1e-4  # Ray rounds resource amounts to 4 decimals
+
+
 class BudgetSpec(StrictModel):
     max_epochs: int = pydantic.Field(10, ge=1)
     grace_period: int = pydantic.Field(1, ge=1)
@@ -194,8 +198,39 @@ class BudgetSpec(StrictModel):
 
 
 class ResourcesSpec(StrictModel):
+    """Ray resources of one trial (search spaces and ablations share it).
+
+    ``cpu``: CPUs, also the trial's torch threads. ``gpu``: 0, a share of one GPU
+    (0 < gpu <= 1; ``0.25`` packs four trials on each GPU) or a whole number of GPUs (Ray
+    gives a trial a share of one GPU or whole GPUs, never 1.5). A share that does not
+    divide 1 is allowed: ``0.3`` packs three trials per GPU and leaves a tenth of it idle
+    (``packing``)."""
+
     cpu: float = pydantic.Field(1.0, gt=0)
     gpu: float = pydantic.Field(0.0, ge=0)
+
+    @pydantic.field_validator("gpu")
+    @classmethod
+    def _share_or_whole(cls, value: float) -> float:
+        if value > 1 and not float(value).is_integer():
+            raise ValueError("more than one GPU per trial must be a whole number (2, 3, ...); "
+                             "a share of one GPU is 0 < gpu <= 1")
+        if 0 < value < RAY_RESOURCE_RESOLUTION:
+            raise ValueError(f"below Ray's resource resolution {RAY_RESOURCE_RESOLUTION:g}")
+        return value
+
+    def packing(self) -> str:
+        """How trials share GPUs, in words (empty without GPUs)."""
+        if self.gpu == 0:
+            return ""
+        if self.gpu >= 1:
+            if self.gpu == 1:
+                return "one whole GPU per trial"
+            return f"{self.gpu:g} whole GPUs per trial, of which its training uses one (no multi-GPU training)"
+        per_gpu = math.floor(1 / self.gpu + 1e-9)
+        idle = 1 - per_gpu * self.gpu
+        note = f"; {self.gpu:g} does not divide 1: {idle:.2g} of each GPU stays idle" if idle > 1e-9 else ""
+        return f"{per_gpu} trials per GPU{note}"
 
 
 class SpaceFile(StrictModel):

@@ -125,11 +125,11 @@ class PerformanceModule(L.LightningModule):
         out = self(batch)
         ranked = out.rank_scores if (out.rank_scores is not None and self.config.train.lambda_rank > 0) else None
         # a batch that carries an augmented view is also predicted augmented (robustness metrics)
-        augmented = None if batch.augmented is None else torch.sigmoid(self(batch.augmented).logits).cpu().numpy()
+        augmented = None if batch.augmented is None else _numpy(torch.sigmoid(self(batch.augmented).logits))
         self._collected[stage].append((
-            torch.sigmoid(out.logits).cpu().numpy(), out.logits.cpu().numpy(), batch.labels.cpu().numpy(),
-            batch.group.cpu().numpy(), batch.label_std.cpu().numpy(), list(batch.segment_ids),
-            None if ranked is None else ranked.cpu().numpy(), augmented,
+            _numpy(torch.sigmoid(out.logits)), _numpy(out.logits), _numpy(batch.labels),
+            batch.group.cpu().numpy(), _numpy(batch.label_std), list(batch.segment_ids),
+            None if ranked is None else _numpy(ranked), augmented,
         ))
         for name, value in out.diagnostics.items():
             if torch.isfinite(value):
@@ -205,6 +205,11 @@ class PerformanceModule(L.LightningModule):
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    """Float32 numpy values; under bf16/16-mixed autocast outputs are half types numpy lacks."""
+    return values.detach().float().cpu().numpy()
 
 
 def robustness_metrics(labels: np.ndarray, clean: np.ndarray, augmented: np.ndarray, groups: np.ndarray) -> dict:

@@ -3,7 +3,9 @@
 ``train_run(config)`` writes to its run directory:
 
 * ``resolved.yaml``: the resolved config plus provenance (git commit, versions,
-  device, threads); ``python runners/train.py --config resolved.yaml`` reruns it;
+  device, threads, and under ``compute`` the accelerator, precision and determinism
+  that took effect, see ``pianoeval.train.hardware``); ``python runners/train.py
+  --config resolved.yaml`` reruns it;
 * ``metrics.json``: the best checkpoint's ``val/*`` and ``test/*`` metrics, the
   best epoch, epochs run, wall time and status;
 * ``history.csv``: every epoch's logged metrics (losses, metrics, diagnostics);
@@ -34,6 +36,7 @@ from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
 from pianoeval.paths import results_root
 from pianoeval.provenance import provenance
+from pianoeval.train import hardware
 from pianoeval.train.data import build_datamodule
 from pianoeval.train.module import PerformanceModule
 
@@ -141,6 +144,8 @@ def train_run(
 
     ``evaluate_test=False`` evaluates the best checkpoint on validation only (sweeps
     select on validation and never look at the test set)."""
+    device = hardware.resolve_device(config.train)  # bad settings fail here, before any work
+    settings = hardware.trainer_settings(config.train, device, say=print if verbose else None)
     out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = _set_threads(threads)
@@ -151,12 +156,6 @@ def train_run(
     datamodule = build_datamodule(config)
     datamodule.setup()
     module = PerformanceModule(config, datamodule.input_dim, steps_per_epoch=datamodule.steps_per_epoch())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    resolved = {**config.to_dict(), "provenance": provenance(device, threads)}
-    dump_yaml(resolved, out_dir / "resolved.yaml")
-
     train = config.train
     history_path = out_dir / "history.csv"
     earlier = []
@@ -176,10 +175,14 @@ def train_run(
         cbs.append(L.pytorch.callbacks.EarlyStopping(train.monitor, patience=train.early_stopping_patience,
                                                      mode=monitor_mode(train.monitor), check_finite=False))
     trainer = L.Trainer(
-        accelerator=device, devices=1, max_epochs=train.max_epochs, gradient_clip_val=train.grad_clip,
-        deterministic=True, logger=False, enable_progress_bar=progress, enable_model_summary=False,
+        **settings, max_epochs=train.max_epochs, gradient_clip_val=train.grad_clip,
+        logger=False, enable_progress_bar=progress, enable_model_summary=False,
         num_sanity_val_steps=0, callbacks=cbs, limit_train_batches=train.limit_train_batches,
     )
+    # written once the Trainer has set torch's flags, so that it records what took effect
+    compute = hardware.compute_provenance(train, device)
+    dump_yaml({**config.to_dict(), "provenance": {**provenance(device, threads), "compute": compute}},
+              out_dir / "resolved.yaml")
     status, error = "completed", None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
