@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.models.registry import get_model
 
 
 def build_config(model: str | None, config_path: str | None, split: str | None, fold: int | None,
@@ -38,8 +39,10 @@ def main(args) -> int:
         print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
               f"of the stopped run {result.out_dir}")
         return 0
+    closed_form = get_model(config.model_name).fit == "closed_form"
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
-          f"({config.input_label()}), seed {config.seed}, {config.train.max_epochs} epochs")
+          f"({config.input_label()}), seed {config.seed}, "
+          + ("fitted in closed form" if closed_form else f"{config.train.max_epochs} epochs"))
     out_dir = Path(args.out) if args.out else None
     resume_from = None
     if args.resume:
@@ -53,6 +56,8 @@ def main(args) -> int:
                        resume_from=resume_from)
     if result.metrics:
         print(final_table(result.metrics))
+    if result.fit:
+        print("[train] fit: " + ", ".join(f"{k} {v:g}" for k, v in result.fit.items()))
     print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "
           f"{result.wall_seconds / 60:.1f} min; results in {result.out_dir}")
     if result.error:
