@@ -215,7 +215,13 @@ def fit_references(trials: list[Trial], run_dir: Path, print_fn) -> list[dict]:
         metrics_file = out_dir / "metrics.json"
         summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         if summary.get("status") != "completed":
-            result = train_run(trial.config, out_dir=out_dir, threads=1, verbose=False)
+            try:
+                result = train_run(trial.config, out_dir=out_dir, threads=1, verbose=False)
+            except Exception as err:  # recorded, not raised: the trained runs' results must still be written
+                why = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:500] if str(err).strip() else ''}"
+                print_fn(f"[ablate] reference {trial.key} failed: {why}")
+                rows.append(_row(trial, "error", why, {}, None, ResourcesSpec(cpu=1), False))
+                continue
             summary = json.loads(metrics_file.read_text())
             fallback = {k: v for k, v in result.fit.items() if "fallback" in k}
             print_fn(f"[ablate] reference {trial.key}: test/r2={summary.get('test/r2', float('nan')):.4f} "
