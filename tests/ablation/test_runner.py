@@ -15,6 +15,7 @@ import pytest
 from pianoeval.ablation import load_ablation, load_run
 from pianoeval.ablation.cli import main
 from pianoeval.paths import REPO_ROOT
+from pianoeval.report import ablation_report
 
 TINY = ["budget.max_epochs=1", "folds=[0]", "seeds=[0]", "data.max_train_segments=40", "model.hidden_size=16",
         "data.eval_batch_size=64"]
@@ -56,6 +57,9 @@ def test_han_incremental_runs_every_variant_and_compares_them(ray_session, tmp_p
         assert "| music_mean |" not in section  # not in the paired deltas
     assert "## Reference baselines" in comparison and "fallback_items" in comparison
     assert (run_dir / "references" / "music_mean" / "fold0-seed0" / "predictions.parquet").is_file()
+    report, notes = ablation_report(run_dir)
+    text = report.read_text()
+    assert "| *music_mean (reference)* |" in text and "### Reference baselines" in text and not notes
 
 
 def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tmp_path):
