@@ -26,16 +26,20 @@ def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
     print_fn("-" * len(header))
     total = 0.0
     for t in spec.trials:
-        epochs = 0 if t.eval_only_source else spec.budget.max_epochs
-        hours = per_epoch.get(t.variant, math.nan) * epochs * spec.resources.cpu / 3600 if not t.eval_only_source else 0.0
+        untrained = t.eval_only_source or t.reference
+        epochs = 0 if untrained else spec.budget.max_epochs
+        hours = per_epoch.get(t.variant, math.nan) * epochs * spec.resources.cpu / 3600 if not untrained else 0.0
         total += 0.0 if math.isnan(hours) else hours
-        label = t.variant + (f" <- {t.eval_only_source}" if t.eval_only_source else "")
+        label = t.variant + (f" <- {t.eval_only_source}" if t.eval_only_source else " (reference)" if t.reference else "")
         print_fn(f"{label:36s} {t.config.model_name:16s} {t.fold:>4d} {t.seed:>5d} {epochs:>7d} "
                  f"{spec.resources.cpu:>4g} {spec.resources.gpu:>4g} {hours:>10.2f}")
-    trained = sum(1 for t in spec.trials if not t.eval_only_source)
-    print_fn(f"\n{len(spec.trials)} runs ({trained} trained, {len(spec.trials) - trained} eval-only) over "
-             f"{len(spec.variants) + len(spec.eval_only)} variants x {len(spec.folds)} folds x {len(spec.seeds)} seeds; "
-             f"baseline {spec.baseline}; metrics {', '.join(spec.metrics)}")
+    trained = sum(1 for t in spec.trials if not t.eval_only_source and not t.reference)
+    references = sum(1 for t in spec.trials if t.reference)
+    print_fn(f"\n{len(spec.trials)} runs ({trained} trained, {len(spec.trials) - trained - references} eval-only, "
+             f"{references} reference fits in closed form) over "
+             f"{len(spec.variants) + len(spec.eval_only)} variants + {len(spec.references)} reference baselines x "
+             f"{len(spec.folds)} folds x {len(spec.seeds)} seeds; baseline {spec.baseline}; "
+             f"metrics {', '.join(spec.metrics)}")
     if spec.resources.gpu:
         print_fn(f"GPUs: {spec.resources.packing()}")
     if estimate:

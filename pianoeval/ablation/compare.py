@@ -7,6 +7,10 @@ confidence, at what cost. ``comparison.md`` and the same numbers as DataFrames.
     >>> run.deltas("test/r2")             # paired deltas vs the baseline, Wilcoxon / t, Holm
     >>> run.per_dimension("test/r2")      # variant x 19 dimensions
     >>> run.cost()                        # CPU- and GPU-hours per variant
+    >>> run.references                    # the reference baselines (rows of the summary only)
+
+Reference baselines (``reference_baselines`` of the spec) appear in every summary table
+as italic reference rows, beside the variants, and never in the paired deltas.
 """
 
 from __future__ import annotations
@@ -43,16 +47,28 @@ class AblationRun:
         """Rows that count: finished runs (failed and pruned runs are reported, not averaged)."""
         return self.trials[self.trials["status"].isin(USABLE)]
 
+    @property
+    def references(self) -> list[str]:
+        """The reference baselines among the variants (runs before they existed have none)."""
+        if "reference" not in self.trials:
+            return []
+        return list(dict.fromkeys(self.trials.loc[self.trials["reference"].fillna(False).astype(bool), "variant"]))
+
     def summary(self, metric: str | None = None) -> pd.DataFrame:
         return stats.variant_summary(self.trials_for(metric), metric or self.metrics[0])
 
     def deltas(self, metric: str | None = None) -> pd.DataFrame:
-        return stats.paired_deltas(self.trials_for(metric), metric or self.metrics[0], self.baseline)
+        """Paired deltas of the compared variants (the reference baselines left out)."""
+        return stats.paired_deltas(self.compared(self.trials_for(metric)), metric or self.metrics[0], self.baseline)
 
     def per_dimension(self, metric: str | None = None) -> pd.DataFrame:
         metric = metric or self.metrics[0]
         dims = _dims_for(self.trials, metric) or []
-        return stats.per_dimension_deltas(self.usable, self.baseline, dims, prefix=metric)
+        return stats.per_dimension_deltas(self.compared(self.usable), self.baseline, dims, prefix=metric)
+
+    def compared(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the reference baselines' rows."""
+        return frame[~frame["variant"].isin(self.references)]
 
     def cost(self) -> pd.DataFrame:
         return stats.cost_summary(self.trials)
@@ -74,6 +90,23 @@ def load_run(run_dir: str | Path) -> AblationRun:
     trials["trial_dir"] = trials["trial_dir"].map(
         lambda p: p if not isinstance(p, str) or Path(p).is_absolute() else str(run_dir / p))
     return AblationRun(run_dir, trials, meta["baseline"], tuple(meta["metrics"]), meta)
+
+
+def reference_notes(run: AblationRun) -> list[str]:
+    """Lines on the reference baselines: where their runs are and how many test items
+    ``music_mean`` predicted by the global mean (its excerpt absent from training)."""
+    if not run.references:
+        return []
+    rows = run.trials[run.trials["variant"].isin(run.references)]
+    lines = ["## Reference baselines", "",
+             f"{', '.join(f'`{r}`' for r in run.references)}: fitted in closed form on each fold's training set "
+             f"(run folders under `references/`); a parameter-free predictor gives the same value for every seed."]
+    for column in [c for c in rows.columns if c.startswith("fit/") and "fallback" in c]:
+        counts = rows.dropna(subset=[column]).groupby("variant")[column].agg(["min", "max"])
+        for variant, count in counts.iterrows():
+            lines.append(f"`{variant}` {column.removeprefix('fit/')}: {count['min']:g}-{count['max']:g} per fold "
+                         "(items whose excerpt has no training performance, predicted by the global mean).")
+    return lines + [""]
 
 
 def comparison_markdown(run: AblationRun, description: str = "") -> str:
@@ -108,11 +141,13 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
         dims = _dims_for(trials, metric) if i == 0 or metric.endswith("/r2") else None
         lines += [f"## `{metric}`" + (" (headline)" if i == 0 else ""), ""]
         lines.append(stats.comparison_markdown(run.trials_for(metric), metric, run.baseline,
-                                               secondary=secondary, dims=dims, dim_prefix=metric))
+                                               secondary=secondary, dims=dims, dim_prefix=metric,
+                                               references=run.references))
         lines.append("")
     fusion = fusion_answer(trials, run.metrics[0])
     if fusion is not None:
         lines += [fusion_markdown(fusion)]
+    lines += reference_notes(run)
     failed = trials[~trials["status"].isin(USABLE)]
     if len(failed):
         lines += ["## Runs that did not finish", ""]

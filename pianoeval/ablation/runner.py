@@ -5,7 +5,9 @@ resources, retries, checkpoints, reuse and ``--resume`` as sweeps; ASHA when the
 budget asks for it). Each trial trains with Lightning, selects its best checkpoint
 on validation and evaluates it on validation and test. Eval-only variants then
 evaluate a trained variant's checkpoints under different settings (e.g. a level
-zeroed only at evaluation), fold by fold and seed by seed, without training.
+zeroed only at evaluation), fold by fold and seed by seed, without training. Reference
+baselines (closed-form predictors, seconds each) are fitted last, in this process, into
+``references/<name>/fold<k>-seed<s>/``; their rows have ``reference`` set.
 
 Results: ``<storage>/ablations/<name>/<run-id>/trials.parquet`` (one row per run of
 the trial set) and ``comparison.md`` (paired comparison tables with confidence
@@ -22,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from pianoeval.ablation.spec import AblationSpec, Trial
+from pianoeval.ablation.spec import AblationSpec, ResourcesSpec, Trial
 from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
 from pianoeval.io import atomic_write_parquet, run_id_for
@@ -143,7 +145,8 @@ def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir:
     wall = float(summary.get("wall_seconds", 0.0) or 0.0)
     row = {
         "variant": trial.variant, "fold": trial.fold, "seed": trial.seed, "model": trial.config.model_name,
-        "status": status, "error": error, "eval_only": eval_only, "source_variant": trial.eval_only_source,
+        "status": status, "error": error, "eval_only": eval_only, "reference": trial.reference,
+        "source_variant": trial.eval_only_source,
         "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
         "wall_seconds": wall, "cpu_seconds": wall * resources.cpu, "gpu_seconds": wall * resources.gpu,
         "git_commit": git_commit(), "trial_dir": trial_dir,
@@ -208,6 +211,36 @@ def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources,
     return rows
 
 
+def fit_references(trials: list[Trial], run_dir: Path, print_fn) -> list[dict]:
+    """Fit the reference baselines (closed form, in this process) and evaluate them; a finished
+    one (its ``metrics.json`` says completed) is read back, not fitted again."""
+    from pianoeval.train.run import train_run
+
+    rows = []
+    for trial in trials:
+        out_dir = run_dir / "references" / trial.variant / f"fold{trial.fold}-seed{trial.seed}"
+        metrics_file = out_dir / "metrics.json"
+        summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if summary.get("status") != "completed":
+            try:
+                result = train_run(trial.config, out_dir=out_dir, threads=1, verbose=False)
+            except Exception as err:  # recorded, not raised: the trained runs' results must still be written
+                why = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:500] if str(err).strip() else ''}"
+                print_fn(f"[ablate] reference {trial.key} failed: {why}")
+                rows.append(_row(trial, "error", why, {}, None, ResourcesSpec(cpu=1), False))
+                continue
+            summary = json.loads(metrics_file.read_text())
+            fallback = {k: v for k, v in result.fit.items() if "fallback" in k}
+            print_fn(f"[ablate] reference {trial.key}: test/r2={summary.get('test/r2', float('nan')):.4f} "
+                     f"test/pairwise_acc={summary.get('test/pairwise_acc', float('nan')):.4f}"
+                     + "".join(f", {k} {v:g}" for k, v in fallback.items()))
+        row = _row(trial, summary.get("status", "error"), summary.get("error"), summary, str(out_dir),
+                   ResourcesSpec(cpu=1), False)
+        row.update({f"fit/{k}": v for k, v in summary.get("fit", {}).items()})
+        rows.append(row)
+    return rows
+
+
 def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -> pd.DataFrame:
     """Train + evaluate every trial of ``spec``; write ``trials.parquet`` in ``run_dir``."""
     try:  # connect first: a cluster that cannot be reached leaves no run folder behind
@@ -218,15 +251,17 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
             raise  # stopped before the run existed: nothing to resume
         raise RunInterrupted(run_dir.name) from None
     run_dir.mkdir(parents=True, exist_ok=True)
-    trained = [t for t in spec.trials if t.eval_only_source is None]
+    trained = [t for t in spec.trials if t.eval_only_source is None and not t.reference]
     evaluated = [t for t in spec.trials if t.eval_only_source is not None]
+    references = [t for t in spec.trials if t.reference]
     if not (run_dir / "ablation.yaml").is_file():
         dump_yaml({"ablation": spec.name, "source": spec.source, "description": spec.description,
                    "baseline": spec.baseline, "variants": [*spec.variants, *spec.eval_only],
+                   "reference_baselines": list(spec.references),
                    "folds": list(spec.folds), "seeds": list(spec.seeds), "metrics": list(spec.metrics),
                    "budget": spec.budget.model_dump(), "resources": spec.resources.model_dump(),
-                   "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source}
-                              for t in spec.trials},
+                   "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source,
+                                      "reference": t.reference} for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
     try:
         results, resources = train_trials(spec, trained, run_dir, options)
@@ -240,7 +275,8 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
             options.print_fn(f"[ablate] {trial.key}: {why}")
             rows.append(_row(trial, "error", why, {}, None, resources, False))
     rows += evaluate_eval_only(evaluated, rows, resources, options.print_fn)
-    order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only])}  # the spec's order
+    rows += fit_references(references, run_dir, options.print_fn)
+    order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only, *spec.references])}
     frame = pd.DataFrame(rows)
     frame["trial_dir"] = frame["trial_dir"].map(lambda p: _relative(p, run_dir))
     frame = frame.sort_values(["variant", "fold", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)

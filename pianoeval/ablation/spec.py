@@ -19,6 +19,13 @@ An ablation is a diff over a named baseline, never a copy::
       han_total_cat_beat_zeroed_at_eval:
         source: han_total_cat
         overrides: {model: {zero_levels: [beat], zero_mode: eval_only}}
+    reference_baselines: [global_mean, music_mean]   # the default; [] for none
+
+Reference baselines are closed-form predictors (registry ``fit: closed_form``) fitted on
+every fold and seed of the trial set, on the baseline variant's split with no other
+setting of it (only ``data.max_train_segments`` follows, so a smoke run's references see
+the same training subset); they take seconds, run in the driver after the trained trials, and
+are reference rows of the comparison tables, never competitors in the paired tests.
 
 Every variant is resolved at load time (unknown keys, unknown models, bad values are
 one-line ``ConfigError``s naming the file and the variant), as are the baseline, the
@@ -42,6 +49,7 @@ from pianoeval.paths import REPO_ROOT, results_root
 from pianoeval.sweep.space import ResourcesSpec  # one resources format for sweeps and ablations
 
 ABLATIONS_DIR = REPO_ROOT / "ablations"
+DEFAULT_REFERENCES = ("global_mean", "music_mean")
 
 
 class BudgetSpec(StrictModel):
@@ -76,6 +84,7 @@ class AblationFile(StrictModel):
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
     eval_only: dict[str, EvalOnlySpec] = {}
+    reference_baselines: list[str] = list(DEFAULT_REFERENCES)
 
     @pydantic.field_validator("folds")
     @classmethod
@@ -112,6 +121,7 @@ class Trial:
     seed: int
     config: ExperimentConfig  # fully resolved (fold, seed and budget applied)
     eval_only_source: str | None = None  # set: evaluate this variant's trained weights, no training
+    reference: bool = False  # a reference baseline: fitted in closed form, a reference row of the tables
 
     @property
     def key(self) -> str:
@@ -133,6 +143,7 @@ class AblationSpec:
     resources: ResourcesSpec
     source: str = ""
     trials: tuple[Trial, ...] = field(default=())
+    references: dict[str, ExperimentConfig] = field(default_factory=dict)  # name -> config (fold/seed not yet)
 
     def only(self, names: list[str]) -> "AblationSpec":
         """Restrict to some variants (``--only``); the baseline and eval-only sources stay."""
@@ -231,7 +242,32 @@ def _with_trials(spec: AblationSpec) -> AblationSpec:
         for fold in spec.folds:
             for seed in spec.seeds:
                 trials.append(Trial(name, fold, seed, config.with_overrides({"data.fold": fold, "seed": seed}), source))
+    for name, config in spec.references.items():
+        for fold in spec.folds:
+            for seed in spec.seeds:
+                trials.append(Trial(name, fold, seed, config.with_overrides({"data.fold": fold, "seed": seed}),
+                                    reference=True))
     return replace(spec, trials=tuple(trials))
+
+
+def _resolve_references(names: list[str], base: ExperimentConfig, taken: set[str], source: str
+                        ) -> dict[str, ExperimentConfig]:
+    """Each reference baseline's run config on the base's split (see the module docstring)."""
+    from pianoeval.models.registry import get_model
+
+    references = {}
+    for i, name in enumerate(names):
+        where = f"{source}: reference_baselines[{i}]"
+        entry = get_model(name, where)
+        if entry.fit != "closed_form":
+            raise ConfigError(f"{where}: {name} is trained, not fitted in closed form; list it under variants "
+                              f"(reference baselines: registered models with fit closed_form)")
+        if name in taken:
+            raise ConfigError(f"{where}: {name} is also a variant of this ablation; drop it from one of the two "
+                              "(reference_baselines: [] turns the references off)")
+        data = {"split": base.data.split, "max_train_segments": base.data.max_train_segments}
+        references[name] = ExperimentConfig.resolve({"model": {"name": name}, "data": data, "seed": base.seed}, where)
+    return references
 
 
 def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> AblationSpec:
@@ -242,7 +278,7 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     raw = load_yaml(path)
     spec_keys = {"folds", "seeds", "metrics", "budget", "resources", "baseline", "description", "variants",
-                 "base", "eval_only"}
+                 "base", "eval_only", "reference_baselines"}
     config_overrides = {}
     for key, value in (overrides or {}).items():
         head = key.split(".", 1)[0]
@@ -279,7 +315,9 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
                               f"of this ablation (variants: {', '.join(variants)})")
         config = variants[entry.source].with_overrides(flatten(entry.overrides), f"{source}: eval_only.{name}")
         eval_only[name] = (entry.source, config)
+    references = _resolve_references(spec.reference_baselines, variants[spec.baseline], {*variants, *eval_only},
+                                     source)
     resolved = AblationSpec(path.stem, path, spec.description, variants, eval_only, spec.baseline,
                             tuple(spec.folds), tuple(spec.seeds), tuple(spec.metrics), spec.budget,
-                            spec.resources, source)
+                            spec.resources, source, references=references)
     return _with_trials(resolved)

@@ -240,6 +240,7 @@ def comparison_markdown(
     n_boot: int = 10_000,
     seed: int = 0,
     alpha: float = ALPHA,
+    references: Sequence[str] = (),
 ) -> str:
     """The comparison report: summary, paired deltas vs ``baseline`` and, with ``dims``, per-dimension deltas.
 
@@ -248,6 +249,8 @@ def comparison_markdown(
     mean delta, its 95% CI, the primary test and its p, the Holm p and whether
     it is significant at ``alpha``. Metrics have 3 decimals, deltas a sign,
     hours 2 decimals, p-values 3 decimals (``<0.001`` below that).
+    ``references`` are variants shown as italic reference rows of the summary
+    only: they are neither compared with the baseline nor part of the Holm family.
     """
     summary = variant_summary(df, metric, n_boot=n_boot, seed=seed)
     costs = cost_summary(df).set_index("variant")
@@ -255,8 +258,9 @@ def comparison_markdown(
     rows = []
     for record in summary.itertuples(index=False):
         failed = f" ({record.n_failed} unfinished)" if record.n_failed else ""
+        name = f"*{record.variant} (reference)*" if record.variant in references else str(record.variant)
         rows.append([
-            f"**{record.variant}**" if record.variant == baseline else str(record.variant),
+            f"**{record.variant}**" if record.variant == baseline else name,
             f"{record.n}{failed}",
             f"{_number(record.mean)} ± {_number(record.std)}",
             _interval(record.ci_low, record.ci_high),
@@ -266,6 +270,12 @@ def comparison_markdown(
         ])
     header = ["variant", "runs", f"{metric} mean ± std", "95% CI", *secondary, "CPU-h", "GPU-h"]
     sections = [f"### {metric} by variant (baseline **{baseline}**)", markdown_table(header, rows)]
+    present = [r for r in references if r in set(summary["variant"])]
+    if present:
+        sections.append("*Reference* rows: predictors fitted in closed form on each fold's training set "
+                        f"({', '.join(present)}), no training; what {metric} is worth without a model of "
+                        "the performance. They are not compared with the baseline below.")
+    df = df[~df["variant"].isin(references)]
 
     deltas = paired_deltas(df, metric, baseline, n_boot=n_boot, seed=seed, alpha=alpha)
     delta_rows = [[

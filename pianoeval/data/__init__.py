@@ -21,16 +21,17 @@ import numpy as np
 from pianoeval.data.batch import BatchBase, NoteBatch
 from pianoeval.data.cache import NoteFeatureStore, build_store
 from pianoeval.data.features import FEATURE_SETS, FULL_COLUMNS, PERF_ONLY_COLUMNS, Column
+from pianoeval.data.labels import LabelledItems
 from pianoeval.data.notes import NoteDataset, NormStats, collate_notes, feature_columns
 from pianoeval.data.percepiano import LABEL_NAMES, NUM_LABELS, Segment, load_segments, same_piece_pairs, score_groups
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES, FoldSplit, make_fold
 from pianoeval.paths import percepiano_root
 
 __all__ = [
-    "BatchBase", "Column", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "NUM_FOLDS", "NUM_LABELS",
-    "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS", "PercePiano", "SPLIT_NAMES",
-    "Segment", "build_store", "collate_notes", "feature_columns", "load_percepiano", "load_segments", "make_fold",
-    "same_piece_pairs",
+    "BatchBase", "Column", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "LabelledItems", "NUM_FOLDS",
+    "NUM_LABELS", "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS", "PercePiano",
+    "SPLIT_NAMES", "Segment", "build_store", "collate_notes", "feature_columns", "load_percepiano", "load_segments",
+    "make_fold", "same_piece_pairs",
 ]
 
 
@@ -72,6 +73,12 @@ class PercePiano:
         keep = [[s for s in ids if s in store] for ids in (parts.train, parts.validation, parts.test)]
         stats = NormStats.fit(store, keep[0], feature_set)
         return (*(NoteDataset(store, self.by_id, ids, stats, self.group_of) for ids in keep), stats)
+
+    def labelled_items(self, split: str, fold: int) -> tuple[LabelledItems, LabelledItems, LabelledItems]:
+        """(train, validation, test) labels and music groups of every segment of the fold; no features."""
+        parts = self.fold(split, fold)
+        return tuple(LabelledItems.from_segments(self.by_id, ids, self.group_of)
+                     for ids in (parts.train, parts.validation, parts.test))
 
 
 def load_percepiano(root: Path | None = None, warn=print) -> PercePiano:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping
-
-from torch import nn
+from typing import Any, Callable, Literal, Mapping
 
 from pianoeval.config import StrictModel, validate
 from pianoeval.errors import ConfigError
@@ -28,21 +26,26 @@ class ModelEntry:
         name: the registry name used in YAML (``model: {name: han}``).
         config_cls: the pydantic config of the model family.
         build: ``build(config, input_dim, num_labels) -> nn.Module``; the module's
-            ``forward(batch)`` returns a ``ModelOutput``.
-        input_kind: which data pipeline feeds it (``"notes"`` for the HAN family).
+            ``forward(batch)`` returns a ``ModelOutput``. For ``fit="closed_form"``
+            it returns a ``pianoeval.models.reference.ReferencePredictor`` instead.
+        input_kind: which data pipeline feeds it (``"notes"`` for the HAN family,
+            ``"labels"`` for predictors that read only the training labels).
         defaults: this variant's values for ``config_cls`` fields.
         data_defaults: values for ``data:`` keys the user left unset (e.g. the
             feature set the variant was defined on).
         description: one line for listings and reports.
+        fit: how ``train_run`` fits it: ``gradient`` (Lightning epochs on the module) or
+            ``closed_form`` (one ``fit`` on the training items, seconds, no epochs).
     """
 
     name: str
     config_cls: type[StrictModel]
-    build: Callable[[Any, int, int], nn.Module]
+    build: Callable[[Any, int, int], Any]
     input_kind: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     data_defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    fit: Literal["gradient", "closed_form"] = "gradient"
 
     def make_config(self, overrides: Mapping[str, Any], source: str = "<config>") -> StrictModel:
         """The variant's config: class defaults <- variant defaults <- overrides."""
@@ -53,10 +56,10 @@ class ModelEntry:
 @lru_cache(maxsize=1)
 def _table() -> dict[str, ModelEntry]:
     # Explicit list of model modules; adding a family means adding it here.
-    from pianoeval.models import audio, fusion, han, symbolic
+    from pianoeval.models import audio, fusion, han, reference, symbolic
 
     table: dict[str, ModelEntry] = {}
-    for module in (han, symbolic, audio, fusion):
+    for module in (han, symbolic, audio, fusion, reference):
         for entry in module.VARIANTS:
             if entry.name in table:
                 raise RuntimeError(f"model name registered twice: {entry.name}")

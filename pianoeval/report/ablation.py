@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from pianoeval.ablation.compare import USABLE, AblationRun, load_run
+from pianoeval.ablation.compare import USABLE, AblationRun, load_run, reference_notes
 from pianoeval.analysis import stats
 from pianoeval.errors import ConfigError
 from pianoeval.report.figures import (BASELINE_COLOUR, Document, cost_scale, dimension_label, message_figure,
@@ -52,7 +52,7 @@ def epoch_histories(run: AblationRun) -> tuple[pd.DataFrame, list[str]]:
     and the note says so."""
     frames, notes = [], []
     for row in run.trials.itertuples(index=False):
-        if row.eval_only:
+        if row.eval_only or row.variant in run.references:  # nothing trained, no curve
             continue
         key = f"{row.variant} fold {row.fold} seed {row.seed} ({row.status})"
         history, source = read_history(trial_folder(row.trial_dir, run.run_dir), prefer="history")
@@ -135,7 +135,8 @@ def plot_headline(run: AblationRun, metric: str | None = None):
         row = summary.loc[variant]
         _interval(left, yi, row["mean"], row["ci_low"], row["ci_high"], colours[variant], True, "no finished run")
         failed = f", {int(row['n_failed'])} unfinished" if row["n_failed"] else ""
-        labels.append(f"{variant}\n(n={int(row['n'])}{failed})")
+        reference = ", reference" if variant in run.references else ""
+        labels.append(f"{variant}\n(n={int(row['n'])}{failed}{reference})")
     if np.isfinite(summary.loc[run.baseline, "mean"]):
         left.axvline(summary.loc[run.baseline, "mean"], color=BASELINE_COLOUR, ls=":", lw=1)
     left.set_yticks(y, labels, fontsize=8)
@@ -144,6 +145,11 @@ def plot_headline(run: AblationRun, metric: str | None = None):
     right.axvline(0.0, color=BASELINE_COLOUR, ls=":", lw=1)
     tests = []
     for yi, variant in zip(y[1:], order[1:]):
+        if variant in run.references:
+            right.text(0.5, yi, "reference baseline: not compared", transform=right.get_yaxis_transform(),
+                       ha="center", va="center", fontsize=8, color="0.4")
+            tests.append("")
+            continue
         row = deltas.loc[variant]
         _interval(right, yi, row["mean_delta"], row["ci_low"], row["ci_high"], colours[variant],
                   bool(row["significant"]), "no complete pair")
@@ -182,7 +188,8 @@ def plot_dimension_deltas(run: AblationRun, metric: str | None = None):
     title = "Per-dimension Δ vs baseline"
     if metric is None:
         return message_figure(title, "No metric of this run has per-dimension columns.")
-    table = run.per_dimension(metric).reindex([v for v in variant_order(run) if v != run.baseline])
+    table = run.per_dimension(metric).reindex([v for v in variant_order(run)
+                                               if v != run.baseline and v not in run.references])
     if table.empty or not np.isfinite(table.to_numpy(dtype=float)).any():
         why = ("the run has only the baseline" if table.empty
                else "no variant has a finished run paired with the baseline")
@@ -229,7 +236,8 @@ def plot_metric_vs_cost(run: AblationRun, metric: str | None = None):
         if np.isfinite(low) and np.isfinite(high):
             ax.errorbar(x, row["mean"], yerr=[[low], [high]], color=colours[variant], capsize=3, lw=1.2)
         ax.plot(x, row["mean"], "o", ms=8, color=colours[variant], zorder=3)
-        ax.annotate(variant + (" (eval-only)" if variant in eval_only else ""), (x, row["mean"]), xytext=(6, 4),
+        kind = " (eval-only)" if variant in eval_only else " (reference)" if variant in run.references else ""
+        ax.annotate(variant + kind, (x, row["mean"]), xytext=(6, 4),
                     textcoords="offset points", fontsize=8)
     ax.set_xlabel(f"{unit}, all runs of the variant (folds × seeds)")
     ax.set_ylabel(metric_label(metric))
@@ -273,8 +281,13 @@ def add_ablation_sections(doc: Document, run: AblationRun, prefix: str = "", lev
     doc.text(f"{heading} Headline: `{headline}`")
     if headline in run.trials:
         secondary = [m for m in run.metrics[1:] if m in run.trials][:3]
-        tables = stats.comparison_markdown(run.trials_for(headline), headline, run.baseline, secondary=secondary)
+        tables = stats.comparison_markdown(run.trials_for(headline), headline, run.baseline, secondary=secondary,
+                                           references=run.references)
         doc.text(tables.replace("### ", "#" * (level + 1) + " "))  # its headings, one level below ours
+        notes_on_references = [line for line in reference_notes(run) if line]
+        if notes_on_references:  # its heading one level below ours, then the notes
+            doc.text(notes_on_references[0].replace("## ", "#" * (level + 1) + " ", 1))
+            doc.text(*notes_on_references[1:])
     doc.figure(plot_headline(run, headline), f"{prefix}headline",
                f"Mean {headline} per variant with its 95% bootstrap CI (left) and the paired delta vs "
                f"{run.baseline} with its 95% CI (right).")

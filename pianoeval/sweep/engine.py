@@ -272,7 +272,8 @@ def _progress_callback(space: SearchSpace, total: int, print_fn):
                 better = self.best is None or (value > self.best if mode == "max" else value < self.best)
                 self.best = value if better else self.best
             epochs = result.get("training_iteration", 0)
-            if status == "completed" and epochs < space.budget.max_epochs and not result.get("early_stopped"):
+            if (status == "completed" and epochs < space.budget.max_epochs and not result.get("early_stopped")
+                    and not result.get("closed_form")):
                 status = f"pruned at epoch {epochs}"
             params = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in trial.config.items())
             best = f"{self.best:.4f}" if self.best is not None else "n/a"

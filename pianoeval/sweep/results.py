@@ -26,10 +26,11 @@ from pianoeval.provenance import git_commit
 STATUS_ORDER = ("completed", "pruned", "diverged", "error")
 
 
-def trial_status(error: str | None, epochs_run: int, max_epochs: int, early_stopped: bool) -> str:
+def trial_status(error: str | None, epochs_run: int, max_epochs: int, early_stopped: bool,
+                 closed_form: bool = False) -> str:
     if error:
         return "diverged" if "TrialDiverged" in error else "error"
-    if epochs_run < max_epochs and not early_stopped:
+    if epochs_run < max_epochs and not early_stopped and not closed_form:  # a closed-form fit is one step
         return "pruned"
     return "completed"
 
@@ -53,7 +54,8 @@ def trial_rows(results, space, run_meta: dict[str, Any]) -> pd.DataFrame:
         last = result.metrics or {}
         error = None if result.error is None else f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
         epochs = int(last.get("training_iteration", 0) or 0)
-        status = trial_status(error, epochs, max_epochs, bool(last.get("early_stopped", 0)))
+        status = trial_status(error, epochs, max_epochs, bool(last.get("early_stopped", 0)),
+                              bool(last.get("closed_form", 0)))
         row: dict[str, Any] = {
             "trial_id": Path(result.path).name.removeprefix("trial_"),
             "status": status,

@@ -105,6 +105,7 @@ def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: 
     trial ran. Only without ASHA stopping the trial at its last epoch (ablations)."""
     import ray.tune
 
+    from pianoeval.models.registry import get_model
     from pianoeval.train.run import train_run
 
     trial_dir = trial_output_dir()
@@ -123,9 +124,12 @@ def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: 
     if result.status == "diverged":
         marker.write_text(result.error or "diverged")
         raise TrialDiverged(result.error)
-    if final_report:
+    closed_form = get_model(experiment.model_name).fit == "closed_form"
+    if final_report or closed_form:
+        # a closed-form fit ran no epoch callback: this one report is its only result (its "epoch 1")
         summary = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
-        ray.tune.report({**summary, "final_eval": 1, "status_completed": 1, "epochs_run": result.epochs_run,
+        ray.tune.report({**summary, "final_eval": int(final_report), "status_completed": 1,
+                         "epochs_run": result.epochs_run, "closed_form": int(closed_form),
                          "best_epoch": result.best_epoch if result.best_epoch is not None else -1,
                          "wall_seconds": result.wall_seconds, "node_id": _node_id()})
 

@@ -9,6 +9,7 @@ import yaml
 from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.io import check_output_root
+from pianoeval.models.registry import get_model
 
 #: Files whose presence means a folder holds a run (a later run must not overwrite them).
 RUN_FILES = ("resolved.yaml", "metrics.json", "history.csv", "checkpoints")
@@ -47,12 +48,14 @@ def main(args) -> int:
         print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
               f"of the stopped run {result.out_dir}")
         return 0
-    print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
-          f"({config.input_label()}), seed {config.seed}, {config.train.max_epochs} epochs")
     out_dir = check_output_root(Path(args.out), "--out") if args.out else None
     if out_dir is not None and not args.resume and any((out_dir / f).exists() for f in RUN_FILES):
         raise ConfigError(f"--out {out_dir}: holds a run already: add --resume to continue it, or choose "
                           "another --out (nothing there is overwritten)")
+    closed_form = get_model(config.model_name).fit == "closed_form"
+    print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
+          f"({config.input_label()}), seed {config.seed}, "
+          + ("fitted in closed form" if closed_form else f"{config.train.max_epochs} epochs"))
     resume_from = None
     if args.resume:
         if out_dir is None:
@@ -65,6 +68,8 @@ def main(args) -> int:
                        resume_from=resume_from)
     if result.metrics:
         print(final_table(result.metrics))
+    if result.fit:
+        print("[train] fit: " + ", ".join(f"{k} {v:g}" for k, v in result.fit.items()))
     print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "
           f"{result.wall_seconds / 60:.1f} min; results in {result.out_dir}")
     if result.error:

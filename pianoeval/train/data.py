@@ -1,8 +1,10 @@
 """Data modules by input kind: the trainer asks for the model's kind, never its name.
 
 ``DATA_MODULES`` maps a registry entry's ``input_kind`` to its LightningDataModule;
-the HAN family reads ``"notes"``. Loaded datasets are cached per process, so a Ray
-actor that is reused across trials loads PercePiano once.
+the HAN family reads ``"notes"``, the label-only reference predictors ``"labels"``.
+Loaded datasets are cached per process, so a Ray actor that is reused across trials
+loads PercePiano once. ``labelled_items`` gives predictors fitted in closed form the
+items of a stage as arrays.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from pianoeval.audio.data import AudioDataModule
-from pianoeval.data import PercePiano, collate_notes, load_percepiano
+from pianoeval.data import LabelledItems, NoteDataset, PercePiano, collate_notes, load_percepiano
+from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
 from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
@@ -28,6 +31,27 @@ def percepiano() -> PercePiano:
     data = load_percepiano()
     data.note_features
     return data
+
+
+@lru_cache(maxsize=1)
+def percepiano_labels() -> PercePiano:
+    """The dataset's segments and labels without note features, once per process."""
+    return load_percepiano()
+
+
+def _check_tiers(config: ExperimentConfig, supported: tuple[str, ...], what: str) -> None:
+    unsupported = [t for t in config.data.tiers if t not in supported]
+    if unsupported:
+        raise ConfigError(f"data.tiers: {unsupported} are not available for {what} "
+                          f"(model {config.model_name}); use {list(supported)}")
+
+
+def _training_subset(config: ExperimentConfig, size: int) -> list[int] | None:
+    """Indices of ``data.max_train_segments`` training items (a seeded shuffle); None = all."""
+    limit = config.data.max_train_segments
+    if limit is None or limit >= size:
+        return None
+    return sorted(np.random.default_rng(config.seed).permutation(size)[:limit].tolist())
 
 
 class GroupedBatchSampler(Sampler[list[int]]):
@@ -83,12 +107,7 @@ class NoteDataModule(L.LightningDataModule):
 
     def __init__(self, config: ExperimentConfig):
         super().__init__()
-        unsupported = [t for t in config.data.tiers if t not in self.SUPPORTED_TIERS]
-        if unsupported:
-            from pianoeval.errors import ConfigError
-
-            raise ConfigError(f"data.tiers: {unsupported} are not available for score-aligned note features "
-                              f"(model {config.model_name}); use {list(self.SUPPORTED_TIERS)}")
+        _check_tiers(config, self.SUPPORTED_TIERS, "score-aligned note features")
         self.config = config
         self.train_set = self.val_set = self.test_set = self.stats = None
 
@@ -98,9 +117,9 @@ class NoteDataModule(L.LightningDataModule):
         cfg = self.config.data
         self.train_set, self.val_set, self.test_set, self.stats = percepiano().note_datasets(
             cfg.split, cfg.fold, cfg.feature_set)
-        if cfg.max_train_segments is not None and cfg.max_train_segments < len(self.train_set):
-            keep = np.random.default_rng(self.config.seed).permutation(len(self.train_set))[: cfg.max_train_segments]
-            self.train_set = torch.utils.data.Subset(self.train_set, sorted(keep.tolist()))
+        keep = _training_subset(self.config, len(self.train_set))
+        if keep is not None:
+            self.train_set = torch.utils.data.Subset(self.train_set, keep)
 
     @property
     def input_dim(self) -> int:
@@ -132,9 +151,53 @@ class NoteDataModule(L.LightningDataModule):
         return math.ceil(len(self.train_set) / self.config.data.batch_size)
 
 
+class LabelDataModule(L.LightningDataModule):
+    """Labels and music groups of one (split, fold), no inputs: what the label-only reference
+    predictors read (``input_kind: labels``). Its parts are ``LabelledItems``, not DataLoaders."""
+
+    SUPPORTED_TIERS = ("T1",)
+
+    def __init__(self, config: ExperimentConfig):
+        super().__init__()
+        _check_tiers(config, self.SUPPORTED_TIERS, "the PercePiano labels")
+        self.config = config
+        self.train_set = self.val_set = self.test_set = None
+        self.input_dim = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        cfg = self.config.data
+        self.train_set, self.val_set, self.test_set = percepiano_labels().labelled_items(cfg.split, cfg.fold)
+        keep = _training_subset(self.config, len(self.train_set))
+        if keep is not None:
+            self.train_set = self.train_set.subset(keep)
+
+
 #: input_kind -> data module class.
 DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule, **SYMBOLIC_DATA_MODULES,
-                                                       "audio": AudioDataModule, "fusion": FusionDataModule}
+                                                       "audio": AudioDataModule, "fusion": FusionDataModule,
+                                                       "labels": LabelDataModule}
+
+
+def labelled_items(datamodule: L.LightningDataModule, stage: str) -> LabelledItems:
+    """The ``train``, ``val`` or ``test`` items of a set-up data module as arrays, for predictors
+    fitted in closed form: a label data module's own items, or a note data module's items with
+    each one's normalised note-feature matrix (a training subset stays that subset)."""
+    dataset = {"train": datamodule.train_set, "val": datamodule.val_set, "test": datamodule.test_set}[stage]
+    if isinstance(dataset, LabelledItems):
+        return dataset
+    indices = None
+    if isinstance(dataset, torch.utils.data.Subset):
+        dataset, indices = dataset.dataset, dataset.indices
+    if not isinstance(dataset, NoteDataset):
+        raise ConfigError(f"model {datamodule.config.model_name}: a closed-form predictor reads labels or note "
+                          f"features, not {type(dataset).__name__} items")
+    bounds = zip(dataset.offsets[:-1], dataset.offsets[1:])
+    items = LabelledItems(segment_ids=tuple(dataset.segment_ids), labels=dataset.labels.numpy().astype(np.float64),
+                          label_std=dataset.label_std.numpy().astype(np.float64), group=dataset.group.numpy(),
+                          notes=tuple(dataset.features[lo:hi].numpy() for lo, hi in bounds))
+    return items if indices is None else items.subset(indices)
 
 
 def supported_tiers(model_name: str) -> tuple[str, ...]:

@@ -148,15 +148,13 @@ class PerformanceModule(L.LightningModule):
             [p[i] for p in parts] for i in range(8))
         pred, logits, labels = np.concatenate(pred), np.concatenate(logits), np.concatenate(labels)
         groups, label_std = np.concatenate(groups), np.concatenate(label_std)
-        metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
+        metrics = stage_metrics(labels, pred, groups, label_std)
         if ranked[0] is not None:
             # trained ranking heads order the performances; their pairwise accuracy is the one that counts
             ranking = evaluate(labels, np.concatenate(ranked), groups, dimension_names=LABEL_NAMES)
             metrics.update({k: v for k, v in ranking.items() if k.startswith("pairwise_acc")})
-        metrics["loss"] = float(np.mean((pred - labels) ** 2))
         if all(a is not None for a in augmented):
             metrics.update(robustness_metrics(labels, pred, np.concatenate(augmented), groups))
-        metrics = {k: v for k, v in metrics.items() if not k.startswith("count/")}
         diag = defaultdict(lambda: [0.0, 0])
         for name, value, weight in self._diagnostics.pop(stage, []):
             diag[name][0] += value * weight
@@ -210,6 +208,14 @@ class PerformanceModule(L.LightningModule):
 def _numpy(values: torch.Tensor) -> np.ndarray:
     """Float32 numpy values; under bf16/16-mixed autocast outputs are half types numpy lacks."""
     return values.detach().float().cpu().numpy()
+
+
+def stage_metrics(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, label_std: np.ndarray) -> dict[str, float]:
+    """The metrics of one evaluated stage: every key of ``pianoeval.metrics.evaluate`` (its
+    ``count/`` bookkeeping left out) and ``loss``, the MSE on the label scale."""
+    metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
+    metrics["loss"] = float(np.mean((pred - labels) ** 2))
+    return {k: v for k, v in metrics.items() if not k.startswith("count/")}
 
 
 def robustness_metrics(labels: np.ndarray, clean: np.ndarray, augmented: np.ndarray, groups: np.ndarray) -> dict:

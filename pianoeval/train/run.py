@@ -11,6 +11,11 @@
 * ``history.csv``: every epoch's logged metrics (losses, metrics, diagnostics);
 * ``predictions.parquet``: per-segment predictions and labels on val and test;
 * ``model.pt``: the best weights (a plain state dict; loaded with ``weights_only=True``).
+
+A registry entry with ``fit="closed_form"`` (the reference predictors) is fitted in one
+step on the training items instead (``fit_closed_form``): the same files but
+``model.pt``, ``history.csv`` with one row, and ``metrics.json`` with a ``fit`` block
+(what the fit chose and, per stage, counts such as ``music_mean``'s fallback items).
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from pianoeval.data import LABEL_NAMES
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
+from pianoeval.models.registry import get_model
 from pianoeval.paths import results_root
 from pianoeval.provenance import provenance
 from pianoeval.train import hardware
-from pianoeval.train.data import build_datamodule
-from pianoeval.train.module import PerformanceModule
+from pianoeval.train.data import build_datamodule, labelled_items
+from pianoeval.train.module import PerformanceModule, stage_metrics
 
 
 @dataclass
@@ -50,6 +56,7 @@ class RunResult:
     epochs_run: int = 0
     wall_seconds: float = 0.0
     error: str | None = None
+    fit: dict = field(default_factory=dict)  # closed-form fits: what the fit chose, per-stage counts
 
 
 class History(L.Callback):
@@ -113,12 +120,17 @@ def evaluate_weights(config: ExperimentConfig, module: PerformanceModule, datamo
                 module._collect(stage, batch)
             values, raw = module.stage_results(stage)
             metrics.update({f"{stage}/{k}": v for k, v in values.items()})
-            frame = pd.DataFrame({"stage": stage, "segment_id": raw["segment_id"], "group": raw["group"]})
-            for j, name in enumerate(LABEL_NAMES):
-                frame[f"pred/{name}"] = raw["prediction"][:, j]
-                frame[f"label/{name}"] = raw["label"][:, j]
-            frames.append(frame)
+            frames.append(prediction_frame(stage, raw["segment_id"], raw["group"], raw["prediction"], raw["label"]))
     return metrics, pd.concat(frames, ignore_index=True)
+
+
+def prediction_frame(stage: str, segment_ids, groups, predictions: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """One stage's rows of ``predictions.parquet``."""
+    frame = pd.DataFrame({"stage": stage, "segment_id": list(segment_ids), "group": groups})
+    for j, name in enumerate(LABEL_NAMES):
+        frame[f"pred/{name}"] = predictions[:, j]
+        frame[f"label/{name}"] = labels[:, j]
+    return frame
 
 
 def load_weights(module: PerformanceModule, path: Path) -> None:
@@ -149,6 +161,8 @@ def train_run(
     out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = _set_threads(threads)
+    if get_model(config.model_name).fit == "closed_form":
+        return fit_closed_form(config, out_dir, threads, evaluate_test)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # GPU/TPU banners and tips
     started = time.time()
@@ -210,10 +224,37 @@ def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, ev
     atomic_write_parquet(predictions, result.out_dir / "predictions.parquet")
 
 
+def fit_closed_form(config: ExperimentConfig, out_dir: Path, threads: int, evaluate_test: bool = True) -> RunResult:
+    """Fit a closed-form predictor on the fold's training items and evaluate it on validation
+    (and test): the run files of ``train_run``, counted as one epoch."""
+    started = time.time()
+    datamodule = build_datamodule(config)
+    datamodule.setup()
+    dump_yaml({**config.to_dict(), "provenance": provenance("cpu", threads)}, out_dir / "resolved.yaml")
+    predictor = get_model(config.model_name).build(config.model_spec(), datamodule.input_dim, len(LABEL_NAMES))
+    result = RunResult(out_dir, "completed", best_epoch=1, epochs_run=1)
+    result.fit = {"train_items": len(labelled_items(datamodule, "train"))}
+    result.fit.update(predictor.fit(labelled_items(datamodule, "train")))
+    frames = []
+    for stage in ("val", "test") if evaluate_test else ("val",):
+        items = labelled_items(datamodule, stage)
+        predictions, counts = predictor.predict(items)
+        values = stage_metrics(items.labels, predictions, items.group, items.label_std)
+        result.metrics.update({f"{stage}/{k}": v for k, v in values.items()})
+        result.fit.update({f"{stage}/{k}": v for k, v in counts.items()})
+        frames.append(prediction_frame(stage, items.segment_ids, items.group, predictions, items.labels))
+    atomic_write_parquet(pd.concat(frames, ignore_index=True), out_dir / "predictions.parquet")
+    result.wall_seconds = time.time() - started
+    row = {"epoch": 1, "seconds": result.wall_seconds, **{k: v for k, v in result.metrics.items() if k.startswith("val/")}}
+    atomic_write_text(out_dir / "history.csv", pd.DataFrame([row]).to_csv(index=False))
+    _write_summary(result, threads, "cpu")
+    return result
+
+
 def _write_summary(result: RunResult, threads: int, device: str) -> None:
     summary = {"status": result.status, "error": result.error, "best_epoch": result.best_epoch,
                "epochs_run": result.epochs_run, "wall_seconds": result.wall_seconds, "threads": threads,
-               "device": device, **result.metrics}
+               "device": device, **({"fit": result.fit} if result.fit else {}), **result.metrics}
     atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
 
 

@@ -15,6 +15,7 @@ import pytest
 from pianoeval.ablation import load_ablation, load_run
 from pianoeval.ablation.cli import main
 from pianoeval.paths import REPO_ROOT
+from pianoeval.report import ablation_report
 
 TINY = ["budget.max_epochs=1", "folds=[0]", "seeds=[0]", "data.max_train_segments=40", "model.hidden_size=16",
         "data.eval_batch_size=64"]
@@ -34,7 +35,8 @@ def test_han_incremental_runs_every_variant_and_compares_them(ray_session, tmp_p
     run_dir = tmp_path / "ablations" / "han_incremental" / "test"
     trials = pd.read_parquet(run_dir / "trials.parquet")
     variants = ["bilstm_baseline", "note_sa", "note_voice", "note_beat", "note_voice_beat", "han", "flat_bilstm_7"]
-    assert sorted(trials["variant"]) == sorted(variants) and (trials["status"] == "completed").all()
+    references = ["global_mean", "music_mean"]  # the spec's default reference baselines
+    assert sorted(trials["variant"]) == sorted(variants + references) and (trials["status"] == "completed").all()
     assert trials["test/r2"].notna().all() and trials["test/r2/timbre_soft_to_loud"].notna().all()
     comparison = (run_dir / "comparison.md").read_text()
     for variant in variants:
@@ -42,8 +44,23 @@ def test_han_incremental_runs_every_variant_and_compares_them(ray_session, tmp_p
     assert "Paired deltas vs `bilstm_baseline`" in comparison or "vs bilstm_baseline" in comparison
     run = load_run(run_dir)
     deltas = run.deltas("test/r2")
-    assert set(deltas["variant"]) == set(variants) - {"bilstm_baseline"}
+    assert set(deltas["variant"]) == set(variants) - {"bilstm_baseline"}  # references are not competitors
     assert list(run.per_dimension("test/r2").columns)[:2] == ["timing_stable_to_unstable", "articulation_short_to_long"]
+
+    # reference rows, R2 and pairwise, in every metric's table; fitted on the same 40 training segments
+    assert run.references == references
+    rows = trials.set_index("variant")
+    assert rows.loc["music_mean", "test/pairwise_acc"] == 0.5  # one value per excerpt: every pair a tie
+    assert rows.loc["music_mean", "fit/train_items"] == 40 and rows.loc["global_mean", "epochs_run"] == 1
+    for metric in ("test/r2", "test/pairwise_acc"):
+        section = comparison.split(f"## `{metric}`")[1].split("\n## ")[0]
+        assert "| *global_mean (reference)* |" in section and "| *music_mean (reference)* |" in section, metric
+        assert "| music_mean |" not in section  # not in the paired deltas
+    assert "## Reference baselines" in comparison and "fallback_items" in comparison
+    assert (run_dir / "references" / "music_mean" / "fold0-seed0" / "predictions.parquet").is_file()
+    report, notes = ablation_report(run_dir)
+    text = report.read_text()
+    assert "| *music_mean (reference)* |" in text and "### Reference baselines" in text and not notes
 
 
 def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tmp_path):

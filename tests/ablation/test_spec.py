@@ -20,7 +20,10 @@ def test_shipped_ablations_load_and_pair_folds_and_seeds():
     spec = load_ablation("han_incremental")
     assert list(spec.variants) == ["bilstm_baseline", "note_sa", "note_voice", "note_beat", "note_voice_beat", "han",
                                    "flat_bilstm_7"]
-    assert len(spec.trials) == 7 * 4 * 1
+    assert len(spec.trials) == 7 * 4 * 1 + 2 * 4  # + the default reference baselines, per fold
+    assert list(spec.references) == ["global_mean", "music_mean"]
+    assert [t.fold for t in spec.trials if t.reference and t.variant == "music_mean"] == [0, 1, 2, 3]
+    assert load_ablation("han_incremental", {"reference_baselines": []}).references == {}
     assert spec.variants["bilstm_baseline"].data.feature_set == "perf_only"
     assert spec.variants["han"].train.max_epochs == 100 and spec.variants["han"].train.early_stopping_patience == 20
     zeroed = load_ablation("han_zeroed")
@@ -71,8 +74,12 @@ def test_set_reaches_one_candidate_of_a_staged_spec(tmp_path):
 
 def test_set_overrides_every_variant():
     spec = load_ablation("han_incremental", {"folds": [0], "seeds": [0], "budget.max_epochs": 1, "model.hidden_size": 16})
-    assert len(spec.trials) == 7 and all(t.config.model["hidden_size"] == 16 for t in spec.trials)
-    assert all(t.config.train.max_epochs == 1 and t.seed == 0 for t in spec.trials)
+    trained = [t for t in spec.trials if not t.reference]
+    assert len(trained) == 7 and all(t.config.model["hidden_size"] == 16 for t in trained)
+    assert all(t.config.train.max_epochs == 1 and t.seed == 0 for t in trained)
+    references = [t for t in spec.trials if t.reference]  # the model settings are not theirs
+    assert [t.config.model_name for t in references] == ["global_mean", "music_mean"]
+    assert all(t.config.data.split == "performer" and t.seed == 0 for t in references)
 
 
 def _args(name, **extra):
@@ -102,6 +109,14 @@ BAD = {
     "empty_folds": (GOOD.replace("folds: [0]", "folds: []"), "folds: the list is empty"),
     "eval_only_missing_source": (GOOD.replace("source: note_voice", "source: han_total_cat"),
                                  "eval_only.probe.source: 'han_total_cat' is not a trained variant"),
+    "reference_unknown": (GOOD + "reference_baselines: [median]\n",
+                          "reference_baselines[0]: model.name: unknown model 'median'"),
+    "reference_trained": (GOOD + "reference_baselines: [han]\n",
+                          "reference_baselines[0]: han is trained, not fitted in closed form"),
+    "reference_also_a_variant": (GOOD.replace("note_voice: {model: {name: note_voice}}",
+                                              "music_mean: {model: {name: music_mean}}")
+                                 .replace("source: note_voice", "source: note_sa"),
+                                 "reference_baselines[1]: music_mean is also a variant of this ablation"),
 }
 
 
@@ -144,7 +159,9 @@ def test_runner_exits_2_and_dry_run_prints_the_trial_table(tmp_path):
     lines = dry.stdout.splitlines()
     assert lines[0].split()[:4] == ["variant", "model", "fold", "seed"]
     assert sum(line.startswith("note_voice_beat ") for line in lines) == 4
-    assert "28 runs (28 trained, 0 eval-only) over 7 variants x 4 folds x 1 seeds" in dry.stdout
+    assert sum(line.startswith("music_mean (reference) ") for line in lines) == 4
+    assert ("36 runs (28 trained, 0 eval-only, 8 reference fits in closed form) over 7 variants + 2 reference "
+            "baselines x 4 folds x 1 seeds") in dry.stdout
 
 
 def test_dry_run_estimates_the_cost_from_a_timed_step(capsys):

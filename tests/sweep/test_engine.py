@@ -105,3 +105,13 @@ def test_killed_driver_resumes_without_losing_or_rerunning_trials(ray_session, s
     for trial_dir, content in finished_before.items():  # finished trials were not trained again
         assert (run_dir / trial_dir / "result.json").read_text() == content
     assert "resuming smoke run killed" in resumed.stdout
+
+
+def test_closed_form_reference_baselines_run_as_sweep_trials(ray_session, storage):
+    space = load_space(HERE / "spaces" / "references.yaml")
+    result = run_sweep(space, SweepOptions(storage=storage, print_fn=lambda line: None))
+    trials = pd.read_parquet(result.run_dir / "trials.parquet").set_index("config/model.name")
+    assert (trials["status"] == "completed").all() and (trials["epochs_run"] == 1).all()
+    assert trials.loc["music_mean", "best/val/r2"] > 0.3 > trials.loc["global_mean", "best/val/r2"]
+    assert trials.loc["music_mean", "best/val/pairwise_acc"] == 0.5
+    assert result.best_config["model"]["name"] == "music_mean"
