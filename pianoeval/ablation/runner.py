@@ -140,6 +140,7 @@ def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir:
         "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
         "wall_seconds": wall, "cpu_seconds": wall * resources.cpu, "gpu_seconds": wall * resources.gpu,
         "git_commit": git_commit(), "trial_dir": trial_dir,
+        "warnings": "\n".join(summary.get("warnings") or []) or None,  # e.g. piece leakage let through
     }
     row.update({k: v for k, v in summary.items() if k.startswith(("val/", "test/"))})
     return row

@@ -29,7 +29,7 @@ from pianoeval.data.features import FEATURE_SETS, FULL_COLUMNS, PERF_ONLY_COLUMN
 from pianoeval.data.notes import NoteDataset, NormStats, collate_notes, feature_columns
 from pianoeval.data.percepiano import LABEL_NAMES, NUM_LABELS, Segment, load_segments, same_piece_pairs, score_groups
 from pianoeval.data.folds import check_fold_file, read_fold_file
-from pianoeval.data.inputs import check_inputs, input_files
+from pianoeval.data.inputs import check_inputs, input_files, leakage_warnings
 from pianoeval.data.labels import DEFAULT_LABELS, apply_label_set, load_label_set
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES, FoldSplit, make_fold
 from pianoeval.errors import ConfigError
@@ -38,7 +38,7 @@ from pianoeval.paths import percepiano_root
 __all__ = [
     "BatchBase", "Column", "DEFAULT_LABELS", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "NUM_FOLDS", "NUM_LABELS",
     "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS", "PercePiano", "SPLIT_NAMES",
-    "Segment", "build_store", "check_inputs", "collate_notes", "feature_columns", "input_files", "load_percepiano", "load_segments", "make_fold",
+    "Segment", "build_store", "check_inputs", "collate_notes", "feature_columns", "input_files", "leakage_warnings", "load_percepiano", "load_segments", "make_fold",
     "same_piece_pairs",
 ]
 
@@ -96,13 +96,14 @@ class PercePiano:
         # every segment, whatever the label set: the cache is keyed by the segment list
         return build_store(self.root, self.all_segments, warn=self._warn)
 
-    def note_datasets(self, split: str, fold: int, feature_set: str):
+    def note_datasets(self, split: str, fold: int, feature_set: str, pieces: str | Path | None = None,
+                      allow_piece_leakage: bool = False):
         """(train, validation, test, stats) NoteDatasets; stats fitted on train only.
 
         Segments whose features could not be extracted are left out (they were
         reported at extraction)."""
         store = self.note_features
-        parts = self.fold(split, fold)
+        parts = self.fold(split, fold, pieces, allow_piece_leakage)
         keep = [[s for s in ids if s in store] for ids in (parts.train, parts.validation, parts.test)]
         stats = NormStats.fit(store, keep[0], feature_set)
         return (*(NoteDataset(store, self.by_id, ids, stats, self.group_of) for ids in keep), stats)

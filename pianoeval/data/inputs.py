@@ -57,6 +57,20 @@ def _check_files(labels, split, fold, pieces, allow_piece_leakage, root, *stamps
                     allow_piece_leakage, quiet)
 
 
+def leakage_warnings(labels: str, split: str, pieces: str | None = None,
+                     allow_piece_leakage: bool = False) -> list[str]:
+    """The WARNING lines of a folds file whose leakage ``data.allow_piece_leakage`` lets
+    through (one per leaking fold); every run summary and report carries them."""
+    if split in SPLIT_NAMES or not allow_piece_leakage:
+        return []
+    lines: list[str] = []
+    segments, _ = load_segments(percepiano_root(), warn=lambda message: None)
+    labelled, _ = apply_label_set(segments, load_label_set(labels, segments), lambda message: None)
+    check_fold_file(read_fold_file(split), {s.segment_id for s in labelled}, {s.segment_id for s in segments},
+                    pieces, True, lines.append)
+    return [line.removeprefix("[split] ") for line in lines if "WARNING" in line]
+
+
 def file_hash(path: str | Path) -> str:
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -153,6 +153,14 @@ def read_taxonomy(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(str(n) for n in table), weights
 
 
+def label_dimensions(spec: str) -> tuple[str, ...]:
+    """The dimension names of a ``data.labels`` value, in label order (reads the file only)."""
+    kind, path = label_source(spec)
+    if kind == DEFAULT_LABELS:
+        return LABEL_NAMES
+    return read_label_file(path)[0] if kind == "file" else read_taxonomy(path)[0]
+
+
 def _label_set(spec: str, segments: list[Segment]) -> LabelSet:
     kind, path = label_source(spec)
     if kind == DEFAULT_LABELS:

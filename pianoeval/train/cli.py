@@ -34,12 +34,13 @@ def main(args) -> int:
         if not args.out:
             raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")
         result = evaluate_stopped_run(config, Path(args.out), threads=args.threads)
-        print(final_table(result.metrics))
+        print(final_table(result.metrics, result.warnings))
         print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
               f"of the stopped run {result.out_dir}")
         return 0
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
-          f"({config.input_label()}), seed {config.seed}, {config.train.max_epochs} epochs")
+          f"({config.input_label()}, labels {config.data.labels}), seed {config.seed}, "
+          f"{config.train.max_epochs} epochs")
     out_dir = Path(args.out) if args.out else None
     resume_from = None
     if args.resume:
@@ -52,7 +53,7 @@ def main(args) -> int:
     result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
                        resume_from=resume_from)
     if result.metrics:
-        print(final_table(result.metrics))
+        print(final_table(result.metrics, result.warnings))
     print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "
           f"{result.wall_seconds / 60:.1f} min; results in {result.out_dir}")
     if result.error:

@@ -16,16 +16,17 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from pianoeval.audio.data import AudioDataModule
-from pianoeval.data import PercePiano, collate_notes, load_percepiano
+from pianoeval.data import DEFAULT_LABELS, PercePiano, collate_notes, load_percepiano
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
 from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 
 
-@lru_cache(maxsize=1)
-def percepiano() -> PercePiano:
-    """The dataset with its note features, once per process."""
-    data = load_percepiano()
+@lru_cache(maxsize=4)
+def percepiano(labels: str = DEFAULT_LABELS) -> PercePiano:
+    """The dataset labelled with ``labels`` (a ``data.labels`` value) and its note
+    features, once per process and label set."""
+    data = load_percepiano(labels=labels)
     data.note_features
     return data
 
@@ -96,8 +97,8 @@ class NoteDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.config.data
-        self.train_set, self.val_set, self.test_set, self.stats = percepiano().note_datasets(
-            cfg.split, cfg.fold, cfg.feature_set)
+        self.train_set, self.val_set, self.test_set, self.stats = percepiano(cfg.labels).note_datasets(
+            cfg.split, cfg.fold, cfg.feature_set, cfg.pieces, cfg.allow_piece_leakage)
         if cfg.max_train_segments is not None and cfg.max_train_segments < len(self.train_set):
             keep = np.random.default_rng(self.config.seed).permutation(len(self.train_set))[: cfg.max_train_segments]
             self.train_set = torch.utils.data.Subset(self.train_set, sorted(keep.tolist()))

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from pianoeval.config import dump_yaml
-from pianoeval.data import LABEL_NAMES
+from pianoeval.data import input_files, leakage_warnings
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
@@ -47,6 +47,7 @@ class RunResult:
     epochs_run: int = 0
     wall_seconds: float = 0.0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. piece leakage let through on purpose
 
 
 class History(L.Callback):
@@ -89,7 +90,8 @@ class EpochLine(L.Callback):
 
 def default_run_dir(config: ExperimentConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return results_root() / "runs" / f"{stamp}-{config.model_name}-{config.data.split}{config.data.fold}-s{config.seed}"
+    split = Path(config.data.split).stem  # a folds file by its name, never its path
+    return results_root() / "runs" / f"{stamp}-{config.model_name}-{split}{config.data.fold}-s{config.seed}"
 
 
 def _set_threads(threads: int | None) -> int:
@@ -111,7 +113,7 @@ def evaluate_weights(config: ExperimentConfig, module: PerformanceModule, datamo
             values, raw = module.stage_results(stage)
             metrics.update({f"{stage}/{k}": v for k, v in values.items()})
             frame = pd.DataFrame({"stage": stage, "segment_id": raw["segment_id"], "group": raw["group"]})
-            for j, name in enumerate(LABEL_NAMES):
+            for j, name in enumerate(module.label_names):
                 frame[f"pred/{name}"] = raw["prediction"][:, j]
                 frame[f"label/{name}"] = raw["label"][:, j]
             frames.append(frame)
@@ -154,8 +156,9 @@ def train_run(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    resolved = {**config.to_dict(), "provenance": provenance(device, threads)}
+    resolved = {**config.to_dict(), "provenance": {**provenance(device, threads), **_input_files(config)}}
     dump_yaml(resolved, out_dir / "resolved.yaml")
+    warnings = _warnings(config, verbose)
 
     train = config.train
     history_path = out_dir / "history.csv"
@@ -187,13 +190,29 @@ def train_run(
         status, error = "diverged", str(err)
         if verbose:
             print(f"[train] {err}")
-    result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error)
+    result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error, warnings=warnings)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is not None and best.is_file():
         _evaluate_best(config, module, datamodule, best, result, evaluate_test)
     result.wall_seconds = time.time() - started
     _write_summary(result, threads, device)
     return result
+
+
+def _input_files(config: ExperimentConfig) -> dict:
+    """``{"inputs": {"data.labels": {"path", "sha256"}, ...}}`` when a data input is a file."""
+    data = config.data
+    files = input_files(data.labels, data.split, data.pieces)
+    return {"inputs": files} if files else {}
+
+
+def _warnings(config: ExperimentConfig, verbose: bool) -> list[str]:
+    data = config.data
+    lines = leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage)
+    if verbose:
+        for line in lines:
+            print(f"[train] {line}")
+    return lines
 
 
 def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, evaluate_test: bool) -> None:
@@ -208,7 +227,8 @@ def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, ev
 
 
 def _write_summary(result: RunResult, threads: int, device: str) -> None:
-    summary = {"status": result.status, "error": result.error, "best_epoch": result.best_epoch,
+    summary = {"status": result.status, "error": result.error, **({"warnings": result.warnings} if result.warnings else {}),
+               "best_epoch": result.best_epoch,
                "epochs_run": result.epochs_run, "wall_seconds": result.wall_seconds, "threads": threads,
                "device": device, **result.metrics}
     atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
@@ -234,7 +254,7 @@ def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int |
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.is_file():  # the last completed epoch, even when history.csv predates --resume
         epochs_run = max(epochs_run, int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1)
-    result = RunResult(out_dir, "stopped", epochs_run=epochs_run)
+    result = RunResult(out_dir, "stopped", epochs_run=epochs_run, warnings=_warnings(config, verbose=False))
     _evaluate_best(config, module, datamodule, best, result, evaluate_test=True)
     result.wall_seconds = time.time() - started
     _write_summary(result, threads, "cpu")
@@ -247,12 +267,14 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
-def final_table(metrics: dict[str, float]) -> str:
-    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table."""
+def final_table(metrics: dict[str, float], warnings: list[str] = ()) -> str:
+    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table
+    (the dimensions are the run's label set, in label order), then any warning lines."""
     lines = [f"{'dimension':44s} {'val_r2':>8s} {'test_r2':>8s} {'val_pair':>9s} {'test_pair':>9s}"]
-    for name in LABEL_NAMES:
+    for name in [key.removeprefix("val/r2/") for key in metrics if key.startswith("val/r2/")]:
         lines.append(f"{name:44s} {metrics.get(f'val/r2/{name}', math.nan):8.3f} {metrics.get(f'test/r2/{name}', math.nan):8.3f} "
                      f"{metrics.get(f'val/pairwise_acc/{name}', math.nan):9.3f} {metrics.get(f'test/pairwise_acc/{name}', math.nan):9.3f}")
     lines.append(f"{'mean':44s} {metrics.get('val/r2', math.nan):8.3f} {metrics.get('test/r2', math.nan):8.3f} "
                  f"{metrics.get('val/pairwise_acc', math.nan):9.3f} {metrics.get('test/pairwise_acc', math.nan):9.3f}")
+    lines += list(warnings)
     return "\n".join(lines)
