@@ -26,20 +26,20 @@ import numpy as np
 from pianoeval.data.batch import BatchBase, NoteBatch
 from pianoeval.data.cache import NoteFeatureStore, build_store
 from pianoeval.data.features import FEATURE_SETS, FULL_COLUMNS, PERF_ONLY_COLUMNS, Column
-from pianoeval.data.notes import NoteDataset, NormStats, collate_notes, feature_columns
-from pianoeval.data.percepiano import LABEL_NAMES, NUM_LABELS, Segment, load_segments, same_piece_pairs, score_groups
 from pianoeval.data.folds import check_fold_file, read_fold_file
 from pianoeval.data.inputs import check_inputs, input_files, leakage_warnings
 from pianoeval.data.labels import DEFAULT_LABELS, apply_label_set, load_label_set
+from pianoeval.data.notes import NoteDataset, NormStats, collate_notes, feature_columns
+from pianoeval.data.percepiano import LABEL_NAMES, NUM_LABELS, Segment, load_segments, same_piece_pairs, score_groups
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES, FoldSplit, make_fold
 from pianoeval.errors import ConfigError
 from pianoeval.paths import percepiano_root
 
 __all__ = [
-    "BatchBase", "Column", "DEFAULT_LABELS", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "NUM_FOLDS", "NUM_LABELS",
-    "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS", "PercePiano", "SPLIT_NAMES",
-    "Segment", "build_store", "check_inputs", "collate_notes", "feature_columns", "input_files", "leakage_warnings", "load_percepiano", "load_segments", "make_fold",
-    "same_piece_pairs",
+    "BatchBase", "Column", "DEFAULT_LABELS", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES",
+    "NUM_FOLDS", "NUM_LABELS", "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS",
+    "PercePiano", "SPLIT_NAMES", "Segment", "build_store", "check_inputs", "collate_notes", "feature_columns",
+    "input_files", "leakage_warnings", "load_percepiano", "load_segments", "make_fold", "same_piece_pairs",
 ]
 
 

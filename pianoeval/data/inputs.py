@@ -57,18 +57,25 @@ def _check_files(labels, split, fold, pieces, allow_piece_leakage, root, *stamps
                     allow_piece_leakage, quiet)
 
 
-def leakage_warnings(labels: str, split: str, pieces: str | None = None,
-                     allow_piece_leakage: bool = False) -> list[str]:
+def leakage_warnings(labels: str, split: str, pieces: str | None = None, allow_piece_leakage: bool = False,
+                     fold: int | None = None) -> list[str]:
     """The WARNING lines of a folds file whose leakage ``data.allow_piece_leakage`` lets
-    through (one per leaking fold); every run summary and report carries them."""
+    through: fold ``fold``'s, or one per leaking fold; run summaries and reports carry them."""
     if split in SPLIT_NAMES or not allow_piece_leakage:
         return []
+    lines = _leakage_lines(labels, split, pieces, str(percepiano_root()), _stamp(label_source(labels)[1]),
+                           _stamp(split), _stamp(pieces))
+    return [line for line in lines if fold is None or f": fold {fold}: " in line]
+
+
+@lru_cache(maxsize=16)
+def _leakage_lines(labels, split, pieces, root, *stamps) -> tuple[str, ...]:
     lines: list[str] = []
-    segments, _ = load_segments(percepiano_root(), warn=lambda message: None)
+    segments, _ = load_segments(Path(root), warn=lambda message: None)
     labelled, _ = apply_label_set(segments, load_label_set(labels, segments), lambda message: None)
     check_fold_file(read_fold_file(split), {s.segment_id for s in labelled}, {s.segment_id for s in segments},
                     pieces, True, lines.append)
-    return [line.removeprefix("[split] ") for line in lines if "WARNING" in line]
+    return tuple(line.removeprefix("[split] ") for line in lines if "WARNING" in line)
 
 
 def file_hash(path: str | Path) -> str:

@@ -148,8 +148,8 @@ def _input_keys(data) -> dict[str, Any]:
     out of a fold); none for the built-in label set and splits, so their keys stay as they were."""
     if data.labels == DEFAULT_LABELS and data.split in SPLIT_NAMES:
         return {}
-    return {"inputs": {key: value["sha256"] for key, value in input_files(data.labels, data.split, data.pieces).items()},
-            "labels": data.labels}
+    files = input_files(data.labels, data.split, data.pieces)
+    return {"inputs": {key: value["sha256"] for key, value in files.items()}, "labels": data.labels}
 
 
 def _checkpoint_labels(path: Path | None) -> int:

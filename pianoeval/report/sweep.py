@@ -335,7 +335,8 @@ def _data_warnings(data: dict) -> list[str]:
     if not data.get("allow_piece_leakage"):
         return []
     try:
-        return leakage_warnings(data.get("labels", DEFAULT_LABELS), data["split"], data.get("pieces"), True)
+        return leakage_warnings(data.get("labels", DEFAULT_LABELS), data["split"], data.get("pieces"), True,
+                                data.get("fold", 0))
     except PianoevalError as err:
         return [f"WARNING data.allow_piece_leakage is true for {data.get('split')} (not re-checked: {err})"]
 

@@ -112,7 +112,7 @@ def _plain(value):
 def sweep_warnings(space) -> list[str]:
     """Warning lines of the sweep's data (a folds file whose piece leakage is allowed)."""
     data = space.base.data
-    return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage)
+    return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
 
 
 def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10) -> str:

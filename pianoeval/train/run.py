@@ -208,7 +208,7 @@ def _input_files(config: ExperimentConfig) -> dict:
 
 def _warnings(config: ExperimentConfig, verbose: bool) -> list[str]:
     data = config.data
-    lines = leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage)
+    lines = leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
     if verbose:
         for line in lines:
             print(f"[train] {line}")
@@ -227,8 +227,8 @@ def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, ev
 
 
 def _write_summary(result: RunResult, threads: int, device: str) -> None:
-    summary = {"status": result.status, "error": result.error, **({"warnings": result.warnings} if result.warnings else {}),
-               "best_epoch": result.best_epoch,
+    warnings = {"warnings": result.warnings} if result.warnings else {}
+    summary = {"status": result.status, "error": result.error, **warnings, "best_epoch": result.best_epoch,
                "epochs_run": result.epochs_run, "wall_seconds": result.wall_seconds, "threads": threads,
                "device": device, **result.metrics}
     atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))

@@ -37,3 +37,18 @@ def test_a_run_on_the_categories_and_a_written_piece_fold_has_8_dimensions(perce
     assert inputs["data.split"]["path"] == str(folds) and inputs["data.split"]["sha256"].startswith("sha256:")
     assert inputs["data.labels"]["path"].endswith("percepiano_categories.yaml")
     assert "timing " in final_table(result.metrics) and "pedal_clean_to_blurred" not in final_table(result.metrics)
+
+
+def test_allowed_piece_leakage_is_a_warning_line_in_the_run_summary(percepiano, tmp_path):
+    folds = tmp_path / "written_performer.json"
+    folds.write_text(json.dumps(builtin_fold_file(percepiano.segments, "performer")))
+    config = ExperimentConfig.resolve({
+        "model": {"name": "bilstm_baseline", "hidden_size": 16},
+        "data": {"split": str(folds), "allow_piece_leakage": True, "max_train_segments": 32, "eval_batch_size": 64},
+        "train": {"max_epochs": 1, "lr": 1e-3}})
+    result = train_run(config, out_dir=tmp_path / "run", verbose=False)
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["warnings"] == result.warnings and len(result.warnings) == 1  # fold 0's line
+    assert "fold 0: piece leakage: 99 of 99 validation/test pieces" in result.warnings[0]
+    assert final_table(result.metrics, result.warnings).splitlines()[-1].startswith("WARNING")
+    assert len([k for k in result.metrics if k.startswith("val/r2/")]) == 19
