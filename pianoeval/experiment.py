@@ -32,8 +32,10 @@ class DataConfig(StrictModel):
 
     Attributes:
         dataset: the labelled dataset (PercePiano).
-        split: ``performer`` (upstream) or ``piece`` (score segments never cross).
-        fold: validation fold 0-3; the test set is shared by all folds.
+        split: ``performer`` (upstream), ``piece`` (score segments never cross) or the
+            path of a folds JSON (``pianoeval.data.folds``; audited for piece leakage).
+        fold: validation fold: 0-3 for the built-in splits, 0 to the file's length - 1
+            for a folds file; the test set is shared by all folds of the built-in splits.
         feature_set: note feature set (``full`` / ``perf_only``); None = the model's.
         batch_size: training batch size (reference: 8).
         eval_batch_size: validation / test batch size (outputs do not depend on it:
@@ -48,11 +50,18 @@ class DataConfig(StrictModel):
             T2 competition placements, T3 cross-performer pairs (ASAP), T4 clean /
             augmented pairs. A data module refuses tiers it does not have. Also
             accepted as one string, ``"T1,T3"`` (what a search space's categorical samples).
+        labels: the label set: ``percepiano19`` (the 19 dimensions), a shipped taxonomy
+            name (``percepiano_categories``), a labels JSON ``{key: {dimension: value}}``
+            or a taxonomy YAML (``pianoeval.data.labels``, docs/data.md).
+        pieces: a ``{piece: [keys]}`` JSON naming each key's piece for the leakage check
+            of a folds file; None = the music excerpt read from PercePiano's file names.
+        allow_piece_leakage: accept a folds file whose folds put a piece on both sides
+            (a performer-style protocol); every summary then carries a warning line.
     """
 
     dataset: Literal["percepiano"] = "percepiano"
-    split: Literal["performer", "piece"] = "performer"
-    fold: StrictInt = pydantic.Field(0, ge=0, le=3)
+    split: str = "performer"
+    fold: StrictInt = pydantic.Field(0, ge=0)
     feature_set: Literal["full", "perf_only"] | None = None
     batch_size: int = pydantic.Field(8, ge=1)
     eval_batch_size: int = pydantic.Field(32, ge=1)
@@ -60,6 +69,17 @@ class DataConfig(StrictModel):
     group_size: int = pydantic.Field(2, ge=2)
     max_train_segments: int | None = pydantic.Field(None, ge=2)
     tiers: list[Literal["T1", "T2", "T3", "T4"]] = ["T1"]
+    # label set and fold file inputs, checked at resolve time (check_data_inputs)
+    labels: str = "percepiano19"
+    pieces: str | None = None
+    allow_piece_leakage: bool = False
+
+    @pydantic.field_validator("split")
+    @classmethod
+    def _split_name_or_file(cls, value: str) -> str:
+        if value not in ("performer", "piece") and not value.endswith(".json"):
+            raise ValueError(f"{value!r} is neither a built-in split (performer, piece) nor a folds .json file")
+        return value
 
     @pydantic.field_validator("tiers", mode="before")
     @classmethod
@@ -194,7 +214,9 @@ class ExperimentConfig(StrictModel):
                 data[key] = value
         raw["data"] = data
         raw["model"] = {"name": entry.name, **model_config.model_dump(mode="json")}
-        return validate(cls, raw, source)
+        config = validate(cls, raw, source)
+        check_data_inputs(config.data, source)
+        return config
 
     @property
     def model_name(self) -> str:
@@ -234,6 +256,18 @@ class ExperimentConfig(StrictModel):
             if key.split(".")[0] not in base and key.split(".")[0] != "model":
                 raise ConfigError(f"{source}: {key}: unknown key (top-level keys: {', '.join(base)})")
         return ExperimentConfig.resolve(deep_merge(base, unflatten(overrides)), source)
+
+
+def check_data_inputs(data: DataConfig, source: str = "<config>") -> None:
+    """The fold index against its split, and the label set and folds file read and
+    checked in full (unknown keys, keys on two sides, piece leakage): bad input stops
+    at resolve time, before a run or a sweep starts. Raises ConfigError / DataError."""
+    from pianoeval.data import check_inputs  # resolve already imports the data stack (the registry)
+
+    try:
+        check_inputs(data.labels, data.split, data.fold, data.pieces, data.allow_piece_leakage)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def load_experiment(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:

@@ -1,6 +1,7 @@
 """Train one model config on one fold of PercePiano and evaluate its best checkpoint.
 
     python runners/train.py --model han --split performer --fold 0
+    python runners/train.py --model han --split folds.json --fold 2 --set data.labels=percepiano_categories
     python runners/train.py --model bilstm_baseline --set train.max_epochs=5
     python runners/train.py --config results/runs/<run>/resolved.yaml     # rerun a saved run
     python runners/train.py --config results/runs/<run>/resolved.yaml --out results/runs/<run> --resume
@@ -16,7 +17,7 @@ if __name__ == "__main__":
     parser = Parser(description=__doc__)
     parser.add_argument("--model", help="registered model name (default: han, or the config file's)")
     parser.add_argument("--config", help="a run config YAML (e.g. a saved resolved.yaml)")
-    parser.add_argument("--split", choices=["performer", "piece"])
+    parser.add_argument("--split", help="performer, piece, or a folds JSON file (docs/data.md)")
     parser.add_argument("--fold", type=non_negative_int)
     parser.add_argument("--seed", type=non_negative_int)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-4")

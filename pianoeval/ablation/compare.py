@@ -23,15 +23,21 @@ import yaml
 
 from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
 from pianoeval.analysis import stats
-from pianoeval.data.percepiano import LABEL_NAMES
 from pianoeval.io import RESUME_FIX, read_table
 
 USABLE = ("completed",)
 
 
 def _dims_for(frame: pd.DataFrame, metric: str) -> list[str] | None:
-    dims = [d for d in LABEL_NAMES if f"{metric}/{d}" in frame.columns]
-    return dims or None
+    return stats.dimension_columns(frame.columns, metric) or None
+
+
+def run_warnings(trials: pd.DataFrame) -> list[str]:
+    """The distinct warning lines of the runs (piece leakage allowed by a folds file, ...)."""
+    if "warnings" not in trials:
+        return []
+    lines = [line for text in trials["warnings"].dropna() for line in str(text).splitlines() if line]
+    return list(dict.fromkeys(lines))
 
 
 @dataclass
@@ -118,6 +124,7 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
         "",
         description or "",
         "",
+        *[f"**{line}**" for line in run_warnings(trials)],
         f"{len(variants)} variants x {len(meta['folds'])} folds {meta['folds']} x {len(meta['seeds'])} seeds "
         f"{meta['seeds']} (paired) = {len(trials)} runs: "
         + ", ".join(f"{v} {k}" for k, v in counts.items()) + f". Baseline: `{run.baseline}`.",

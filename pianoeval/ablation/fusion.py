@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from pianoeval.analysis import stats
-from pianoeval.data.percepiano import LABEL_NAMES
 from pianoeval.metrics import metric_mode
 
 CONTROLS = {"fusion_audio_only": "audio", "fusion_symbolic_only": "symbolic"}
@@ -67,7 +66,7 @@ def fusion_answer(trials: pd.DataFrame, metric: str) -> dict | None:
 
     best = better(metric)
     overall = _deltas(usable, metric, fused, best, sign)
-    dims = [d for d in LABEL_NAMES if f"{metric}/{d}" in usable]
+    dims = stats.dimension_columns(usable.columns, metric)
     per_dim = {}
     for dim in dims:
         column = f"{metric}/{dim}"
@@ -77,7 +76,7 @@ def fusion_answer(trials: pd.DataFrame, metric: str) -> dict | None:
     for variant in usable.loc[usable["model"] == "fusion_f3_gated", "variant"].unique():
         rows = usable[usable["variant"] == variant]
         gates[variant] = {d: (rows[f"val/diag/gate_mean/{d}"].mean(), rows[f"val/diag/gate_mean/{d}"].std())
-                          for d in LABEL_NAMES if f"val/diag/gate_mean/{d}" in rows}
+                          for d in stats.dimension_columns(rows.columns, "val/diag/gate_mean")}
     diagnostics = {}
     for column in ("val/diag/alignment_cos", "val/diag/contribution/audio", "val/diag/xattn_entropy/audio_to_symbolic",
                    "val/diag/xattn_entropy/symbolic_to_audio"):

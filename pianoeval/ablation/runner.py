@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from pianoeval.ablation.spec import AblationSpec, ResourcesSpec, Trial
+from pianoeval.data import leakage_warnings
 from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
 from pianoeval.io import atomic_write_parquet, run_id_for
@@ -140,6 +141,11 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     return results, spec.resources.model_copy(update=resources)
 
 
+def _data_warnings(config) -> list[str]:
+    data = config.data
+    return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
+
+
 def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir: str | None,
          resources, eval_only: bool) -> dict[str, Any]:
     wall = float(summary.get("wall_seconds", 0.0) or 0.0)
@@ -150,6 +156,7 @@ def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir:
         "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
         "wall_seconds": wall, "cpu_seconds": wall * resources.cpu, "gpu_seconds": wall * resources.gpu,
         "git_commit": git_commit(), "trial_dir": trial_dir,
+        "warnings": "\n".join(_data_warnings(trial.config)) or None,  # e.g. piece leakage let through
     }
     row.update({k: v for k, v in summary.items() if k.startswith(("val/", "test/"))})
     return row

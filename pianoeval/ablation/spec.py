@@ -295,9 +295,6 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
         raise ConfigError(f"{source}: folds: the list is empty; give at least one fold (0-3)")
     if not spec.seeds:
         raise ConfigError(f"{source}: seeds: the list is empty; give at least one seed")
-    bad_folds = [f for f in spec.folds if not 0 <= f <= 3]
-    if bad_folds:
-        raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-3)")
     if not spec.variants:
         raise ConfigError(f"{source}: variants: no variants")
     if spec.baseline not in spec.variants:
@@ -306,6 +303,16 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
                 for name, overrides in spec.variants.items()}
+    # deliberate lazy import for start-up time (pianoeval.data loads torch); resolving the variants did already
+    from pianoeval.data import NUM_FOLDS, SPLIT_NAMES
+    from pianoeval.data.folds import fold_count
+
+    split = variants[spec.baseline].data.split  # a folds file has its own number of folds
+    count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
+    bad_folds = [f for f in spec.folds if not 0 <= f < count]
+    if bad_folds:
+        raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
+                          + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
     eval_only = {}
     for name, entry in spec.eval_only.items():
         if name in variants:

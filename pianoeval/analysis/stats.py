@@ -167,6 +167,13 @@ def paired_deltas(
     return table[columns]
 
 
+def dimension_columns(columns: Sequence[str], prefix: str) -> list[str]:
+    """The dimension names of the per-dimension columns ``<prefix>/<dim>``, in column order
+    (the run's label set: 19 PercePiano dimensions, 8 categories, a file's own)."""
+    start = len(prefix) + 1
+    return [c[start:] for c in columns if c.startswith(f"{prefix}/") and c[start:] and "/" not in c[start:]]
+
+
 def per_dimension_deltas(df: pd.DataFrame, baseline: str, dims: Sequence[str], prefix: str = "r2") -> pd.DataFrame:
     """Variant × dimension table of mean paired deltas of ``<prefix>/<dim>`` vs ``baseline``.
 

@@ -213,11 +213,11 @@ class AudioTrainSampler(Sampler[list[tuple[int, str, int]]]):
         return math.ceil(len(self.t1_groups) / self.batch_size)
 
 
-@lru_cache(maxsize=1)
-def _percepiano():
+@lru_cache(maxsize=4)
+def _percepiano(labels: str):
     from pianoeval.data import load_percepiano
 
-    return load_percepiano(warn=lambda msg: None)
+    return load_percepiano(warn=lambda msg: None, labels=labels)
 
 
 def _subset(ids: tuple[str, ...], limit: int | None, seed: int, group_of=None) -> list[str]:
@@ -274,8 +274,8 @@ class AudioDataModule(L.LightningDataModule):
         from pianoeval.audio.hidden_cache import build_hidden
 
         cfg, audio, train = self.config.data, self.audio, self.config.train
-        data = _percepiano()
-        fold = data.fold(cfg.split, cfg.fold)
+        data = _percepiano(cfg.labels)
+        fold = data.fold(cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
         train_ids = _subset(fold.train, cfg.max_train_segments, self.config.seed)
         group_of = lambda sid: data.group_of[data.by_id[sid].score_key]  # noqa: E731
         val_ids = _subset(fold.validation, audio.max_eval_segments, self.config.seed, group_of)

@@ -9,6 +9,11 @@
 ``Segment`` holds a segment's metadata and labels, ``make_fold`` the splits,
 ``build_store`` the cached score-aligned note features, ``NoteDataset`` /
 ``collate_notes`` the model-ready tensors (``NoteBatch``).
+
+Other label sets and fold files (``pianoeval.data.labels``, ``pianoeval.data.folds``)::
+
+    >>> data = load_percepiano(labels="percepiano_categories")   # 8 composite dimensions
+    >>> data.fold("my_folds.json", 2, pieces="pieces.json")      # audited for piece leakage
 """
 
 from __future__ import annotations
@@ -21,39 +26,67 @@ import numpy as np
 from pianoeval.data.batch import BatchBase, NoteBatch
 from pianoeval.data.cache import NoteFeatureStore, build_store
 from pianoeval.data.features import FEATURE_SETS, FULL_COLUMNS, PERF_ONLY_COLUMNS, Column
-from pianoeval.data.labels import LabelledItems
+from pianoeval.data.folds import check_fold_file, read_fold_file
+from pianoeval.data.inputs import check_inputs, input_files, leakage_warnings
+from pianoeval.data.items import LabelledItems
+from pianoeval.data.labels import DEFAULT_LABELS, apply_label_set, load_label_set
 from pianoeval.data.notes import NoteDataset, NormStats, collate_notes, feature_columns
 from pianoeval.data.percepiano import LABEL_NAMES, NUM_LABELS, Segment, load_segments, same_piece_pairs, score_groups
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES, FoldSplit, make_fold
+from pianoeval.errors import ConfigError
 from pianoeval.paths import percepiano_root
 
 __all__ = [
-    "BatchBase", "Column", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "LabelledItems", "NUM_FOLDS",
-    "NUM_LABELS", "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS", "PercePiano",
-    "SPLIT_NAMES", "Segment", "build_store", "collate_notes", "feature_columns", "load_percepiano", "load_segments",
-    "make_fold", "same_piece_pairs",
+    "BatchBase", "Column", "DEFAULT_LABELS", "FEATURE_SETS", "FULL_COLUMNS", "FoldSplit", "LABEL_NAMES", "LabelledItems",
+    "NUM_FOLDS", "NUM_LABELS", "NormStats", "NoteBatch", "NoteDataset", "NoteFeatureStore", "PERF_ONLY_COLUMNS",
+    "PercePiano", "SPLIT_NAMES", "Segment", "build_store", "check_inputs", "collate_notes", "feature_columns",
+    "input_files", "leakage_warnings", "load_percepiano", "load_segments", "make_fold", "same_piece_pairs",
 ]
 
 
 class PercePiano:
-    """The labelled segments, their splits and (lazily) their note features."""
+    """The labelled segments, their splits and (lazily) their note features.
 
-    def __init__(self, root: Path | None = None, warn=print):
+    ``labels`` is a ``data.labels`` value: the segments carry that label set's values
+    (``label_names`` its dimensions) and the segments it has no label for are left out
+    (counted in ``skipped``); ``all_segments`` keeps every segment with its 19 labels."""
+
+    def __init__(self, root: Path | None = None, warn=print, labels: str = DEFAULT_LABELS):
         self.root = Path(root) if root is not None else percepiano_root()
         self._warn = warn
-        self.segments, self.skipped = load_segments(self.root, warn=warn)
+        self.all_segments, self.skipped = load_segments(self.root, warn=warn)
+        self.label_set = load_label_set(labels, self.all_segments)
+        self.segments, label_skips = apply_label_set(self.all_segments, self.label_set, warn)
+        self.skipped.update(label_skips)
+        if labels != DEFAULT_LABELS:
+            warn(f"[labels] {self.label_set.describe()}")
         self.by_id = {s.segment_id: s for s in self.segments}
         self.labels = np.array([s.labels for s in self.segments], dtype=np.float32)
         self.label_std = np.array([s.label_std for s in self.segments], dtype=np.float32)
-        self.label_names = LABEL_NAMES
+        self.label_names = self.label_set.dimensions
         #: score_key -> integer group id (same id = same music = a ranking pair)
         self.group_of = {key: i for i, key in enumerate(sorted(score_groups(self.segments)))}
 
     def __len__(self) -> int:
         return len(self.segments)
 
-    def fold(self, split: str, fold: int) -> FoldSplit:
-        return make_fold(self.segments, split, fold)
+    def fold(self, split: str, fold: int, pieces: str | Path | None = None,
+             allow_piece_leakage: bool = False) -> FoldSplit:
+        """Fold ``fold`` of a built-in split (``performer``, ``piece``) or of a folds file
+        (every fold of the file checked first, see ``pianoeval.data.folds``). Ids come in
+        segment order whatever the file's order."""
+        if split in SPLIT_NAMES:
+            return make_fold(self.segments, split, fold)
+        folds = read_fold_file(split)
+        if not 0 <= fold < len(folds.folds):
+            raise ConfigError(f"data.fold: {fold} is out of range: {split} has {len(folds.folds)} folds "
+                              f"(allowed: 0-{len(folds.folds) - 1})")
+        check_fold_file(folds, set(self.by_id), {s.segment_id for s in self.all_segments}, pieces,
+                        allow_piece_leakage, self._warn)
+        chosen = folds.folds[fold]
+        sides = [set(chosen.train), set(chosen.val), set(chosen.test)]
+        ids = [tuple(s.segment_id for s in self.segments if s.segment_id in side) for side in sides]
+        return FoldSplit(str(split), fold, *ids)
 
     def pairs(self) -> np.ndarray:
         """Indices (into ``segments``) of every same-music pair: [P, 2]."""
@@ -61,15 +94,17 @@ class PercePiano:
 
     @cached_property
     def note_features(self) -> NoteFeatureStore:
-        return build_store(self.root, self.segments, warn=self._warn)
+        # every segment, whatever the label set: the cache is keyed by the segment list
+        return build_store(self.root, self.all_segments, warn=self._warn)
 
-    def note_datasets(self, split: str, fold: int, feature_set: str):
+    def note_datasets(self, split: str, fold: int, feature_set: str, pieces: str | Path | None = None,
+                      allow_piece_leakage: bool = False):
         """(train, validation, test, stats) NoteDatasets; stats fitted on train only.
 
         Segments whose features could not be extracted are left out (they were
         reported at extraction)."""
         store = self.note_features
-        parts = self.fold(split, fold)
+        parts = self.fold(split, fold, pieces, allow_piece_leakage)
         keep = [[s for s in ids if s in store] for ids in (parts.train, parts.validation, parts.test)]
         stats = NormStats.fit(store, keep[0], feature_set)
         return (*(NoteDataset(store, self.by_id, ids, stats, self.group_of) for ids in keep), stats)
@@ -81,6 +116,7 @@ class PercePiano:
                      for ids in (parts.train, parts.validation, parts.test))
 
 
-def load_percepiano(root: Path | None = None, warn=print) -> PercePiano:
-    """The PercePiano dataset (bundled copy unless ``root`` or $PIANOEVAL_PERCEPIANO)."""
-    return PercePiano(root, warn=warn)
+def load_percepiano(root: Path | None = None, warn=print, labels: str = DEFAULT_LABELS) -> PercePiano:
+    """The PercePiano dataset (bundled copy unless ``root`` or $PIANOEVAL_PERCEPIANO),
+    labelled with the label set ``labels`` (a ``data.labels`` value)."""
+    return PercePiano(root, warn=warn, labels=labels)

@@ -127,14 +127,14 @@ class FusionDataModule(L.LightningDataModule):
                                          self.progress, self.warn)
         self.symbolic = symbolic_frames(spec.symbolic_encoder, spec.symbolic_checkpoint, self.config,
                                         spec.needs_score, self.progress, self.warn)
-        data = percepiano_data()
+        data = percepiano_data(cfg.labels)
         score_of = None
         if spec.needs_score:
             score_of = {sid: item.item_id for sid, item in score_items(data).items()}
         self.soundfonts, self.eval_soundfont = tuple(audio.soundfonts), audio.eval_soundfont
         self.eval_views = 1 if audio.robustness_eval else 0
         available = {k[0] for k in self.audio.keys}
-        fold = data.fold(cfg.split, cfg.fold)
+        fold = data.fold(cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
 
         def entries(ids, soundfonts, n_views, part):
             kept, missing = [], 0

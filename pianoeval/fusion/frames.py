@@ -27,6 +27,9 @@ from typing import Any, Hashable
 import numpy as np
 import torch
 
+from pianoeval.config import load_yaml
+from pianoeval.data import SPLIT_NAMES, input_files
+from pianoeval.data.labels import DEFAULT_LABELS, label_dimensions
 from pianoeval.errors import ConfigError, DataError
 from pianoeval.io import atomic_write
 from pianoeval.paths import REPO_ROOT, cache_root
@@ -122,8 +125,6 @@ def load_encoder_weights(model: torch.nn.Module, path: Path | None, name: str, k
         return
     resolved = path.parent / "resolved.yaml"
     if resolved.is_file():
-        from pianoeval.config import load_yaml
-
         made = (load_yaml(resolved).get("model") or {}).get("name")
         if made and made != name:
             raise ConfigError(f"model.{key}: {path} holds a {made!r} model, but the encoder is {name!r}")
@@ -135,6 +136,30 @@ def load_encoder_weights(model: torch.nn.Module, path: Path | None, name: str, k
         raise ConfigError(f"model.{key}: {path} does not fit the encoder config ({first}); "
                           f"use the same model settings as the run that wrote it") from None
     announce(f"[fusion] {name}: loaded {path}")
+
+
+def _fold_keys(data) -> dict[str, Any]:
+    """The ``data.*`` keys that decide a fold's segments, for an encoder's own config."""
+    return {key: getattr(data, key) for key in ("split", "fold", "labels", "pieces", "allow_piece_leakage")}
+
+
+def _input_keys(data) -> dict[str, Any]:
+    """Cache-key fields of the fold's file inputs (a label set leaves unlabelled segments
+    out of a fold); none for the built-in label set and splits, so their keys stay as they were."""
+    if data.labels == DEFAULT_LABELS and data.split in SPLIT_NAMES:
+        return {}
+    files = input_files(data.labels, data.split, data.pieces)
+    return {"inputs": {key: value["sha256"] for key, value in files.items()}, "labels": data.labels}
+
+
+def _checkpoint_labels(path: Path | None) -> int:
+    """The label count of the run that wrote ``path`` (its resolved.yaml's data.labels), so
+    its heads load; 19 without a checkpoint (the heads are not used for frames)."""
+    resolved = path.parent / "resolved.yaml" if path is not None else None
+    labels = DEFAULT_LABELS
+    if resolved is not None and resolved.is_file():
+        labels = (load_yaml(resolved).get("data") or {}).get("labels") or DEFAULT_LABELS
+    return len(label_dimensions(labels))
 
 
 @contextmanager
@@ -187,14 +212,13 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
     soundfont; view 0 = clean, 1..``views`` = augmented), and the encoder's ``audio`` block
     (soundfonts, evaluation soundfont, robustness views) that the fusion batches follow."""
     from pianoeval.audio.data import AudioBatch, AudioDataModule, stack_frames
-    from pianoeval.data import LABEL_NAMES
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.models.registry import get_model
 
     data = experiment.data
     enc_config = ExperimentConfig.resolve({
         "model": encoder, "seed": experiment.seed,
-        "data": {"split": data.split, "fold": data.fold, "max_train_segments": data.max_train_segments,
+        "data": {**_fold_keys(data), "max_train_segments": data.max_train_segments,
                  "tiers": ["T1", "T4"] if views else ["T1"]},
         "train": {"lambda_invariance": 1.0 if views else 0.0}}, "model.audio_encoder")
     spec = enc_config.model_spec()
@@ -202,12 +226,12 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
     subsets = data.max_train_segments is not None or spec.audio.max_eval_segments is not None
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,
               "views": views, "max_train_segments": data.max_train_segments,
-              "seed": experiment.seed if subsets else None}
+              "seed": experiment.seed if subsets else None, **_input_keys(data)}
     module = AudioDataModule(enc_config, progress=progress, warn=warn)
 
     def compute() -> FrameTable:
         module.setup()
-        model = get_model(encoder["name"]).build(spec, module.input_dim, len(LABEL_NAMES))
+        model = get_model(encoder["name"]).build(spec, module.input_dim, _checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, encoder["name"], "audio_checkpoint", announce=warn)
         tables = {**module.train_set.frames, **module.val_set.frames}
         keys = sorted(tables, key=lambda k: tables[k].shape[0])
@@ -217,7 +241,7 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
             for chunk in chunks:
                 frames, lengths = stack_frames([tables[k] for k in chunk])
                 n = len(chunk)
-                yield AudioBatch(labels=torch.zeros(n, len(LABEL_NAMES)), label_std=torch.zeros(n, len(LABEL_NAMES)),
+                yield AudioBatch(labels=torch.zeros(n, 1), label_std=torch.zeros(n, 1),  # unused by the encoder
                                  group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
                                  lengths=lengths, level=module.layer), chunk
 
@@ -243,7 +267,6 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
                     warn=print) -> FrameTable:
     """Symbolic frames of every PercePiano performance (key: segment id) and, with
     ``scores``, of every score MIDI (key: ``score:<file stem>``)."""
-    from pianoeval.data import LABEL_NAMES
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.models.registry import get_model
     from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
@@ -254,8 +277,7 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
 
     entry = get_model(encoder["name"])
     data = experiment.data
-    enc_config = ExperimentConfig.resolve({"model": encoder, "seed": experiment.seed,
-                                           "data": {"split": data.split, "fold": data.fold}},
+    enc_config = ExperimentConfig.resolve({"model": encoder, "seed": experiment.seed, "data": _fold_keys(data)},
                                           "model.symbolic_encoder")
     ckpt = checkpoint_path(checkpoint, data.fold, experiment.seed, "symbolic_checkpoint")
     if entry.input_kind == "notes":  # FusionConfig refuses a score for these
@@ -270,9 +292,9 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
               "stores": [s.key for s in stores]}
 
     def compute() -> FrameTable:
-        model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), len(LABEL_NAMES))
+        model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), _checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, encoder["name"], "symbolic_checkpoint", announce=warn)
-        zeros = (0.0,) * len(LABEL_NAMES)
+        zeros = (0.0,)  # labels are not read by the encoder
         arrays = {}
         collate = collate_for(data_module.kind, data_module.edge_names)
         for store in stores:
@@ -289,17 +311,18 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
 def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn) -> FrameTable:
     """Readout frames of a HAN-family model over the score-aligned note features of the fold
     (their normalisation is fitted on the fold's training set, so the key names the fold)."""
-    from pianoeval.data import LABEL_NAMES, collate_notes
+    from pianoeval.data import collate_notes
     from pianoeval.train.data import percepiano
 
     data = enc_config.data
     feature_set = data.feature_set
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,
-              "feature_set": feature_set}
+              "feature_set": feature_set, **_input_keys(data)}
 
     def compute() -> FrameTable:
-        sets = percepiano().note_datasets(data.split, data.fold, feature_set)[:3]
-        model = entry.build(enc_config.model_spec(), sets[0].input_dim, len(LABEL_NAMES))
+        sets = percepiano(data.labels).note_datasets(data.split, data.fold, feature_set, data.pieces,
+                                                     data.allow_piece_leakage)[:3]
+        model = entry.build(enc_config.model_spec(), sets[0].input_dim, _checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, entry.name, "symbolic_checkpoint", announce=warn)
         arrays = {}
         for dataset in sets:

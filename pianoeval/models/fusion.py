@@ -40,7 +40,6 @@ import pydantic
 import torch
 from torch import nn
 
-from pianoeval.data import LABEL_NAMES
 from pianoeval.models.heads import HeadsConfig, PooledEmbedding, shared_mlp
 from pianoeval.models.output import ModelOutput
 from pianoeval.models.registry import ModelEntry
@@ -173,8 +172,8 @@ class FusionModel(nn.Module):
         audio_dim, symbolic_dim = input_dims
         self.uses_audio = self.fusion != "symbolic_only"
         self.uses_symbolic = self.fusion != "audio_only"
-        self.label_names = list(LABEL_NAMES[:num_labels]) if num_labels <= len(LABEL_NAMES) else \
-            [f"dim{d}" for d in range(num_labels)]
+        #: names of the per-dimension gate diagnostics; the trainer sets the run's (NamesDimensions)
+        self.label_names = [f"dim{d}" for d in range(num_labels)]
         #: tests and analyses may pin F3's gate (1.0: audio only, 0.0: symbolic only)
         self.gate_override: float | None = None
         z = config.z_dim

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -21,3 +22,11 @@ class ModelOutput:
     # [B, L] per-dimension ranking scores from dedicated ranking heads; when present the
     # ranking loss (and, if it is trained, pairwise accuracy) use them instead of logits.
     rank_scores: torch.Tensor | None = None
+
+
+@runtime_checkable
+class NamesDimensions(Protocol):
+    """A model whose diagnostics are per label dimension (F3's gates): the trainer sets
+    ``label_names`` to the run's dimension names right after building it."""
+
+    label_names: list[str]

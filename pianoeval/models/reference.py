@@ -33,7 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pianoeval.config import StrictModel
-from pianoeval.data.labels import LabelledItems
+from pianoeval.data.items import LabelledItems
 from pianoeval.models.registry import ModelEntry
 
 

@@ -5,7 +5,7 @@ variant with its 95% CI and paired deltas, a per-dimension delta heat map, and m
     >>> from pianoeval.report import plot_headline, plot_dimension_deltas
     >>> run = load_run("results/ablations/han_incremental/20261122-101500")
     >>> plot_headline(run)                       # mean test/r2 per variant + paired deltas, 95% CIs
-    >>> plot_dimension_deltas(run)               # variant x 19 dimensions vs the baseline
+    >>> plot_dimension_deltas(run)               # variant x label dimensions vs the baseline
 
 Every number comes from ``pianoeval.ablation.compare.AblationRun`` (``summary``,
 ``deltas``, ``per_dimension``, ``cost``) and so from ``pianoeval.analysis.stats``;
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from pianoeval.ablation.compare import USABLE, AblationRun, load_run, reference_notes
+from pianoeval.ablation.compare import USABLE, AblationRun, load_run, reference_notes, run_warnings
 from pianoeval.analysis import stats
 from pianoeval.errors import ConfigError
 from pianoeval.report.figures import (BASELINE_COLOUR, Document, cost_scale, dimension_label, message_figure,
@@ -182,8 +182,8 @@ def _interval(ax, y: float, value: float, low: float, high: float, colour: str, 
 
 
 def plot_dimension_deltas(run: AblationRun, metric: str | None = None):
-    """Heat map of the mean paired delta per dimension vs the baseline (rows: the 19
-    dimensions, columns: variants), diverging colours centred at 0, values written in."""
+    """Heat map of the mean paired delta per dimension vs the baseline (rows: the label
+    set's dimensions, columns: variants), diverging colours centred at 0, values written in."""
     metric = per_dimension_metric(run, metric)
     title = "Per-dimension Δ vs baseline"
     if metric is None:
@@ -194,7 +194,7 @@ def plot_dimension_deltas(run: AblationRun, metric: str | None = None):
         why = ("the run has only the baseline" if table.empty
                else "no variant has a finished run paired with the baseline")
         return message_figure(f"{title} ({metric})", f"Nothing to compare: {why}.")
-    values = table.to_numpy(dtype=float).T  # dimensions down, variants across: 19 labels read horizontally
+    values = table.to_numpy(dtype=float).T  # dimensions down, variants across: dimension names read horizontally
     limit = float(np.nanmax(np.abs(values))) or 1e-6
     fig, ax = new_figure(4.8 + 0.9 * values.shape[1], 1.6 + 0.34 * values.shape[0])
     colours = matplotlib.colormaps["RdBu"].with_extremes(bad="0.85")  # grey: no complete pair
@@ -268,6 +268,7 @@ def ablation_overview(run: AblationRun) -> str:
     if len(eval_only):
         lines.append("Eval-only variants (the source variant's weights, evaluated differently): "
                      + ", ".join(f"`{r.variant}` ← `{r.source_variant}`" for r in eval_only.itertuples()) + ".")
+    lines += [f"**{line}**" for line in run_warnings(trials)]
     return "\n".join(lines)
 
 
@@ -298,7 +299,7 @@ def add_ablation_sections(doc: Document, run: AblationRun, prefix: str = "", lev
     dim_metric = per_dimension_metric(run) or headline
     doc.text(f"{heading} Per-dimension deltas")
     doc.figure(plot_dimension_deltas(run, dim_metric), f"{prefix}dimension_deltas",
-               f"Mean paired Δ {dim_metric} per PercePiano dimension vs {run.baseline} (finished runs paired by "
+               f"Mean paired Δ {dim_metric} per label dimension vs {run.baseline} (finished runs paired by "
                "fold and seed); grey = no complete pair.")
     doc.text(f"{heading} Metric vs cost")
     doc.figure(plot_metric_vs_cost(run, headline), f"{prefix}metric_vs_cost",

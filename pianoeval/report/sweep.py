@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from pianoeval.config import load_yaml
-from pianoeval.errors import ConfigError
+from pianoeval.data import DEFAULT_LABELS, leakage_warnings
+from pianoeval.errors import ConfigError, PianoevalError
 from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.figures import STATUS_COLOURS, Document, cost_scale, message_figure, metric_label, new_figure
 from pianoeval.report.runs import read_history, run_kind, trial_folder
@@ -326,7 +327,19 @@ def sweep_overview(run: SweepRun) -> str:
         f"ASHA over epochs (max {budget['max_epochs']}, grace {budget['grace_period']}, reduction factor "
         f"{budget['reduction_factor']:g}; rungs at epochs {run.rungs or 'none'}).",
         f"Cost: {cpu_h:.3f} CPU-hours" + (f", {gpu_h:.3f} GPU-hours" if gpu_h else "") + f"; git {commit}.",
+        *[f"**{line}**" for line in _data_warnings(run.space.get("base", {}).get("data") or {})],
     ])
+
+
+def _data_warnings(data: dict) -> list[str]:
+    """The sweep's piece-leakage warning lines (its folds file re-read; when it is gone, the setting)."""
+    if not data.get("allow_piece_leakage"):
+        return []
+    try:
+        return leakage_warnings(data.get("labels", DEFAULT_LABELS), data["split"], data.get("pieces"), True,
+                                data.get("fold", 0))
+    except PianoevalError as err:
+        return [f"WARNING data.allow_piece_leakage is true for {data.get('split')} (not re-checked: {err})"]
 
 
 def sweep_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10) -> tuple[Path, list[str]]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from pianoeval.config import dump_yaml
+from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
 from pianoeval.provenance import git_commit
 
@@ -110,6 +111,12 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def sweep_warnings(space) -> list[str]:
+    """Warning lines of the sweep's data (a folds file whose piece leakage is allowed)."""
+    data = space.base.data
+    return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
+
+
 def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10) -> str:
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     params = [c for c in frame.columns if c.startswith("config/")]
@@ -117,6 +124,7 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10)
     lines = [
         f"# Sweep `{space.name}`: {run_dir.name}",
         "",
+        *[f"**{line}**" for line in sweep_warnings(space)],
         f"{len(frame)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUS_ORDER) + ".",
         f"Objective: {space.mode} `{space.metric}`; sampler {space.sampler.name} (seed {space.sampler.seed}); "
         f"ASHA over epochs (max {space.budget.max_epochs}, grace {space.budget.grace_period}, "

@@ -35,8 +35,9 @@ from pianoeval.symbolic.graphs import HETERO_EDGES, HOMOGENEOUS_EDGES
 from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of, percepiano_data, source_roots
 
 
-def cross_performer_set(kind: str, count: int, per_group: int, seed: int) -> SymbolicDataset:
-    """``count`` ASAP windows as T3 items: ``per_group`` performers of random music groups.
+def cross_performer_set(kind: str, count: int, per_group: int, seed: int, num_labels: int) -> SymbolicDataset:
+    """``count`` ASAP windows as T3 items: ``per_group`` performers of random music groups
+    (unlabelled: ``num_labels`` zeros, the run's label set's width).
 
     Only the chosen windows are pre-processed (and cached under their own key)."""
     items = list(corpus_items(ASAP))
@@ -55,7 +56,7 @@ def cross_performer_set(kind: str, count: int, per_group: int, seed: int) -> Sym
     chosen = chosen[:count]
     label = "asap-t3-" + hashlib.sha256("|".join(i.item_id for i in chosen).encode()).hexdigest()[:8]
     store = build_store(kind, chosen, source_roots((ASAP,)), label)
-    zeros = (0.0,) * len(percepiano_data().label_names)
+    zeros = (0.0,) * num_labels
     metas = [ItemMeta(i.item_id, zeros, zeros, group_of[i.music_key], labelled=False, tier=TIER_CROSS_PERFORMER)
              for i in chosen if i.item_id in store]
     return SymbolicDataset(store, metas)
@@ -73,7 +74,7 @@ class SymbolicDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def _metas(self, ids: list[str], store: RaggedStore) -> list[ItemMeta]:
-        data = percepiano_data()
+        data = percepiano_data(self.config.data.labels)
         return [ItemMeta(sid, data.by_id[sid].labels, data.by_id[sid].label_std,
                          data.group_of[data.by_id[sid].score_key], labelled=True, tier=TIER_LABELLED)
                 for sid in ids if sid in store]
@@ -83,7 +84,7 @@ class SymbolicDataModule(L.LightningDataModule):
             return
         cfg, spec = self.config.data, self.config.model_spec()
         store = corpus_store(self.kind, PERCEPIANO)
-        parts = percepiano_data().fold(cfg.split, cfg.fold)
+        parts = percepiano_data(cfg.labels).fold(cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
         train_ids = list(parts.train)
         if cfg.max_train_segments is not None and cfg.max_train_segments < len(train_ids):
             keep = np.random.default_rng(self.config.seed).permutation(len(train_ids))[: cfg.max_train_segments]
@@ -92,7 +93,8 @@ class SymbolicDataModule(L.LightningDataModule):
         self.val_set = SymbolicDataset(store, self._metas(list(parts.validation), store))
         self.test_set = SymbolicDataset(store, self._metas(list(parts.test), store))
         if spec.cross_performer_items > 0:
-            extra = cross_performer_set(self.kind, spec.cross_performer_items, cfg.group_size, self.config.seed)
+            extra = cross_performer_set(self.kind, spec.cross_performer_items, cfg.group_size, self.config.seed,
+                                        len(percepiano_data(cfg.labels).label_names))
             self.train_set = MixedDataset([SymbolicDataset(store, train), extra])
         else:
             self.train_set = SymbolicDataset(store, train)

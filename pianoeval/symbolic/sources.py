@@ -15,12 +15,12 @@ from pianoeval.symbolic.cache import RaggedStore, build_store
 from pianoeval.symbolic.corpus import ASAP, PERCEPIANO, asap_items, percepiano_items
 
 
-@lru_cache(maxsize=1)
-def percepiano_data():
-    """``load_percepiano()`` (labels and splits), once per process."""
+@lru_cache(maxsize=4)
+def percepiano_data(labels: str = "percepiano19"):
+    """``load_percepiano(labels=labels)`` (labels and splits), once per process and label set."""
     from pianoeval.data import load_percepiano
 
-    return load_percepiano()
+    return load_percepiano(labels=labels)
 
 
 def source_roots(sources=(PERCEPIANO, ASAP)) -> dict:

@@ -44,7 +44,7 @@ def main(args) -> int:
         if not args.out:
             raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")
         result = evaluate_stopped_run(config, Path(args.out), threads=args.threads)
-        print(final_table(result.metrics))
+        print(final_table(result.metrics, result.warnings))
         print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
               f"of the stopped run {result.out_dir}")
         return 0
@@ -54,7 +54,7 @@ def main(args) -> int:
                           "another --out (nothing there is overwritten)")
     closed_form = get_model(config.model_name).fit == "closed_form"
     print(f"[train] {config.model_name} on {config.data.split} fold {config.data.fold} "
-          f"({config.input_label()}), seed {config.seed}, "
+          f"({config.input_label()}, labels {config.data.labels}), seed {config.seed}, "
           + ("fitted in closed form" if closed_form else f"{config.train.max_epochs} epochs"))
     resume_from = None
     if args.resume:
@@ -67,7 +67,7 @@ def main(args) -> int:
     result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
                        resume_from=resume_from)
     if result.metrics:
-        print(final_table(result.metrics))
+        print(final_table(result.metrics, result.warnings))
     if result.fit:
         print("[train] fit: " + ", ".join(f"{k} {v:g}" for k, v in result.fit.items()))
     print(f"[train] {result.status}: best epoch {result.best_epoch}, {result.epochs_run} epochs in "

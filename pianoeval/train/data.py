@@ -18,17 +18,18 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from pianoeval.audio.data import AudioDataModule
-from pianoeval.data import LabelledItems, NoteDataset, PercePiano, collate_notes, load_percepiano
+from pianoeval.data import DEFAULT_LABELS, LabelledItems, NoteDataset, PercePiano, collate_notes, load_percepiano
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
 from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 
 
-@lru_cache(maxsize=1)
-def percepiano() -> PercePiano:
-    """The dataset with its note features, once per process."""
-    data = load_percepiano()
+@lru_cache(maxsize=4)
+def percepiano(labels: str = DEFAULT_LABELS) -> PercePiano:
+    """The dataset labelled with ``labels`` (a ``data.labels`` value) and its note
+    features, once per process and label set."""
+    data = load_percepiano(labels=labels)
     data.note_features
     return data
 
@@ -115,8 +116,8 @@ class NoteDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.config.data
-        self.train_set, self.val_set, self.test_set, self.stats = percepiano().note_datasets(
-            cfg.split, cfg.fold, cfg.feature_set)
+        self.train_set, self.val_set, self.test_set, self.stats = percepiano(cfg.labels).note_datasets(
+            cfg.split, cfg.fold, cfg.feature_set, cfg.pieces, cfg.allow_piece_leakage)
         keep = _training_subset(self.config, len(self.train_set))
         if keep is not None:
             self.train_set = torch.utils.data.Subset(self.train_set, keep)

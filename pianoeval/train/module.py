@@ -37,20 +37,26 @@ import lightning as L
 import numpy as np
 import torch
 
-from pianoeval.data import LABEL_NAMES
+from pianoeval.data.labels import label_dimensions
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.metrics import evaluate, pairwise_accuracy
+from pianoeval.models.output import NamesDimensions
 from pianoeval.models.registry import get_model
 from pianoeval.train.losses import combine_losses, infonce_loss, invariance_loss, ranking_loss, regression_loss
 
 
 class PerformanceModule(L.LightningModule):
-    def __init__(self, config: ExperimentConfig, input_dim: int, num_labels: int = len(LABEL_NAMES),
-                 steps_per_epoch: int | None = None):
+    """Heads, loss and metrics size themselves from the run's label set (``data.labels``):
+    ``label_names`` are its N dimensions, in label order."""
+
+    def __init__(self, config: ExperimentConfig, input_dim: int, steps_per_epoch: int | None = None):
         super().__init__()
         self.config = config
-        self.model = get_model(config.model_name).build(config.model_spec(), input_dim, num_labels)
+        self.label_names = label_dimensions(config.data.labels)
+        self.model = get_model(config.model_name).build(config.model_spec(), input_dim, len(self.label_names))
+        if isinstance(self.model, NamesDimensions):
+            self.model.label_names = list(self.label_names)
         self.steps_per_epoch = steps_per_epoch
         self._collected: dict[str, list] = defaultdict(list)
         self._diagnostics: dict[str, list[tuple[float, int]]] = defaultdict(list)
@@ -148,10 +154,10 @@ class PerformanceModule(L.LightningModule):
             [p[i] for p in parts] for i in range(8))
         pred, logits, labels = np.concatenate(pred), np.concatenate(logits), np.concatenate(labels)
         groups, label_std = np.concatenate(groups), np.concatenate(label_std)
-        metrics = stage_metrics(labels, pred, groups, label_std)
+        metrics = stage_metrics(labels, pred, groups, label_std, self.label_names)
         if ranked[0] is not None:
             # trained ranking heads order the performances; their pairwise accuracy is the one that counts
-            ranking = evaluate(labels, np.concatenate(ranked), groups, dimension_names=LABEL_NAMES)
+            ranking = evaluate(labels, np.concatenate(ranked), groups, dimension_names=self.label_names)
             metrics.update({k: v for k, v in ranking.items() if k.startswith("pairwise_acc")})
         if all(a is not None for a in augmented):
             metrics.update(robustness_metrics(labels, pred, np.concatenate(augmented), groups))
@@ -210,10 +216,14 @@ def _numpy(values: torch.Tensor) -> np.ndarray:
     return values.detach().float().cpu().numpy()
 
 
-def stage_metrics(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, label_std: np.ndarray) -> dict[str, float]:
+def stage_metrics(labels: np.ndarray, pred: np.ndarray, groups: np.ndarray, label_std: np.ndarray,
+                  dimension_names) -> dict[str, float]:
     """The metrics of one evaluated stage: every key of ``pianoeval.metrics.evaluate`` (its
-    ``count/`` bookkeeping left out) and ``loss``, the MSE on the label scale."""
-    metrics = evaluate(labels, pred, groups, label_std=label_std, dimension_names=LABEL_NAMES)
+    ``count/`` bookkeeping left out) and ``loss``, the MSE on the label scale. A label set
+    without rater std (a labels file, a taxonomy) has no ``std_score_*`` metrics."""
+    has_std = label_std is not None and not np.isnan(label_std).all()
+    metrics = evaluate(labels, pred, groups, label_std=label_std if has_std else None,
+                       dimension_names=list(dimension_names))
     metrics["loss"] = float(np.mean((pred - labels) ** 2))
     return {k: v for k, v in metrics.items() if not k.startswith("count/")}
 

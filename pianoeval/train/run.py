@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 
 from pianoeval.config import dump_yaml
-from pianoeval.data import LABEL_NAMES
+from pianoeval.data import input_files, leakage_warnings
+from pianoeval.data.labels import label_dimensions
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
@@ -57,6 +58,7 @@ class RunResult:
     wall_seconds: float = 0.0
     error: str | None = None
     fit: dict = field(default_factory=dict)  # closed-form fits: what the fit chose, per-stage counts
+    warnings: list[str] = field(default_factory=list)  # e.g. piece leakage let through on purpose
 
 
 class History(L.Callback):
@@ -99,7 +101,8 @@ class EpochLine(L.Callback):
 
 def default_run_dir(config: ExperimentConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return results_root() / "runs" / f"{stamp}-{config.model_name}-{config.data.split}{config.data.fold}-s{config.seed}"
+    split = Path(config.data.split).stem  # a folds file by its name, never its path
+    return results_root() / "runs" / f"{stamp}-{config.model_name}-{split}{config.data.fold}-s{config.seed}"
 
 
 def _set_threads(threads: int | None) -> int:
@@ -120,14 +123,16 @@ def evaluate_weights(config: ExperimentConfig, module: PerformanceModule, datamo
                 module._collect(stage, batch)
             values, raw = module.stage_results(stage)
             metrics.update({f"{stage}/{k}": v for k, v in values.items()})
-            frames.append(prediction_frame(stage, raw["segment_id"], raw["group"], raw["prediction"], raw["label"]))
+            frames.append(prediction_frame(stage, raw["segment_id"], raw["group"], raw["prediction"], raw["label"],
+                                           module.label_names))
     return metrics, pd.concat(frames, ignore_index=True)
 
 
-def prediction_frame(stage: str, segment_ids, groups, predictions: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """One stage's rows of ``predictions.parquet``."""
+def prediction_frame(stage: str, segment_ids, groups, predictions: np.ndarray, labels: np.ndarray,
+                     dimension_names) -> pd.DataFrame:
+    """One stage's rows of ``predictions.parquet``, a pred/ and a label/ column per dimension."""
     frame = pd.DataFrame({"stage": stage, "segment_id": list(segment_ids), "group": groups})
-    for j, name in enumerate(LABEL_NAMES):
+    for j, name in enumerate(dimension_names):
         frame[f"pred/{name}"] = predictions[:, j]
         frame[f"label/{name}"] = labels[:, j]
     return frame
@@ -170,6 +175,7 @@ def train_run(
     datamodule = build_datamodule(config)
     datamodule.setup()
     module = PerformanceModule(config, datamodule.input_dim, steps_per_epoch=datamodule.steps_per_epoch())
+    warnings = _warnings(config, verbose)
     train = config.train
     history_path = out_dir / "history.csv"
     earlier = []
@@ -195,7 +201,8 @@ def train_run(
     )
     # written once the Trainer has set torch's flags, so that it records what took effect
     compute = hardware.compute_provenance(train, device)
-    dump_yaml({**config.to_dict(), "provenance": {**provenance(device, threads), "compute": compute}},
+    dump_yaml({**config.to_dict(), "provenance": {**provenance(device, threads), "compute": compute,
+                                                  **_input_files(config)}},
               out_dir / "resolved.yaml")
     status, error = "completed", None
     try:
@@ -204,13 +211,29 @@ def train_run(
         status, error = "diverged", str(err)
         if verbose:
             print(f"[train] {err}")
-    result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error)
+    result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error, warnings=warnings)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is not None and best.is_file():
         _evaluate_best(config, module, datamodule, best, result, evaluate_test)
     result.wall_seconds = time.time() - started
     _write_summary(result, threads, device)
     return result
+
+
+def _input_files(config: ExperimentConfig) -> dict:
+    """``{"inputs": {"data.labels": {"path", "sha256"}, ...}}`` when a data input is a file."""
+    data = config.data
+    files = input_files(data.labels, data.split, data.pieces)
+    return {"inputs": files} if files else {}
+
+
+def _warnings(config: ExperimentConfig, verbose: bool) -> list[str]:
+    data = config.data
+    lines = leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
+    if verbose:
+        for line in lines:
+            print(f"[train] {line}")
+    return lines
 
 
 def _evaluate_best(config, module, datamodule, best: Path, result: RunResult, evaluate_test: bool) -> None:
@@ -230,19 +253,21 @@ def fit_closed_form(config: ExperimentConfig, out_dir: Path, threads: int, evalu
     started = time.time()
     datamodule = build_datamodule(config)
     datamodule.setup()
-    dump_yaml({**config.to_dict(), "provenance": provenance("cpu", threads)}, out_dir / "resolved.yaml")
-    predictor = get_model(config.model_name).build(config.model_spec(), datamodule.input_dim, len(LABEL_NAMES))
-    result = RunResult(out_dir, "completed", best_epoch=1, epochs_run=1)
+    dump_yaml({**config.to_dict(), "provenance": {**provenance("cpu", threads), **_input_files(config)}},
+              out_dir / "resolved.yaml")
+    names = label_dimensions(config.data.labels)
+    predictor = get_model(config.model_name).build(config.model_spec(), datamodule.input_dim, len(names))
+    result = RunResult(out_dir, "completed", best_epoch=1, epochs_run=1, warnings=_warnings(config, verbose=False))
     result.fit = {"train_items": len(labelled_items(datamodule, "train"))}
     result.fit.update(predictor.fit(labelled_items(datamodule, "train")))
     frames = []
     for stage in ("val", "test") if evaluate_test else ("val",):
         items = labelled_items(datamodule, stage)
         predictions, counts = predictor.predict(items)
-        values = stage_metrics(items.labels, predictions, items.group, items.label_std)
+        values = stage_metrics(items.labels, predictions, items.group, items.label_std, names)
         result.metrics.update({f"{stage}/{k}": v for k, v in values.items()})
         result.fit.update({f"{stage}/{k}": v for k, v in counts.items()})
-        frames.append(prediction_frame(stage, items.segment_ids, items.group, predictions, items.labels))
+        frames.append(prediction_frame(stage, items.segment_ids, items.group, predictions, items.labels, names))
     atomic_write_parquet(pd.concat(frames, ignore_index=True), out_dir / "predictions.parquet")
     result.wall_seconds = time.time() - started
     row = {"epoch": 1, "seconds": result.wall_seconds, **{k: v for k, v in result.metrics.items() if k.startswith("val/")}}
@@ -252,7 +277,8 @@ def fit_closed_form(config: ExperimentConfig, out_dir: Path, threads: int, evalu
 
 
 def _write_summary(result: RunResult, threads: int, device: str) -> None:
-    summary = {"status": result.status, "error": result.error, "best_epoch": result.best_epoch,
+    warnings = {"warnings": result.warnings} if result.warnings else {}
+    summary = {"status": result.status, "error": result.error, **warnings, "best_epoch": result.best_epoch,
                "epochs_run": result.epochs_run, "wall_seconds": result.wall_seconds, "threads": threads,
                "device": device, **({"fit": result.fit} if result.fit else {}), **result.metrics}
     atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
@@ -278,7 +304,7 @@ def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int |
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.is_file():  # the last completed epoch, even when history.csv predates --resume
         epochs_run = max(epochs_run, int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1)
-    result = RunResult(out_dir, "stopped", epochs_run=epochs_run)
+    result = RunResult(out_dir, "stopped", epochs_run=epochs_run, warnings=_warnings(config, verbose=False))
     _evaluate_best(config, module, datamodule, best, result, evaluate_test=True)
     result.wall_seconds = time.time() - started
     _write_summary(result, threads, "cpu")
@@ -291,12 +317,14 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
-def final_table(metrics: dict[str, float]) -> str:
-    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table."""
+def final_table(metrics: dict[str, float], warnings: list[str] = ()) -> str:
+    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table
+    (the dimensions are the run's label set, in label order), then any warning lines."""
     lines = [f"{'dimension':44s} {'val_r2':>8s} {'test_r2':>8s} {'val_pair':>9s} {'test_pair':>9s}"]
-    for name in LABEL_NAMES:
+    for name in [key.removeprefix("val/r2/") for key in metrics if key.startswith("val/r2/")]:
         lines.append(f"{name:44s} {metrics.get(f'val/r2/{name}', math.nan):8.3f} {metrics.get(f'test/r2/{name}', math.nan):8.3f} "
                      f"{metrics.get(f'val/pairwise_acc/{name}', math.nan):9.3f} {metrics.get(f'test/pairwise_acc/{name}', math.nan):9.3f}")
     lines.append(f"{'mean':44s} {metrics.get('val/r2', math.nan):8.3f} {metrics.get('test/r2', math.nan):8.3f} "
                  f"{metrics.get('val/pairwise_acc', math.nan):9.3f} {metrics.get('test/pairwise_acc', math.nan):9.3f}")
+    lines += list(warnings)
     return "\n".join(lines)

@@ -170,3 +170,29 @@ def test_dry_run_estimates_the_cost_from_a_timed_step(capsys):
     assert main(_args("attention_temperature", no_estimate=False, set=["folds=[0]", "model.hidden_size=16"])) == 0
     out = capsys.readouterr().out
     assert "estimated cost:" in out and "CPU-hours" in out
+
+
+def test_an_ablation_on_a_label_set_and_a_folds_file_counts_the_files_folds(percepiano, tmp_path):
+    import json
+
+    from pianoeval.data.folds import builtin_fold_file
+
+    folds = builtin_fold_file(percepiano.segments, "piece")
+    folds["folds"] = folds["folds"][:3]
+    split = tmp_path / "three_folds.json"
+    split.write_text(json.dumps(folds))
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        base:
+          model: {{name: han}}
+          data: {{labels: percepiano_categories, split: {split}}}
+        baseline: han
+        variants: {{han: {{}}, note_sa: {{model: {{name: note_sa}}}}}}
+        folds: [0, 1, 2]
+        """))
+    spec = load_ablation(path)
+    assert len(spec.trials) == 2 * 3
+    assert {t.config.data.labels for t in spec.trials} == {"percepiano_categories"}
+    assert sorted({t.config.data.fold for t in spec.trials}) == [0, 1, 2]
+    with pytest.raises(ConfigError, match=rf"folds: 3 is out of range \(allowed: 0-2, the folds of {split}\)"):
+        load_ablation(path, {"folds": [0, 3]})

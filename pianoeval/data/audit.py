@@ -1,0 +1,79 @@
+"""``runners/check_split.py``: audit a folds file, or write pianoeval's own splits as one.
+
+    audit_split("folds.json", pieces="pieces.json", labels="labels.json")  # table; DataError on leakage
+    write_split("piece", "written_piece.json")                              # the built-in piece split
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from pianoeval.data.folds import audit_fold_file, builtin_fold_file, check_fold, read_fold_file, read_pieces
+from pianoeval.data.labels import DEFAULT_LABELS, load_label_set
+from pianoeval.data.percepiano import load_segments
+from pianoeval.errors import DataError
+from pianoeval.io import atomic_write_text
+from pianoeval.paths import percepiano_root
+
+_COLUMNS = ("fold", "side", "keys", "pieces", "performers", "leaked_pieces", "label_mean")
+
+
+def _table(rows: list[dict]) -> str:
+    columns = [c for c in _COLUMNS if any(c in row for row in rows)]
+    cells = [[f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+             for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def audit_split(folds_path: str | Path, pieces: str | None = None, labels: str | None = None,
+                print_fn=print) -> int:
+    """Print the per-fold table of ``folds_path`` and each problem of each fold; raise a
+    DataError naming the file and the folds when any fold leaks pieces or has unknown or
+    doubled keys. ``labels``: a ``data.labels`` value (default: PercePiano's 19)."""
+    folds = read_fold_file(folds_path)
+    segments, _ = load_segments(percepiano_root(), warn=lambda message: None)
+    label_set = load_label_set(labels or DEFAULT_LABELS, segments)
+    piece_map = read_pieces(pieces) if pieces is not None else None
+    known = {s.segment_id for s in segments} | set(label_set.values)
+    rows = audit_fold_file(folds, label_set.values, pieces)
+    for row in rows:
+        if isinstance(row.get("label_mean"), float) and math.isnan(row["label_mean"]):
+            row["label_mean"] = "n/a"
+    print_fn(f"{folds.path}: {len(folds.folds)} folds; pieces from "
+             f"{pieces or 'PercePiano file names (piece + excerpt)'}; label means over {label_set.describe()}")
+    print_fn(_table(rows))
+    refused, first = [], ""
+    for k, fold in enumerate(folds.folds):
+        found = check_fold(fold, k, set(label_set.values), known, piece_map)
+        problems = [(found.unknown, "unknown keys"), (found.overlap, "keys on two sides"),
+                    (found.no_piece, "keys without a piece"), (found.leaked, "leaked pieces (train and val/test)")]
+        for items, what in problems:
+            if items:
+                line = f"fold {k}: {len(items)} {what}: {', '.join(items[:3])}" + (", ..." if len(items) > 3 else "")
+                print_fn(line)
+                first = first or line
+        if any(items for items, _ in problems):
+            refused.append(k)
+    if refused:
+        raise DataError(f"{folds.path}: folds {refused} fail the audit; {first} (a performer-style protocol that "
+                        f"shares pieces on purpose needs data.allow_piece_leakage: true)")
+    print_fn(f"{folds.path}: every fold passes (no piece on both sides, no unknown or doubled key)")
+    return 0
+
+
+def write_split(split: str, out: str | Path, print_fn=print) -> int:
+    """Write the built-in ``split`` (performer or piece) of every PercePiano segment as a folds file."""
+    segments, _ = load_segments(percepiano_root(), warn=lambda message: None)
+    folds = builtin_fold_file(segments, split)
+    out = Path(out)
+    if out.parent and not out.parent.is_dir():
+        raise DataError(f"--out {out}: folder {out.parent} does not exist")
+    atomic_write_text(out, json.dumps(folds, indent=1) + "\n")
+    print_fn(f"wrote {out}: the {split} split, {len(folds['folds'])} folds "
+             f"(validation {', '.join(str(len(f['val'])) for f in folds['folds'])}), test {len(folds['test'])} keys")
+    return 0
