@@ -48,11 +48,13 @@ def test_a_parameter_only_one_variant_has_needs_a_condition(tmp_path):
     text = """
 model: {name: note_voice, hidden_size: 24}
 parameters:
-  model.name: {distribution: categorical, values: [note_voice, han]}
-  model.measure_layers: {distribution: int, low: 1, high: 2}
+  model.name: {distribution: categorical, values: [note_voice, s3_continuous]}
+  model.conv_layers: {distribution: int, low: 1, high: 2}
 """
-    with pytest.raises(ConfigError, match=r"parameters.model.measure_layers.*model note_voice"):
+    with pytest.raises(ConfigError, match=r"parameters.model.conv_layers.*model note_voice"):
         load_space(_space(tmp_path, text))
+    conditioned = text.replace("high: 2}", "high: 2, when: {model.name: s3_continuous}}")
+    assert [p.key for p in load_space(_space(tmp_path, conditioned)).parameters] == ["model.name", "model.conv_layers"]
 
 
 def test_dry_run_shows_each_sampled_variants_model(tmp_path, capsys, monkeypatch):
