@@ -24,6 +24,9 @@ if __name__ == "__main__":
     p.add_argument("--storage", help="results root (default results/)")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     p.add_argument("--max-concurrent", type=int, help="runs at once (default: as resources allow)")
+    p.add_argument("--logger", action="append", metavar="mlflow[=URI]|wandb[=PROJECT]",
+                   help="also log every run to MLflow (default store: <run>/mlflow.db) or W&B (offline unless "
+                        "logged in); repeatable; needs the tracking extra. TensorBoard files are always written")
     p.add_argument("--until", metavar="STAGE", help="staged specs: stop after this stage (e.g. round1)")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (and the baseline)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -409,8 +409,10 @@ def main_staged(path: Path, args) -> int:
     run_id = run_id_for(base, args.resume, args.run_id, "stages.json", staged.name)
     run_dir = base / run_id
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
-                              max_concurrent=args.max_concurrent)
+                              max_concurrent=args.max_concurrent, loggers=tuple(args.logger or ()),
+                              tracking_dir=run_dir)
     print(f"[staged] {staged.name} -> {run_dir}")
+    print(f"[staged] watch: tensorboard --logdir {run_dir}")
     state = run_staged(staged, run_dir, options, until=until)
     winners = {t: v for s in state["stages"].values() for t, v in s.get("winners", {}).items()}
     print(f"[staged] winners: {winners or 'none yet'}; summary: {run_dir / 'elimination.md'}")

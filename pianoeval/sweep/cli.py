@@ -38,7 +38,8 @@ def main(args) -> int:
     options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                            max_failures=args.max_failures, address=args.address,
                            storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,
-                           dashboard_host=args.dashboard_host, num_cpus=args.num_cpus)
+                           dashboard_host=args.dashboard_host, num_cpus=args.num_cpus,
+                           loggers=tuple(args.logger or ()))
     result = run_sweep(space, options)
     trials = result.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}

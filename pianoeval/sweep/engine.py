@@ -15,6 +15,10 @@
 * ``options.resume`` restores the experiment (``Tuner.restore``): finished trials
   stay finished, unfinished ones continue from their checkpoints, and the Optuna
   searcher's state is restored with the experiment;
+* keeps the Optuna study in ``<run>/optuna.journal`` (a ``JournalFileBackend``;
+  ``optuna-dashboard <run>/optuna.journal`` opens it) when the storage is local;
+* writes TensorBoard files into every trial folder and, by ``--logger``, to MLflow
+  and W&B (see ``pianoeval.sweep.tracking``);
 * prints one line per finished trial, then writes ``trials.parquet``, ``best.yaml``
   and ``summary.md`` (see ``pianoeval.sweep.results``) into
   ``<storage>/sweeps/<space>/<run-id>/``.
@@ -44,7 +48,12 @@ _QUIET_ENV = {
     "TUNE_FUNCTION_THREAD_TIMEOUT_S": THREAD_TIMEOUT_S,
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_DEDUP_LOGS": "1",
+    # Ray's newer console output prints a box and a `tensorboard --logdir` hint into its
+    # temporary session folder at any verbosity; the classic one is silent at verbose=0,
+    # and the engine prints where the run's files really are.
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
+OPTUNA_JOURNAL = "optuna.journal"
 
 
 def trial_dirname(trial) -> str:
@@ -64,6 +73,7 @@ class SweepOptions:
     dashboard_host: str = "127.0.0.1"
     num_cpus: int | None = None  # local Ray only; None: all cores
     evaluate_test: bool = False
+    loggers: tuple[str, ...] = ()  # --logger values: mlflow[=URI], wandb[=PROJECT]
     print_fn: Any = print
 
 
@@ -200,10 +210,12 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     from ray.tune.search.optuna import OptunaSearch
 
     from pianoeval.sweep.results import write_results
+    from pianoeval.sweep.tracking import parse_loggers, tracking_callbacks
     from pianoeval.sweep.trainable import run_trial
 
     options = options or SweepOptions()
     say = options.print_fn
+    loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
     run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}")
     run_path = f"{space_root}/{run_id}"
@@ -227,17 +239,22 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
                              evaluate_test=options.evaluate_test),
         resources,
     )
-    callbacks = [_progress_callback(space, num_samples, say)]
     if _is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
+    # run files written here on the driver: the run folder, or under results/ for remote storage
+    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
+    callbacks = [_progress_callback(space, num_samples, say),
+                 *tracking_callbacks(loggers, f"sweeps/{space.name}", run_id, local_dir,
+                                     _describe_trial(space, run_id), say)]
     if options.resume:
         say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
         tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
-        tuner._local_tuner._run_config.callbacks = callbacks  # the progress line is not part of the saved state
+        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's, not the saved ones
     else:
         _write_sweep_file(space, run_path, num_samples, options)
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
-                                sampler=sampler_for(space))
+                                sampler=sampler_for(space), study_name=f"{space.name}/{run_id}",
+                                storage=_study_storage(run_path))
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=space.metric, mode=space.mode,
                                   max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
                                   reduction_factor=space.budget.reduction_factor)
@@ -254,14 +271,40 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+    if _is_local(run_path):
+        say(f"[sweep] watch: tensorboard --logdir {run_path}  |  optuna-dashboard {run_path}/{OPTUNA_JOURNAL}")
     results = tuner.fit()
-    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
     local_dir.mkdir(parents=True, exist_ok=True)
     trials = write_results(space, results, local_dir, {"git_commit": git_commit()})
     result = SweepResult(local_dir, trials, wall_seconds=time.time() - started, dashboard_url=dashboard_url)
     best_file = local_dir / "best.yaml"
     result.best_config = load_yaml(best_file) if best_file.is_file() else None
     return result
+
+
+def _study_storage(run_path: str):
+    """The study's Optuna storage: a journal file in a local run folder (which Ray's saved
+    searcher state points back to on ``--resume``); in memory for remote storage."""
+    if not _is_local(run_path):
+        return None
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(run_path) / OPTUNA_JOURNAL)))
+
+
+def _describe_trial(space: SearchSpace, run_id: str):
+    """A sweep trial's name and tags for TensorBoard, MLflow and W&B."""
+    base, commit = space.base, git_commit()
+
+    def describe(trial) -> tuple[str, dict[str, str]]:
+        config = trial.config or {}
+        tags = {"space": space.name, "run": run_id, "trial_id": trial.trial_id, "split": base.data.split,
+                "fold": str(config.get("data.fold", base.data.fold)), "seed": str(config.get("seed", base.seed)),
+                "git_commit": commit}
+        return trial_dirname(trial), tags
+
+    return describe
 
 
 def _write_sweep_file(space: SearchSpace, run_path: str, num_samples: int, options: SweepOptions) -> None:

@@ -24,7 +24,8 @@ def _args(name, storage, **extra):
     import argparse
 
     defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="test", address=None,
-                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None)
+                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None,
+                    logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 

@@ -16,7 +16,8 @@ TINY = ["data.max_train_segments=40", "model.hidden_size=16", "data.eval_batch_s
 
 def _ablate_args(name: str, storage: Path, **extra) -> argparse.Namespace:
     defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="report", address=None,
-                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None)
+                    storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None,
+                    logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 

@@ -130,7 +130,8 @@ def _sweep_args(path, **extra):
     import argparse
 
     defaults = dict(space=str(path), set=None, num_samples=None, max_concurrent=None, address=None, storage=None,
-                    resume=False, run_id=None, dashboard=False, dashboard_host="127.0.0.1", num_cpus=None, dry_run=False)
+                    resume=False, run_id=None, dashboard=False, dashboard_host="127.0.0.1", num_cpus=None, dry_run=False,
+                    logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 
