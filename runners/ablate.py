@@ -3,6 +3,7 @@
     python runners/ablate.py han_incremental --dry-run
     python runners/ablate.py han_incremental --set budget.max_epochs=1 --set folds=[0] --set seeds=[0]
     python runners/ablate.py han_zeroed --only han_total_cat_zero_beat_eval
+    python runners/ablate.py han_incremental --logger mlflow   # also one MLflow run per trained run
     python runners/ablate.py staged_elimination            # all stages; --resume continues where it stopped
     python runners/ablate.py staged_elimination --until round1   # the screen only; --resume goes on
 """

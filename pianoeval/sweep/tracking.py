@@ -81,8 +81,25 @@ def _final_scalars(result: dict) -> tuple[dict[str, float], int]:
     return scalars, int(result.get("best_epoch", -1))
 
 
+def _local_folder(trial) -> str | None:
+    """The trial's folder in the run's storage when that is a local folder (else None)."""
+    return trial.path if trial.path and "://" not in trial.path else None
+
+
 class TrialCurves(TBXLoggerCallback):
-    """Ray's TensorBoard logger, with an ablation trial's final evaluation kept off the curves."""
+    """Ray's TensorBoard logger, writing straight into the trial's folder, with an ablation
+    trial's final evaluation kept off the curves."""
+
+    def log_trial_start(self, trial):
+        # Ray's writes into its staging folder, which reaches the run folder only when Ray
+        # saves the experiment's state; in the trial folder, TensorBoard sees every epoch
+        if trial in self._trial_writer:
+            self._trial_writer[trial].close()
+        trial.init_local_path()
+        folder = _local_folder(trial) or trial.local_path
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._trial_writer[trial] = self._summary_writer_cls(folder, flush_secs=30)
+        self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial, result: dict):
         if not result.get("final_eval"):
@@ -171,7 +188,7 @@ def _wandb_callback(choice: LoggerChoice, group: str, describe: Describe):
             name, tags = describe(trial)
             init.update(name=name, tags=[f"{k}:{v}" for k, v in tags.items()],
                         config={**init.get("config", {}), **tags}, mode=mode)
-            if trial.path and "://" not in trial.path:  # local storage: straight into the trial folder
+            if _local_folder(trial):  # straight into the trial folder (else Ray's staging folder)
                 Path(trial.path).mkdir(parents=True, exist_ok=True)
                 init["dir"] = trial.path
             return super()._start_logging_actor(trial, exclude_results, **init)

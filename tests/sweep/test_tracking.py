@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
+import optuna
 import pandas as pd
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from pianoeval.ablation.cli import main
 from pianoeval.errors import ConfigError
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep import SweepOptions, load_space, run_sweep
@@ -19,8 +23,6 @@ TINY_SWEEP = {"budget.max_epochs": 2, "budget.num_samples": 2, "data.max_train_s
 
 def _scalars(trial_dir: Path) -> dict[str, dict[int, float]]:
     """Every scalar of a trial folder's TensorBoard files: tag -> {step: value}."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(trial_dir), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: {s.step: s.value for s in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
@@ -87,8 +89,6 @@ def test_wandb_is_offline_unless_logged_in_and_reachable(monkeypatch, tmp_path):
 
 
 def test_a_tiny_sweep_writes_tensorboard_mlflow_and_wandb_runs_that_match_history(ray_session, tmp_path, monkeypatch):
-    import mlflow
-
     monkeypatch.setenv("WANDB_MODE", "offline")  # no network in tests (the default without a login)
     lines = []
     result = run_sweep(load_space("smoke", TINY_SWEEP),
@@ -116,8 +116,7 @@ def test_a_tiny_sweep_writes_tensorboard_mlflow_and_wandb_runs_that_match_histor
             logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, column)}
             assert logged == pytest.approx(dict(zip(history["epoch"], history[column])), rel=1e-9), column
 
-    import optuna  # the study's journal opens in optuna-dashboard; it holds every trial
-
+    # the study's journal (what optuna-dashboard opens) holds every trial
     study = optuna.load_study(study_name=f"smoke/{result.run_dir.name}",
                               storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
                                   str(result.run_dir / "optuna.journal"))))
@@ -125,10 +124,6 @@ def test_a_tiny_sweep_writes_tensorboard_mlflow_and_wandb_runs_that_match_histor
 
 
 def test_an_ablation_names_trial_folders_by_variant_and_logs_its_final_evaluation_apart(ray_session, tmp_path):
-    import mlflow
-
-    from pianoeval.ablation.cli import main
-
     args = argparse.Namespace(name="han_incremental", dry_run=False, no_estimate=True, resume=False, run_id="test",
                               address=None, storage=str(tmp_path), num_cpus=None, max_concurrent=None, only=["han"],
                               until=None, logger=["mlflow"], set=["budget.max_epochs=1", "folds=[0]", "seeds=[0]",
