@@ -7,6 +7,7 @@ import yaml
 from pianoeval.config import parse_set
 from pianoeval.sweep.engine import SweepOptions, run_sweep
 from pianoeval.sweep.space import grid_size, load_space
+from pianoeval.sweep.tracking import parse_loggers
 
 
 def describe(space, num_samples: int) -> str:
@@ -30,6 +31,7 @@ def describe(space, num_samples: int) -> str:
 
 
 def main(args) -> int:
+    parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     space = load_space(args.space, parse_set(args.set or []))
     num_samples = args.num_samples or space.budget.num_samples
     if args.dry_run:
