@@ -40,6 +40,7 @@ LOGGER_MODULES = {"mlflow": "mlflow", "wandb": "wandb"}  # --logger name -> the 
 DEFAULT_WANDB_PROJECT = "pianoeval"
 MLFLOW_DB = "mlflow.db"
 WANDB_PROBE_SECONDS = 3.0
+WANDB_UPLOAD_SECONDS = 120  # the most a finished run waits for W&B uploads (Ray's default: 30 min)
 
 # What a trial is, for the trackers' UIs: (its run name, its tags).
 Describe = Callable[[object], tuple[str, dict[str, str]]]
@@ -210,7 +211,7 @@ def _wandb_callback(choice: LoggerChoice, group: str, describe: Describe):
                  "`wandb sync <trial>/wandb/offline-run-*` uploads them later")
     else:
         where = f"{mode} ({why}), project {project}, group {group}"
-    return TrialRuns(project=project, group=group, upload_timeout=120), f"W&B: {where}"
+    return TrialRuns(project=project, group=group, upload_timeout=WANDB_UPLOAD_SECONDS), f"W&B: {where}"
 
 
 def tracking_callbacks(loggers: tuple[LoggerChoice, ...], experiment: str, run_id: str, tracking_dir: Path,
