@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null || \
 	  { echo "[setup] installing torch==2.13.0 (local CPU build)"; $(PIP) install -q torch==2.13.0; }
 	@echo "[setup] installing pianoeval and its pinned dependencies"
-	@bash -c 'set -o pipefail; $(PIP) install -q -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither" || true; }'
+	@bash -c 'set -o pipefail; $(PIP) install -q -e ".[dev,tracking]" 2>&1 | { grep -v "is ignored: it is neither" || true; }'
 	@$(PY) -m pianoeval.setup_assets
 	@touch $(STAMP)
 

@@ -3,6 +3,7 @@
     python runners/ablate.py han_incremental --dry-run
     python runners/ablate.py han_incremental --set budget.max_epochs=1 --set folds=[0] --set seeds=[0]
     python runners/ablate.py han_zeroed --only zero_beat_eval
+    python runners/ablate.py han_incremental --logger mlflow   # also one MLflow run per trained run
     python runners/ablate.py staged_elimination            # all stages; --resume continues where it stopped
     python runners/ablate.py staged_elimination --until round1   # the screen only; --resume goes on
 """
@@ -28,6 +29,9 @@ if __name__ == "__main__":
     p.add_argument("--storage", help="results root (default results/)")
     p.add_argument("--num-cpus", type=positive_int, help="CPUs for a local Ray (default: all)")
     p.add_argument("--max-concurrent", type=positive_int, help="runs at once (default: as resources allow)")
+    p.add_argument("--logger", action="append", metavar="mlflow[=URI]|wandb[=PROJECT]",
+                   help="also log every run to MLflow (default store: <run>/mlflow.db) or W&B (offline unless "
+                        "logged in); repeatable; needs the tracking extra. TensorBoard files are always written")
     p.add_argument("--until", metavar="STAGE", help="staged specs: stop after this stage (e.g. round1)")
     p.add_argument("--only", action="append", metavar="VARIANT", help="run only this variant (and the baseline)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

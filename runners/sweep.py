@@ -4,6 +4,7 @@
     python runners/sweep.py --space han --num-samples 64 --address auto --storage s3://bucket/pianoeval
     python runners/sweep.py --space han --resume           # continue the latest run after a crash
     python runners/sweep.py --space han --dry-run --set budget.max_epochs=5
+    python runners/sweep.py --space smoke --logger mlflow --logger wandb   # also to MLflow and W&B
 """
 
 import sys
@@ -28,6 +29,9 @@ if __name__ == "__main__":
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1 and print its URL")
     p.add_argument("--dashboard-host", default="127.0.0.1", help="bind the dashboard elsewhere (e.g. 0.0.0.0)")
     p.add_argument("--num-cpus", type=positive_int, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--logger", action="append", metavar="mlflow[=URI]|wandb[=PROJECT]",
+                   help="also log every trial to MLflow (default store: <run>/mlflow.db) or W&B (offline unless "
+                        "logged in); repeatable; needs the tracking extra. TensorBoard files are always written")
     p.add_argument("--dry-run", action="store_true", help="print the resolved space and budget, run nothing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override: budget.max_epochs=2, sampler.name=random, train.lr=1e-3, model.hidden_size=32 ...")

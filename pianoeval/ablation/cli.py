@@ -7,6 +7,7 @@ import math
 from pianoeval.config import parse_set
 from pianoeval.errors import ConfigError, DataError
 from pianoeval.io import atomic_write_text
+from pianoeval.sweep.tracking import parse_loggers
 
 
 def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
@@ -59,6 +60,7 @@ def main(args) -> int:
     from pianoeval.ablation.spec import _ablation_path, load_ablation
     from pianoeval.ablation.staged import is_staged, main_staged
 
+    parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     path = _ablation_path(args.name)
     if is_staged(path):
         return main_staged(path, args)
@@ -73,9 +75,11 @@ def main(args) -> int:
         return 0
     options = AblationOptions(address=args.address, storage=args.storage, resume=args.resume, run_id=args.run_id,
                               num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
-                              max_failures=args.max_failures, connect_timeout=args.connect_timeout)
+                              max_failures=args.max_failures, connect_timeout=args.connect_timeout,
+                              loggers=tuple(args.logger or ()))
     run_dir, _ = run_dir_for(spec, options)
     print(f"[ablate] {spec.name}: {len(spec.trials)} runs -> {run_dir}")
+    print(f"[ablate] watch: tensorboard --logdir {run_dir}")
     run_trial_set(spec, run_dir, options)
     run = load_run(run_dir)
     atomic_write_text(run_dir / "comparison.md", comparison_markdown(run, spec.description))

@@ -12,11 +12,14 @@ baselines (closed-form predictors, seconds each) are fitted last, in this proces
 Results: ``<storage>/ablations/<name>/<run-id>/trials.parquet`` (one row per run of
 the trial set) and ``comparison.md`` (paired comparison tables with confidence
 intervals, tests, per-dimension deltas and cost; see ``pianoeval.ablation.compare``).
+Each trained trial's folder, ``trial_<id>-<variant>-fold<k>-seed<s>``, holds its
+TensorBoard curves; ``--logger`` adds MLflow and W&B (``pianoeval.sweep.tracking``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, init_ray, results_folder, stop_cleanly_on_sigterm,
                                     trial_dirname, trial_resources, unfinished_trials)
+from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 
 
 @dataclass
@@ -44,6 +48,8 @@ class AblationOptions:
     max_concurrent: int | None = None
     max_failures: int = MAX_FAILURES
     connect_timeout: float = 30.0
+    loggers: tuple[str, ...] = ()  # --logger values: mlflow[=URI], wandb[=PROJECT]
+    tracking_dir: Path | None = None  # default MLflow store's folder; None: the trial set's run folder
     print_fn: Any = print
 
 
@@ -60,6 +66,30 @@ def run_dir_for(spec: AblationSpec, options: AblationOptions, stage: str | None 
     run_id = run_id_for(base, options.resume, options.run_id, "ablation.yaml", f"ablation {spec.name!r}")
     run_dir = base / run_id
     return (run_dir / stage if stage else run_dir), run_id
+
+
+def trial_dirname(trial) -> str:
+    """``trial_<id>-<variant>-fold<k>-seed<s>``: the folder (and its TensorBoard run) says
+    which run of the trial set it is. Variant names are the spec's keys: only letters,
+    digits and ``_.+-`` reach the path."""
+    key = str((trial.config or {}).get("trial", "")).replace("/", "-")
+    label = re.sub(r"[^A-Za-z0-9_.+-]+", "_", key)[:80]
+    return f"{sweep_trial_dirname(trial)}-{label}" if label else sweep_trial_dirname(trial)
+
+
+def _describe_trial(spec: AblationSpec, trials: dict[str, Trial], run_id: str):
+    """An ablation trial's name (its key) and tags for TensorBoard, MLflow and W&B."""
+    commit = git_commit()
+
+    def describe(trial) -> tuple[str, dict[str, str]]:
+        tags = {"ablation": spec.name, "run": run_id, "trial_id": trial.trial_id, "git_commit": commit}
+        run = trials.get((trial.config or {}).get("trial"))
+        if run is None:
+            return trial.trial_id, tags
+        tags.update(variant=run.variant, fold=str(run.fold), seed=str(run.seed), model=run.config.model_name)
+        return run.key, tags
+
+    return describe
 
 
 def _progress_callback(total: int, print_fn):
@@ -95,8 +125,10 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from pianoeval.experiment import monitor_mode
+    from pianoeval.sweep.tracking import parse_loggers, tracking_callbacks
     from pianoeval.sweep.trainable import run_ablation_trial
 
+    loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus,
                           connect_timeout=options.connect_timeout))
     configs = {t.key: t.config.to_dict() for t in trials}
@@ -104,13 +136,18 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     resources = trial_resources(spec.resources.cpu, spec.resources.gpu, options.print_fn)
     trainable = tune.with_resources(tune.with_parameters(run_ablation_trial, configs=configs, threads=threads),
                                     resources)
-    callbacks = [_progress_callback(len(trials), options.print_fn)]
+    tracking_dir = options.tracking_dir or run_dir
+    callbacks = [_progress_callback(len(trials), options.print_fn),
+                 *tracking_callbacks(loggers, f"ablations/{spec.name}", tracking_dir.name, tracking_dir,
+                                     _describe_trial(spec, {t.key: t for t in trials}, tracking_dir.name),
+                                     options.print_fn)]
     param_space = {"trial": tune.grid_search([t.key for t in trials])}
     if options.resume and (run_dir / "tuner.pkl").is_file():
         # tuner.pkl does not hold the param space: without it, a run killed before Tune
         # saved its first experiment state restores as one trial with an empty config
         tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, param_space=param_space,
                                    resume_unfinished=True, resume_errored=False)
+        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's
     else:
         budget = spec.budget
         if budget.asha_grace_period:

@@ -431,8 +431,10 @@ def main_staged(path: Path, args) -> int:
     run_dir = base / run_id
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
                               max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                              connect_timeout=args.connect_timeout)
+                              connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ()),
+                              tracking_dir=run_dir)
     print(f"[staged] {staged.name} -> {run_dir}")
+    print(f"[staged] watch: tensorboard --logdir {run_dir}")
     try:
         state = run_staged(staged, run_dir, options, until=until)
     except RunInterrupted:

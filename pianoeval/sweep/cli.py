@@ -7,6 +7,7 @@ import yaml
 from pianoeval.config import parse_set
 from pianoeval.sweep.engine import SweepOptions, run_sweep
 from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
+from pianoeval.sweep.tracking import parse_loggers
 
 
 def describe(space, num_samples: int) -> str:
@@ -37,6 +38,7 @@ def describe(space, num_samples: int) -> str:
 
 
 def main(args) -> int:
+    parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     space = load_space(args.space, parse_set(args.set or []))
     num_samples = args.num_samples or space.budget.num_samples
     if args.dry_run:
@@ -46,7 +48,8 @@ def main(args) -> int:
                            max_failures=args.max_failures, address=args.address,
                            storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,
                            dashboard_host=args.dashboard_host, num_cpus=args.num_cpus,
-                           connect_timeout=args.connect_timeout)
+                           connect_timeout=args.connect_timeout,
+                           loggers=tuple(args.logger or ()))
     result = run_sweep(space, options)
     trials = result.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}

@@ -15,6 +15,10 @@
 * ``options.resume`` restores the experiment (``Tuner.restore``): finished trials
   stay finished, unfinished ones continue from their checkpoints, and the Optuna
   searcher's state is restored with the experiment;
+* keeps the Optuna study in ``<run>/optuna.journal`` (a ``JournalFileBackend``;
+  ``optuna-dashboard <run>/optuna.journal`` opens it) when the storage is local;
+* writes TensorBoard files into every trial folder and, by ``--logger``, to MLflow
+  and W&B (see ``pianoeval.sweep.tracking``);
 * prints one line per finished trial, then writes ``trials.parquet``, ``best.yaml``
   and ``summary.md`` (see ``pianoeval.sweep.results``) into
   ``<storage>/sweeps/<space>/<run-id>/``.
@@ -50,7 +54,12 @@ _QUIET_ENV = {
     "TUNE_FUNCTION_THREAD_TIMEOUT_S": THREAD_TIMEOUT_S,
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_DEDUP_LOGS": "1",
+    # Ray's newer console output prints a box and a `tensorboard --logdir` hint into its
+    # temporary session folder at any verbosity; the classic one is silent at verbose=0,
+    # and the engine prints where the run's files really are.
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
+OPTUNA_JOURNAL = "optuna.journal"
 
 
 def trial_dirname(trial) -> str:
@@ -71,6 +80,7 @@ class SweepOptions:
     num_cpus: int | None = None  # local Ray only; None: all cores
     connect_timeout: float = 30.0  # seconds to reach a cluster given by address
     evaluate_test: bool = False
+    loggers: tuple[str, ...] = ()  # --logger values: mlflow[=URI], wandb[=PROJECT]
     print_fn: Any = print
     callbacks: list = field(default_factory=list)  # more ray.tune.Callbacks (e.g. benchmarks watching trials)
 
@@ -295,7 +305,10 @@ def _short(value) -> str:
 
 def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepResult:
     """Run (or resume) a sweep of ``space``; see the module docstring."""
+    from pianoeval.sweep.tracking import parse_loggers  # imports Ray's logger callbacks
+
     options = options or SweepOptions()
+    loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
     run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}",
                         remote=not _is_local(space_root))
@@ -305,7 +318,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
         num_samples = grid_size(space)  # every grid point once
 
     try:
-        return _fit_sweep(space, options, run_id, run_path, space_root, num_samples)
+        return _fit_sweep(space, options, run_id, run_path, space_root, num_samples, loggers)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
         if _is_local(run_path) and not (Path(run_path) / "sweep.yaml").is_file():
             raise  # stopped before the run existed: nothing to resume
@@ -313,12 +326,13 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
 
 
 def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path: str, space_root: str,
-               num_samples: int) -> SweepResult:
+               num_samples: int, loggers) -> SweepResult:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from pianoeval.sweep.results import write_results
+    from pianoeval.sweep.tracking import tracking_callbacks
     from pianoeval.sweep.trainable import run_trial
 
     say = options.print_fn
@@ -340,9 +354,13 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
                              evaluate_test=options.evaluate_test, fixed_model=space.fixed_model),
         resources,
     )
-    callbacks = [_progress_callback(space, num_samples, say), *options.callbacks]
     if _is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
+    # run files written here on the driver: the run folder, or under results/ for remote storage
+    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
+    callbacks = [_progress_callback(space, num_samples, say), *options.callbacks,
+                 *tracking_callbacks(loggers, f"sweeps/{space.name}", run_id, local_dir,
+                                     _describe_trial(space, run_id), say)]
     if options.resume and _is_local(run_path) and not (Path(run_path) / "tuner.pkl").is_file():
         # stopped before Tune saved its first state: no trial had finished, start it afresh
         say(f"[sweep] run {run_id} was stopped before its first trial finished: starting it again")
@@ -350,10 +368,11 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     if options.resume:
         say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
         tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
-        tuner._local_tuner._run_config.callbacks = callbacks  # the progress line is not part of the saved state
+        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's, not the saved ones
     else:
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
-                                sampler=sampler_for(space))
+                                sampler=sampler_for(space), study_name=f"{space.name}/{run_id}",
+                                storage=_study_storage(run_path))
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=space.metric, mode=space.mode,
                                   max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
                                   reduction_factor=space.budget.reduction_factor)
@@ -370,9 +389,10 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+    if _is_local(run_path):
+        say(f"[sweep] watch: tensorboard --logdir {run_path}  |  optuna-dashboard {run_path}/{OPTUNA_JOURNAL}")
     with stop_cleanly_on_sigterm():
         results = tuner.fit()
-    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
     local_dir.mkdir(parents=True, exist_ok=True)
     trials = write_results(space, results, local_dir, {"git_commit": git_commit()})
     if unfinished_trials(results, num_samples):
@@ -382,6 +402,31 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     best_file = local_dir / "best.yaml"
     result.best_config = load_yaml(best_file) if best_file.is_file() else None
     return result
+
+
+def _study_storage(run_path: str):
+    """The study's Optuna storage: a journal file in a local run folder (which Ray's saved
+    searcher state points back to on ``--resume``); in memory for remote storage."""
+    if not _is_local(run_path):
+        return None
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(run_path) / OPTUNA_JOURNAL)))
+
+
+def _describe_trial(space: SearchSpace, run_id: str):
+    """A sweep trial's name and tags for TensorBoard, MLflow and W&B."""
+    base, commit = space.base, git_commit()
+
+    def describe(trial) -> tuple[str, dict[str, str]]:
+        config = trial.config or {}
+        tags = {"space": space.name, "run": run_id, "trial_id": trial.trial_id, "split": base.data.split,
+                "fold": str(config.get("data.fold", base.data.fold)), "seed": str(config.get("seed", base.seed)),
+                "git_commit": commit}
+        return trial_dirname(trial), tags
+
+    return describe
 
 
 def _write_sweep_file(space: SearchSpace, run_path: str, num_samples: int, options: SweepOptions) -> None:

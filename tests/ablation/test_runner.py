@@ -26,7 +26,7 @@ def _args(name, storage, **extra):
 
     defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="test", address=None,
                     storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None,
-                    max_failures=2, connect_timeout=30.0)
+                    max_failures=2, connect_timeout=30.0, logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 
@@ -106,6 +106,8 @@ def test_staged_elimination_resumes_at_the_right_stage_after_a_kill(ray_session,
     assert "[staged] round1: already done" in resumed.stdout
     assert (run_dir / "round1" / "trials.parquet").read_bytes() == round1  # round 1 not rerun
     assert sorted(p.name for p in (run_dir / "round1").glob("trial_*")) == round1_trials
+    for trial in (run_dir / "round1").glob("trial_*"):  # named by candidate, with its TensorBoard curves
+        assert trial.name.endswith("-fold0-seed0") and list(trial.glob("events.out.tfevents.*")), trial.name
     state = json.loads((run_dir / "stages.json").read_text())
     assert state["stages"]["round1"]["status"] == "done" and state["stages"]["round2"]["status"] == "done"
     assert set(state["stages"]["round2"]["candidates"]) == set(state["stages"]["round1"]["kept"])

@@ -85,7 +85,7 @@ def test_set_overrides_every_variant():
 def _args(name, **extra):
     defaults = dict(name=str(name), dry_run=True, no_estimate=True, resume=False, run_id=None, address=None,
                     storage=None, num_cpus=None, max_concurrent=None, only=None, set=None, until=None,
-                    max_failures=2, connect_timeout=30.0)
+                    max_failures=2, connect_timeout=30.0, logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 

@@ -17,7 +17,7 @@ TINY = ["data.max_train_segments=40", "model.hidden_size=16", "data.eval_batch_s
 def _ablate_args(name: str, storage: Path, **extra) -> argparse.Namespace:
     defaults = dict(name=name, dry_run=False, no_estimate=True, resume=False, run_id="report", address=None,
                     storage=str(storage), num_cpus=None, max_concurrent=None, only=None, set=list(TINY), until=None,
-                    max_failures=2, connect_timeout=30.0)
+                    max_failures=2, connect_timeout=30.0, logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 

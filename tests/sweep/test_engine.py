@@ -5,8 +5,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -105,6 +107,11 @@ def test_killed_driver_resumes_without_losing_or_rerunning_trials(ray_session, s
     for trial_dir, content in finished_before.items():  # finished trials were not trained again
         assert (run_dir / trial_dir / "result.json").read_text() == content
     assert "resuming smoke run killed" in resumed.stdout
+    # the study's journal went on where it stopped: the 4 trials completed in it; a proposal made
+    # after Ray last saved the searcher (proposed again on resume) can stay RUNNING there
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.journal")))
+    states = Counter(t.state.name for t in optuna.load_study(study_name="smoke/killed", storage=journal).trials)
+    assert states["COMPLETE"] == 4 and set(states) <= {"COMPLETE", "RUNNING"}, states
 
 
 def test_closed_form_reference_baselines_run_as_sweep_trials(ray_session, storage):

@@ -131,7 +131,7 @@ def _sweep_args(path, **extra):
 
     defaults = dict(space=str(path), set=None, num_samples=None, max_concurrent=None, address=None, storage=None,
                     resume=False, run_id=None, dashboard=False, dashboard_host="127.0.0.1", num_cpus=None, dry_run=False,
-                    max_failures=2, connect_timeout=30.0)
+                    max_failures=2, connect_timeout=30.0, logger=None)
     return argparse.Namespace(**{**defaults, **extra})
 
 
