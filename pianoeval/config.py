@@ -36,6 +36,13 @@ def distinct(values: list, what: str) -> list:
     return values
 
 
+#: Folds or seeds of a trial set: distinct integers (each pairs one run per variant).
+Folds = Annotated[list[Annotated[StrictInt, pydantic.Field(ge=0)]],
+                  pydantic.AfterValidator(lambda values: distinct(values, "fold"))]
+Seeds = Annotated[list[Annotated[StrictInt, pydantic.Field(ge=0)]],
+                  pydantic.AfterValidator(lambda values: distinct(values, "seed"))]
+
+
 class StrictModel(pydantic.BaseModel):
     """Base of all config blocks: unknown keys are errors, assignments are validated."""
 

@@ -40,8 +40,8 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import (StrictInt, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml, spec_names,
-                              validate)
+from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
+                              spec_names, validate)
 from pianoeval.errors import ConfigError
 from pianoeval.io import is_safe_name
 from pianoeval.experiment import ExperimentConfig, monitor_mode
@@ -78,25 +78,13 @@ class AblationFile(StrictModel):
     base: dict[str, Any]
     variants: dict[str, dict[str, Any] | None]
     baseline: str
-    folds: list[StrictInt] = [0, 1, 2, 3]
-    seeds: list[StrictInt] = [7]
+    folds: Folds = [0, 1, 2, 3]
+    seeds: Seeds = [7]
     metrics: list[str] = ["test/r2", "test/pairwise_acc"]
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
     eval_only: dict[str, EvalOnlySpec] = {}
     reference_baselines: list[str] = list(DEFAULT_REFERENCES)
-
-    @pydantic.field_validator("folds")
-    @classmethod
-    def _folds(cls, values: list[int]) -> list[int]:
-        return distinct(values, "fold")
-
-    @pydantic.field_validator("seeds")
-    @classmethod
-    def _seeds(cls, values: list[int]) -> list[int]:
-        if any(v < 0 for v in values):
-            raise ValueError(f"seeds are integers >= 0, got {min(values)}")
-        return distinct(values, "seed")
 
     @pydantic.field_validator("metrics")
     @classmethod

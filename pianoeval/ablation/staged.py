@@ -40,7 +40,7 @@ import pydantic
 
 from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
-from pianoeval.config import StrictInt, StrictModel, distinct, load_yaml, unflatten, validate
+from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_table, run_id_for
@@ -73,23 +73,13 @@ class RuleSpec(StrictModel):
 
 class StageSpec(StrictModel):
     candidates: str | list[str] | dict[str, str] = "all"  # "all", [names], {survivors_of: stage}
-    folds: list[StrictInt] = [0]
-    seeds: list[StrictInt] | None = None
+    folds: Folds = [0]
+    seeds: Seeds | None = None
     budget: BudgetSpec = BudgetSpec()
     tiers: list[str] = ["T1"]
     rule: RuleSpec | None = None
     overrides: dict[str, Any] = {}
     fuse: str | None = None  # an earlier stage whose audio and symbolic winners this stage's fusion candidates fuse
-
-    @pydantic.field_validator("folds")
-    @classmethod
-    def _folds(cls, values: list[int]) -> list[int]:
-        return distinct(values, "fold")
-
-    @pydantic.field_validator("seeds")
-    @classmethod
-    def _seeds(cls, values: list[int] | None) -> list[int] | None:
-        return distinct(values, "seed") if values is not None else values
 
     @pydantic.field_validator("tiers")
     @classmethod
@@ -105,14 +95,9 @@ class StagedFile(StrictModel):
     base: dict[str, Any] = {}
     candidates: dict[str, CandidateSpec]
     stages: dict[str, StageSpec]
-    seeds: list[StrictInt] = [7]
+    seeds: Seeds = [7]
     metrics: list[str] = ["val/pairwise_acc", "val/r2", "test/pairwise_acc", "test/r2"]
     resources: ResourcesSpec = ResourcesSpec()
-
-    @pydantic.field_validator("seeds")
-    @classmethod
-    def _seeds(cls, values: list[int]) -> list[int]:
-        return distinct(values, "seed")
 
     @pydantic.field_validator("stages")
     @classmethod
