@@ -57,15 +57,20 @@ def documented_commands() -> list[tuple[str, str]]:
 
 
 def _argv(command: str) -> list[str]:
-    command = re.sub(r"\[[^\]]*\]", "", command)  # optional parts written [--set ...]
+    command = re.sub(r"\[--[^\]]*\]", "", command)  # optional parts written [--set ...]
     return shlex.split(command)[1:]  # drop "python"
 
 
 def _needs_earlier_output(argv: list[str]) -> bool:
-    """A placeholder, or a config file that an earlier run writes (e.g. RUN/resolved.yaml)."""
-    if any("<" in arg for arg in argv):
+    """A placeholder (`<run-id>`, `$fold`), a spec the user writes (`my_space`), or a file an
+    earlier command writes (`RUN/resolved.yaml`, a folds file from `check_split.py --write`)."""
+    if any("<" in arg or "$" in arg for arg in argv):
         return True
-    return any(flag == "--config" and not (REPO_ROOT / value).is_file() for flag, value in zip(argv, argv[1:]))
+    values = [value for flag, value in zip(argv, argv[1:]) if flag in ("--config", "--split", "--space")]
+    if len(argv) > 1 and not argv[1].startswith("-"):
+        values.append(argv[1])  # ablate.py's spec
+    return any(value.startswith("my_") or (value.endswith((".json", ".yaml")) and not (REPO_ROOT / value).is_file())
+               for value in values)
 
 
 COMMANDS = documented_commands()
