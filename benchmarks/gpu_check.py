@@ -24,7 +24,7 @@ Writes ``results/benchmarks/gpu_check.md`` (Markdown tables) and ``gpu_check.jso
 exits 1 when a check failed. ``--device cpu``: tiny sizes, throughput at batch 2 and 4, and
 the sweep packs its trials at ``resources.cpu: 0.5`` on two CPUs (1 epoch, 8 training
 segments) instead of quarters of a GPU; ``--models``, ``--sizes`` and ``--skip`` narrow it
-(the test suite runs ``--device cpu --models han s2_gnn``).
+(the test suite runs ``--device cpu --models s2_gnn --trials 2``).
 """
 
 from __future__ import annotations
