@@ -16,8 +16,8 @@
    four must run at once: Tune must have had four trials RUNNING together (Ray granted each
    its quarter GPU); also reported, the most trials training at the same moment by their own
    start and end in Tune's records (``result.json``: last timestamp minus total time), which
-   also shows how long worker processes took to start. Its wall time is set against the same
-   trials one at a time. The packed sweep runs twice with the same seed at
+   also shows how long worker processes took to start. Every trial's ``resolved.yaml`` must
+   say it trained on the GPU. Its wall time is set against the same trials one at a time. The packed sweep runs twice with the same seed at
    ``deterministic: true`` and the trials' metrics must be identical.
 
 Writes ``results/benchmarks/gpu_check.md`` (Markdown tables) and ``gpu_check.json``;
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import save_backbone
@@ -201,6 +202,16 @@ def _most_overlapping(run_dir: Path, trials: pd.DataFrame) -> int:
     return most
 
 
+def _trial_devices(run_dir: Path, trials: pd.DataFrame) -> list[str]:
+    """Where each trial trained, from the ``provenance.compute`` of its ``resolved.yaml``."""
+    devices = []
+    for trial_dir in trials["trial_dir"]:
+        compute = yaml.safe_load((run_dir / trial_dir / "run" / "resolved.yaml").read_text())["provenance"]["compute"]
+        visible = compute.get("cuda_visible_devices")
+        devices.append(compute["accelerator"] + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
+    return devices
+
+
 def _trial_metrics(trials: pd.DataFrame) -> dict:
     """Each trial's metrics, keyed by its sampled config (trial ids differ between runs)."""
     config_cols = sorted(c for c in trials if c.startswith("config/"))
@@ -236,11 +247,13 @@ def sweep_check(device: str, trials: int, storage: Path, say) -> dict:
     all_at_once = running["packed"] == trials
     statuses = sorted(set(packed.trials["status"]) | set(results["packed-again"].trials["status"]))
     identical = _trial_metrics(packed.trials) == _trial_metrics(results["packed-again"].trials)
+    devices = _trial_devices(packed.run_dir, packed.trials)
+    on_device = all(d.split()[0] == device for d in devices)
     return {"trials": trials, "epochs": epochs, "segments": segments, "resources": share, "statuses": statuses,
             "all_at_once": all_at_once, "most_running": running["packed"], "most_training_at_once": overlapping,
             "packed_wall_s": packed.wall_seconds, "serial_wall_s": results["one-at-a-time"].wall_seconds,
-            "identical_metrics": identical,
-            "ok": all_at_once and identical and statuses == ["completed"]}
+            "identical_metrics": identical, "trial_devices": devices,
+            "ok": all_at_once and identical and on_device and statuses == ["completed"]}
 
 
 def markdown(meta: dict, rows: list[dict], speed: list[dict], sweep: dict | None) -> str:
@@ -277,7 +290,8 @@ def markdown(meta: dict, rows: list[dict], speed: list[dict], sweep: dict | None
                   f"records) | {sweep['most_training_at_once']} |",
                   f"| wall time packed / one at a time | {sweep['packed_wall_s']:.1f} s / {sweep['serial_wall_s']:.1f} s |",
                   f"| same seed twice: identical metrics | {'yes' if sweep['identical_metrics'] else 'NO'} |",
-                  f"| trial statuses | {', '.join(sweep['statuses'])} |"]
+                  f"| trial statuses | {', '.join(sweep['statuses'])} |",
+                  f"| where the packed trials trained (their resolved.yaml) | {'; '.join(sweep['trial_devices'])} |"]
     return "\n".join(lines) + "\n"
 
 

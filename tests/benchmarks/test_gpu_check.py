@@ -30,6 +30,7 @@ def test_the_dry_check_runs_every_part_and_its_packed_sweep_repeats_exactly(ray_
     assert all(r["notes_per_s"] > 0 for r in report["throughput"])
     sweep = report["sweep"]
     assert sweep["identical_metrics"] and sweep["statuses"] == ["completed"], sweep
+    assert sweep["trial_devices"] == ["cpu", "cpu"]
     # whether both trials ran together depends on how busy this machine's CPUs are (worker
     # start-up); the check must report it faithfully, and exit 1 when they did not
     assert sweep["all_at_once"] == (sweep["most_running"] == 2)
