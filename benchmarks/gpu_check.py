@@ -258,12 +258,13 @@ def sweep_check(device: str, trials: int, storage: Path, say) -> dict:
 
 def markdown(meta: dict, rows: list[dict], speed: list[dict], sweep: dict | None) -> str:
     lines = [f"# GPU check ({meta['device_name']})", "",
-             f"torch {meta['torch']} (CUDA {meta['cuda']}), {meta['when']}, git {meta['git_commit']}, "
+             f"torch {meta['torch']} (CUDA {meta['cuda']}), {meta['threads']} CPU thread(s), {meta['when']}, "
+             f"git {meta['git_commit']}, "
              f"{meta['seconds']:.0f} s in all.", "", "## Models", "",
              "| model | size | precision | deterministic | status | loss first -> last | repeat identical | ms/step "
              "| peak MiB | detail |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        loss = f"{r['first_loss']:.4f} -> {r['last_loss']:.4f}" if "first_loss" in r else ""
+        loss = f"{r['first_loss']:.5g} -> {r['last_loss']:.5g}" if "first_loss" in r else ""
         repeat = {True: "yes", False: "NO", None: ""}[r.get("identical_repeat")]
         ms = f"{r['ms_per_step']:.1f}" if "ms_per_step" in r else ""
         peak = f"{r['peak_mib']:.0f}" if r.get("peak_mib") is not None else ""
@@ -305,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=4, help="trials of the packed sweep")
     parser.add_argument("--skip", nargs="+", choices=["models", "throughput", "sweep"], default=[])
     parser.add_argument("--out", default=None, help="folder for gpu_check.md/.json (default: results/benchmarks)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of this process (default 1: the CPU LSTM spins with more on busy cores)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("[gpu-check] error: torch sees no CUDA device; --device cpu runs the dry check", file=sys.stderr)
         return 2
     from pianoeval.provenance import git_commit
 
+    torch.set_num_threads(args.threads)
     started = time.time()
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     cuda = args.device == "cuda"
@@ -329,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                                     12 if cuda else 2, say)
         if "sweep" not in args.skip:
             sweep = sweep_check(args.device, args.trials, Path(tmp) / "sweeps", say)
-    meta = {"device": args.device, "device_name": torch.cuda.get_device_name() if cuda else f"CPU, {platform.processor() or platform.machine()}",
+    meta = {"device": args.device, "threads": args.threads, "device_name": torch.cuda.get_device_name() if cuda else f"CPU, {platform.processor() or platform.machine()}",
             "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": git_commit(),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": time.time() - started}
     (out / "gpu_check.md").write_text(markdown(meta, rows, speed, sweep))
