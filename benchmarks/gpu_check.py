@@ -16,15 +16,15 @@
    four must run at once: Tune must have had four trials RUNNING together (Ray granted each
    its quarter GPU); also reported, the most trials training at the same moment by their own
    start and end in Tune's records (``result.json``: last timestamp minus total time), which
-   also shows how long worker processes took to start. Its wall time is set against the same
-   trials one at a time. The packed sweep runs twice with the same seed at
+   also shows how long worker processes took to start. Every trial's ``resolved.yaml`` must
+   say it trained on the GPU. Its wall time is set against the same trials one at a time. The packed sweep runs twice with the same seed at
    ``deterministic: true`` and the trials' metrics must be identical.
 
 Writes ``results/benchmarks/gpu_check.md`` (Markdown tables) and ``gpu_check.json``;
 exits 1 when a check failed. ``--device cpu``: tiny sizes, throughput at batch 2 and 4, and
 the sweep packs its trials at ``resources.cpu: 0.5`` on two CPUs (1 epoch, 8 training
 segments) instead of quarters of a GPU; ``--models``, ``--sizes`` and ``--skip`` narrow it
-(the test suite runs ``--device cpu --models han s2_gnn``).
+(the test suite runs ``--device cpu --models s2_gnn --trials 2``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import save_backbone
@@ -201,6 +202,16 @@ def _most_overlapping(run_dir: Path, trials: pd.DataFrame) -> int:
     return most
 
 
+def _trial_devices(run_dir: Path, trials: pd.DataFrame) -> list[str]:
+    """Where each trial trained, from the ``provenance.compute`` of its ``resolved.yaml``."""
+    devices = []
+    for trial_dir in trials["trial_dir"]:
+        compute = yaml.safe_load((run_dir / trial_dir / "run" / "resolved.yaml").read_text())["provenance"]["compute"]
+        visible = compute.get("cuda_visible_devices")
+        devices.append(compute["accelerator"] + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))
+    return devices
+
+
 def _trial_metrics(trials: pd.DataFrame) -> dict:
     """Each trial's metrics, keyed by its sampled config (trial ids differ between runs)."""
     config_cols = sorted(c for c in trials if c.startswith("config/"))
@@ -236,21 +247,24 @@ def sweep_check(device: str, trials: int, storage: Path, say) -> dict:
     all_at_once = running["packed"] == trials
     statuses = sorted(set(packed.trials["status"]) | set(results["packed-again"].trials["status"]))
     identical = _trial_metrics(packed.trials) == _trial_metrics(results["packed-again"].trials)
+    devices = _trial_devices(packed.run_dir, packed.trials)
+    on_device = all(d.split()[0] == device for d in devices)
     return {"trials": trials, "epochs": epochs, "segments": segments, "resources": share, "statuses": statuses,
             "all_at_once": all_at_once, "most_running": running["packed"], "most_training_at_once": overlapping,
             "packed_wall_s": packed.wall_seconds, "serial_wall_s": results["one-at-a-time"].wall_seconds,
-            "identical_metrics": identical,
-            "ok": all_at_once and identical and statuses == ["completed"]}
+            "identical_metrics": identical, "trial_devices": devices,
+            "ok": all_at_once and identical and on_device and statuses == ["completed"]}
 
 
 def markdown(meta: dict, rows: list[dict], speed: list[dict], sweep: dict | None) -> str:
     lines = [f"# GPU check ({meta['device_name']})", "",
-             f"torch {meta['torch']} (CUDA {meta['cuda']}), {meta['when']}, git {meta['git_commit']}, "
+             f"torch {meta['torch']} (CUDA {meta['cuda']}), {meta['threads']} CPU thread(s), {meta['when']}, "
+             f"git {meta['git_commit']}, "
              f"{meta['seconds']:.0f} s in all.", "", "## Models", "",
              "| model | size | precision | deterministic | status | loss first -> last | repeat identical | ms/step "
              "| peak MiB | detail |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        loss = f"{r['first_loss']:.4f} -> {r['last_loss']:.4f}" if "first_loss" in r else ""
+        loss = f"{r['first_loss']:.5g} -> {r['last_loss']:.5g}" if "first_loss" in r else ""
         repeat = {True: "yes", False: "NO", None: ""}[r.get("identical_repeat")]
         ms = f"{r['ms_per_step']:.1f}" if "ms_per_step" in r else ""
         peak = f"{r['peak_mib']:.0f}" if r.get("peak_mib") is not None else ""
@@ -277,7 +291,8 @@ def markdown(meta: dict, rows: list[dict], speed: list[dict], sweep: dict | None
                   f"records) | {sweep['most_training_at_once']} |",
                   f"| wall time packed / one at a time | {sweep['packed_wall_s']:.1f} s / {sweep['serial_wall_s']:.1f} s |",
                   f"| same seed twice: identical metrics | {'yes' if sweep['identical_metrics'] else 'NO'} |",
-                  f"| trial statuses | {', '.join(sweep['statuses'])} |"]
+                  f"| trial statuses | {', '.join(sweep['statuses'])} |",
+                  f"| where the packed trials trained (their resolved.yaml) | {'; '.join(sweep['trial_devices'])} |"]
     return "\n".join(lines) + "\n"
 
 
@@ -291,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=4, help="trials of the packed sweep")
     parser.add_argument("--skip", nargs="+", choices=["models", "throughput", "sweep"], default=[])
     parser.add_argument("--out", default=None, help="folder for gpu_check.md/.json (default: results/benchmarks)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of this process (default 1: the CPU LSTM spins with more on busy cores)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("[gpu-check] error: torch sees no CUDA device; --device cpu runs the dry check", file=sys.stderr)
         return 2
     from pianoeval.provenance import git_commit
 
+    torch.set_num_threads(args.threads)
     started = time.time()
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     cuda = args.device == "cuda"
@@ -315,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                                     12 if cuda else 2, say)
         if "sweep" not in args.skip:
             sweep = sweep_check(args.device, args.trials, Path(tmp) / "sweeps", say)
-    meta = {"device": args.device, "device_name": torch.cuda.get_device_name() if cuda else f"CPU, {platform.processor() or platform.machine()}",
+    meta = {"device": args.device, "threads": args.threads, "device_name": torch.cuda.get_device_name() if cuda else f"CPU, {platform.processor() or platform.machine()}",
             "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": git_commit(),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": time.time() - started}
     (out / "gpu_check.md").write_text(markdown(meta, rows, speed, sweep))
