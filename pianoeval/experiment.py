@@ -48,6 +48,9 @@ class DataConfig(StrictModel):
             T2 competition placements, T3 cross-performer pairs (ASAP), T4 clean /
             augmented pairs. A data module refuses tiers it does not have. Also
             accepted as one string, ``"T1,T3"`` (what a search space's categorical samples).
+        frames: a frames input (models on frames, e.g. ``frames_probe``): one ``.pt`` dict
+            ``{segment key: [T, D]}`` or a folder of per-key files (docs/frames.md);
+            a relative path is taken from the working directory and stored absolute.
     """
 
     dataset: Literal["percepiano"] = "percepiano"
@@ -60,11 +63,24 @@ class DataConfig(StrictModel):
     group_size: int = pydantic.Field(2, ge=2)
     max_train_segments: int | None = pydantic.Field(None, ge=2)
     tiers: list[Literal["T1", "T2", "T3", "T4"]] = ["T1"]
+    # input files
+    frames: str | None = None
 
     @pydantic.field_validator("tiers", mode="before")
     @classmethod
     def _tiers_from_string(cls, value):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @pydantic.field_validator("frames")
+    @classmethod
+    def _frames_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser().resolve()
+        if not path.exists():
+            raise ValueError(f"{path} does not exist (a .pt dict or a folder of per-key frames; "
+                             f"python runners/export_frames.py writes one)")
+        return str(path)
 
 
 class TrainConfig(StrictModel):
@@ -166,6 +182,17 @@ class ExperimentConfig(StrictModel):
     @property
     def model_name(self) -> str:
         return self.model["name"]
+
+    def require_inputs(self, source: str = "<config>") -> "ExperimentConfig":
+        """``self``, or a ConfigError when the model needs a ``data:`` input that is unset
+        (``data.frames`` for the models on frames). Checked once every override is in."""
+        from pianoeval.models.registry import get_model
+
+        for key, hint in get_model(self.model_name).required_data.items():
+            if getattr(self.data, key) is None:
+                raise ConfigError(f"{source}: data.{key}: required by model {self.model_name} ({hint}); "
+                                  f"set it, e.g. --set data.{key}=PATH")
+        return self
 
     def input_label(self) -> str:
         """What the model reads, for one-line summaries: ``full features``, ``midi_tokens input``."""

@@ -248,7 +248,7 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
                           f"(variants: {', '.join(spec.variants)})")
     base = _resolve_base(spec.base, source)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
-                for name, overrides in spec.variants.items()}
+                .require_inputs(f"{source}: variants.{name}") for name, overrides in spec.variants.items()}
     eval_only = {}
     for name, entry in spec.eval_only.items():
         if name in variants:

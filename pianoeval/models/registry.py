@@ -33,6 +33,8 @@ class ModelEntry:
         defaults: this variant's values for ``config_cls`` fields.
         data_defaults: values for ``data:`` keys the user left unset (e.g. the
             feature set the variant was defined on).
+        required_data: ``data:`` keys the variant cannot run without, each with a hint
+            (what to give it); resolving a config that leaves one unset is an error.
         description: one line for listings and reports.
     """
 
@@ -42,6 +44,7 @@ class ModelEntry:
     input_kind: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     data_defaults: Mapping[str, Any] = field(default_factory=dict)
+    required_data: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
 
     def make_config(self, overrides: Mapping[str, Any], source: str = "<config>") -> StrictModel:
@@ -53,10 +56,10 @@ class ModelEntry:
 @lru_cache(maxsize=1)
 def _table() -> dict[str, ModelEntry]:
     # Explicit list of model modules; adding a family means adding it here.
-    from pianoeval.models import audio, fusion, han, symbolic
+    from pianoeval.models import audio, frames, fusion, han, symbolic
 
     table: dict[str, ModelEntry] = {}
-    for module in (han, symbolic, audio, fusion):
+    for module in (han, symbolic, audio, fusion, frames):
         for entry in module.VARIANTS:
             if entry.name in table:
                 raise RuntimeError(f"model name registered twice: {entry.name}")

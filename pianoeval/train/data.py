@@ -17,6 +17,10 @@ from torch.utils.data import DataLoader, Sampler
 
 from pianoeval.audio.data import AudioDataModule
 from pianoeval.data import PercePiano, collate_notes, load_percepiano
+from pianoeval.data.batch import FramesBatch
+from pianoeval.data.frames import LoadedFrames, content_hash, load_frames, match_keys, pad_frames
+from pianoeval.data.percepiano import LABEL_FILE
+from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
 from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
@@ -25,9 +29,15 @@ from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 @lru_cache(maxsize=1)
 def percepiano() -> PercePiano:
     """The dataset with its note features, once per process."""
-    data = load_percepiano()
+    data = percepiano_labels()
     data.note_features
     return data
+
+
+@lru_cache(maxsize=1)
+def percepiano_labels() -> PercePiano:
+    """The dataset's segments, labels and splits (no note features), once per process."""
+    return load_percepiano()
 
 
 class GroupedBatchSampler(Sampler[list[int]]):
@@ -85,8 +95,6 @@ class NoteDataModule(L.LightningDataModule):
         super().__init__()
         unsupported = [t for t in config.data.tiers if t not in self.SUPPORTED_TIERS]
         if unsupported:
-            from pianoeval.errors import ConfigError
-
             raise ConfigError(f"data.tiers: {unsupported} are not available for score-aligned note features "
                               f"(model {config.model_name}); use {list(self.SUPPORTED_TIERS)}")
         self.config = config
@@ -132,9 +140,107 @@ class NoteDataModule(L.LightningDataModule):
         return math.ceil(len(self.train_set) / self.config.data.batch_size)
 
 
+@lru_cache(maxsize=2)
+def _frames(path: str, sha256: str) -> LoadedFrames:
+    """A checked frames input, once per process and file content (Ray actors reuse it)."""
+    return load_frames(path)
+
+
+class FramesDataset(torch.utils.data.Dataset):
+    """Segments of one part of a fold that have frames: (frames [T, D], segment) by index."""
+
+    def __init__(self, frames: LoadedFrames, ids: list[str], data: PercePiano):
+        self.frames, self.ids, self.data = frames, ids, data
+        self.group = np.array([data.group_of[data.by_id[sid].score_key] for sid in ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        sid = self.ids[index]
+        return self.frames.table.get(sid), self.data.by_id[sid], int(self.group[index])
+
+
+def collate_frames(samples) -> FramesBatch:
+    frames, lengths = pad_frames([s[0] for s in samples])
+    return FramesBatch(labels=torch.tensor([s[1].labels for s in samples], dtype=torch.float32),
+                       label_std=torch.tensor([s[1].label_std for s in samples], dtype=torch.float32),
+                       group=torch.tensor([s[2] for s in samples], dtype=torch.int64),
+                       segment_ids=[s[1].segment_id for s in samples], frames=frames, lengths=lengths)
+
+
+class FramesDataModule(L.LightningDataModule):
+    """PercePiano labels and splits on the segments of a ``data.frames`` input.
+
+    A segment of the fold without frames is skipped (counted and reported per part)."""
+
+    SUPPORTED_TIERS = ("T1",)
+
+    def __init__(self, config: ExperimentConfig, warn=print):
+        super().__init__()
+        unsupported = [t for t in config.data.tiers if t not in self.SUPPORTED_TIERS]
+        if unsupported:
+            raise ConfigError(f"data.tiers: {unsupported} are not available for frames inputs (model "
+                              f"{config.model_name}); use {list(self.SUPPORTED_TIERS)}")
+        if config.data.frames is None:
+            raise ConfigError(f"data.frames: required by model {config.model_name}; give a frames file "
+                              f"(python runners/export_frames.py writes one)")
+        self.config, self.warn = config, warn
+        self.frames: LoadedFrames | None = None
+        self.train_set = self.val_set = self.test_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        cfg, data = self.config.data, percepiano_labels()
+        self.frames = _frames(cfg.frames, content_hash(cfg.frames))
+        self.warn(self.frames.summary())
+        have = match_keys(self.frames, data.by_id, str(data.root / LABEL_FILE), self.warn)
+        fold = data.fold(cfg.split, cfg.fold)
+        parts = {name: [s for s in getattr(fold, name) if s in have] for name in ("train", "validation", "test")}
+        missing = {name: len(getattr(fold, name)) - len(ids) for name, ids in parts.items()}
+        if any(missing.values()):
+            self.warn("[frames] segments without frames skipped: " + ", ".join(
+                f"{name} {n} of {len(getattr(fold, name))}" for name, n in missing.items()))
+        train = parts["train"]
+        if cfg.max_train_segments is not None and cfg.max_train_segments < len(train):
+            keep = np.random.default_rng(self.config.seed).permutation(len(train))[: cfg.max_train_segments]
+            parts["train"] = [train[i] for i in sorted(keep)]
+        for name in ("train", "validation"):
+            if len(parts[name]) < 2:
+                raise ConfigError(f"data.frames: {cfg.frames} has frames for {len(parts[name])} {name} segments of "
+                                  f"{cfg.split} fold {cfg.fold}; at least 2 are needed")
+        self.train_set, self.val_set, self.test_set = (FramesDataset(self.frames, parts[name], data)
+                                                       for name in ("train", "validation", "test"))
+
+    @property
+    def input_dim(self) -> int:
+        self.setup()
+        return self.frames.width
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_set) / self.config.data.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        cfg = self.config.data
+        if cfg.batch_sampler == "grouped":
+            sampler = GroupedBatchSampler(self.train_set.group, cfg.batch_size, cfg.group_size, self.config.seed)
+            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_frames)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, generator=generator,
+                          collate_fn=collate_frames)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_frames)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_frames)
+
+
 #: input_kind -> data module class.
 DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule, **SYMBOLIC_DATA_MODULES,
-                                                       "audio": AudioDataModule, "fusion": FusionDataModule}
+                                                       "audio": AudioDataModule, "fusion": FusionDataModule,
+                                                       "frames": FramesDataModule}
 
 
 def supported_tiers(model_name: str) -> tuple[str, ...]:
