@@ -183,6 +183,10 @@ class ExperimentConfig(StrictModel):
     def model_name(self) -> str:
         return self.model["name"]
 
+    def input_files(self) -> dict[str, str]:
+        """The input files this run reads, by config key (recorded with their content hash)."""
+        return {"data.frames": self.data.frames} if self.data.frames else {}
+
     def require_inputs(self, source: str = "<config>") -> "ExperimentConfig":
         """``self``, or a ConfigError when the model needs a ``data:`` input that is unset
         (``data.frames`` for the models on frames). Checked once every override is in."""

@@ -154,7 +154,7 @@ def train_run(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    resolved = {**config.to_dict(), "provenance": provenance(device, threads)}
+    resolved = {**config.to_dict(), "provenance": provenance(device, threads, config.input_files())}
     dump_yaml(resolved, out_dir / "resolved.yaml")
 
     train = config.train
