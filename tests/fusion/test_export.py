@@ -69,3 +69,27 @@ def test_a_limit_keeps_whole_music_groups(percepiano):
     members = [s.segment_id for s in percepiano.segments if s.score_key in groups]
     assert sorted(members) == chosen
     assert np.unique([percepiano.by_id[s].piece for s in chosen]).size > 1
+
+
+KEYS = ["Beethoven_WoO80_var10_8bars_11_8", "Schubert_D935_no.3_4bars_2_1"]
+
+
+def test_audio_backbone_hidden_state_k_and_the_audio_encoders_own_frames(tiny_backbone, tmp_path):
+    audio = {"soundfonts": ["timgm6mb"], "eval_soundfont": "timgm6mb", "max_seconds": 3.0, "workers": 1}
+    sets = {"model.backbone_path": tiny_backbone, "model.audio": audio}
+    hidden = export_frames("a1_lora", tmp_path / "h1.pt", overrides=sets, keys=KEYS, layer=1, progress=False)
+    encoder = export_frames("a1_lora", tmp_path / "enc.pt", overrides=sets, keys=KEYS, progress=False)
+    assert hidden.segments == encoder.segments == 2 and hidden.width == encoder.width == 32  # the tiny backbone
+    h1, top = (torch.load(tmp_path / name, weights_only=True) for name in ("h1.pt", "enc.pt"))
+    assert sorted(h1) == KEYS and h1[KEYS[0]].shape == top[KEYS[0]].shape
+    assert not torch.equal(h1[KEYS[0]], top[KEYS[0]])  # layer 1 vs the top of the adapted layers
+    with pytest.raises(Exception, match="--layer: 9 is outside the backbone's hidden states 0-4"):
+        export_frames("a1_lora", tmp_path / "x.pt", overrides=sets, keys=KEYS, layer=9, progress=False)
+
+
+def test_the_s3_curves_encoder_exports_its_frames(tmp_path):
+    small = {"model.hidden_size": 16, "model.num_heads": 2, "model.num_layers": 1}
+    summary = export_frames("s3_continuous", tmp_path / "s3.pt", overrides=small, keys=KEYS, progress=False)
+    frames = torch.load(tmp_path / "s3.pt", weights_only=True)
+    assert sorted(frames) == KEYS and summary.width == frames[KEYS[0]].shape[1]
+    assert all(torch.isfinite(v.float()).all() for v in frames.values())
