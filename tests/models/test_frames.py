@@ -50,6 +50,8 @@ def test_padded_frames_do_not_change_any_output(name):
 def test_the_probe_trains_only_pooling_and_heads_and_the_transformer_its_layers_too():
     probe, transformer = model("frames_probe"), model("frames_transformer")
     assert not list(probe.encoder.parameters())
+    projected = model("frames_probe", probe_width=8)
+    assert projected.encoder.output_dim == 8 and projected(batch()).logits.shape == (2, 19)
     assert sum(p.numel() for p in transformer.encoder.parameters()) > 0
     assert len(transformer.encoder.layers.layers) == 2 and transformer.encoder.output_dim == 16
 
