@@ -34,7 +34,8 @@ class ModelEntry:
         data_defaults: values for ``data:`` keys the user left unset (e.g. the
             feature set the variant was defined on).
         required_data: ``data:`` keys the variant cannot run without, each with a hint
-            (what to give it); resolving a config that leaves one unset is an error.
+            (what to give it); ``ExperimentConfig.require_inputs`` refuses a config that
+            leaves one unset, once every override is in.
         description: one line for listings and reports.
     """
 
