@@ -73,3 +73,19 @@ def test_the_probe_vs_transformer_ablation_runs_on_exported_frames(ray_session, 
     assert rows["test/pairwise_acc"].notna().all()
     assert "transformer_k1" in (run_dir / "comparison.md").read_text()
     assert list(run.deltas("test/pairwise_acc")["variant"]) == ["transformer_k1"]
+
+
+def test_the_frames_space_needs_data_frames_and_sweeps_on_exported_frames(ray_session, exported_frames, tmp_path):
+    from pianoeval.sweep import SweepOptions, load_space, run_sweep
+
+    with pytest.raises(ConfigError, match=r"frames\.yaml: data\.frames: required by model frames_transformer"):
+        load_space("frames")
+    tiny_budget = {"data.frames": exported_frames, "budget.max_epochs": 1, "budget.num_samples": 2,
+                   "budget.grace_period": 1, "model.z_dim": 16, "model.head_hidden": 16, "model.pool_heads": 2,
+                   "data.eval_batch_size": 64}
+    space = load_space("frames", tiny_budget)
+    assert space.base.model_name == "frames_transformer" and space.base.data.frames == exported_frames
+    result = run_sweep(space, SweepOptions(storage=str(tmp_path), print_fn=lambda line: None))
+    trials = pd.read_parquet(result.run_dir / "trials.parquet")
+    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "pruned"}
+    assert trials["best/val/pairwise_acc"].notna().all() and trials["config/model.layers"].between(1, 4).all()
