@@ -4,7 +4,7 @@
     python runners/export_frames.py --model han --checkpoint results/runs/<run> --out han.pt
     python runners/export_frames.py --model s3_continuous --set model.pretrained=true --out s3.pt
     python runners/export_frames.py --model a1_lora --layer 2 --out hidden2.pt       # backbone hidden state 2
-    python runners/export_frames.py --model note_sa --limit 40 --out small.pt         # about 40 segments (whole music groups)
+    python runners/export_frames.py --model note_sa --limit 40 --out small.pt         # about 40 segments
 
 The file is a torch.save dict {segment key: float16 tensor [T, D]}; train on it with
 data.frames (docs/frames.md), e.g. python runners/train.py --model frames_probe --set data.frames=frames.pt
@@ -36,7 +36,8 @@ if __name__ == "__main__":
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the encoder's config, e.g. "
                                                                       "model.hidden_size=64, data.fold=1")
     p.add_argument("--layer", type=int, help="audio models: export backbone hidden state LAYER (0 = log-mel)")
-    p.add_argument("--limit", type=int, metavar="N", help="only about N segments: whole music groups (all performances of a score segment)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="only about N segments: whole music groups (all performances of a score segment)")
     p.add_argument("--keys", help="only these segment keys (comma-separated)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")
     sys.exit(run_cli(lambda: main(p.parse_args())))

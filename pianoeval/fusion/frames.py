@@ -230,7 +230,8 @@ def _subset_key(only: frozenset[str] | None) -> str | None:
     return None if only is None else hashlib.sha256("|".join(sorted(only)).encode()).hexdigest()[:16]
 
 
-def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn, only: frozenset[str] | None = None) -> FrameTable:
+def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn,
+                 only: frozenset[str] | None = None) -> FrameTable:
     """Readout frames of a HAN-family model over the score-aligned note features of the fold
     (their normalisation is fitted on the fold's training set, so the key names the fold)."""
     from pianoeval.data import LABEL_NAMES, collate_notes
