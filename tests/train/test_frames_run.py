@@ -28,7 +28,8 @@ def tiny(name: str, frames: str, **model) -> ExperimentConfig:
                                         ("frames_transformer", {"layers": 1, "width": 16, "heads": 2})])
 def test_both_frames_models_train_on_exported_frames_and_record_the_frames_file(name, model, exported_frames,
                                                                                 tmp_path, capsys):
-    result = train_run(tiny(name, exported_frames, **model), tmp_path, threads=1)
+    config = tiny(name, exported_frames, **model)
+    result = train_run(config, tmp_path, threads=1)
     assert result.status == "completed" and result.epochs_run == 1, result.error
     for key in ("val/r2", "val/pairwise_acc", "test/r2", "test/pairwise_acc"):
         assert np.isfinite(result.metrics[key]), key
@@ -40,6 +41,8 @@ def test_both_frames_models_train_on_exported_frames_and_record_the_frames_file(
     assert resolved["data"]["frames"] == exported_frames
     assert resolved["provenance"]["inputs"]["data.frames"] == {"path": exported_frames,
                                                                "sha256": content_hash(exported_frames)}
+    rerun = ExperimentConfig.resolve({k: v for k, v in resolved.items() if k != "provenance"})
+    assert rerun.to_dict() == config.to_dict()  # resolved.yaml alone reruns it
 
 
 def test_frames_that_cover_too_few_segments_of_the_fold_are_refused(exported_frames, tmp_path):
