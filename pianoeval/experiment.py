@@ -57,6 +57,9 @@ class DataConfig(StrictModel):
             of a folds file; None = the music excerpt read from PercePiano's file names.
         allow_piece_leakage: accept a folds file whose folds put a piece on both sides
             (a performer-style protocol); every summary then carries a warning line.
+        frames: a frames input (models on frames, e.g. ``frames_probe``): one ``.pt`` dict
+            ``{segment key: [T, D]}`` or a folder of per-key files (docs/frames.md);
+            a relative path is taken from the working directory and stored absolute.
     """
 
     dataset: Literal["percepiano"] = "percepiano"
@@ -81,10 +84,24 @@ class DataConfig(StrictModel):
             raise ValueError(f"{value!r} is neither a built-in split (performer, piece) nor a folds .json file")
         return value
 
+    # input files
+    frames: str | None = None
+
     @pydantic.field_validator("tiers", mode="before")
     @classmethod
     def _tiers_from_string(cls, value):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @pydantic.field_validator("frames")
+    @classmethod
+    def _frames_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser().resolve()
+        if not path.exists():
+            raise ValueError(f"{path} does not exist (a .pt dict or a folder of per-key frames; "
+                             f"python runners/export_frames.py writes one)")
+        return str(path)
 
 
 class TrainConfig(StrictModel):
@@ -221,6 +238,21 @@ class ExperimentConfig(StrictModel):
     @property
     def model_name(self) -> str:
         return self.model["name"]
+
+    def input_files(self) -> dict[str, str]:
+        """The input files this run reads, by config key (recorded with their content hash)."""
+        return {"data.frames": self.data.frames} if self.data.frames else {}
+
+    def require_inputs(self, source: str = "<config>") -> "ExperimentConfig":
+        """``self``, or a ConfigError when the model needs a ``data:`` input that is unset
+        (``data.frames`` for the models on frames). Checked once every override is in."""
+        from pianoeval.models.registry import get_model
+
+        for key, hint in get_model(self.model_name).required_data.items():
+            if getattr(self.data, key) is None:
+                raise ConfigError(f"{source}: data.{key}: required by model {self.model_name} ({hint}); "
+                                  f"set it, e.g. --set data.{key}=PATH")
+        return self
 
     def input_label(self) -> str:
         """What the model reads, for one-line summaries: ``full features``, ``midi_tokens input``."""

@@ -6,7 +6,9 @@ import importlib.metadata
 import platform
 import subprocess
 from functools import lru_cache
+from typing import Mapping
 
+from pianoeval.data.frames import file_identity
 from pianoeval.paths import REPO_ROOT
 
 PACKAGES = ("pianoeval", "torch", "lightning", "ray", "optuna", "numpy", "pandas", "partitura", "parangonar",
@@ -36,11 +38,12 @@ def versions() -> dict[str, str]:
     return found
 
 
-def provenance(device: str = "cpu", threads: int | None = None) -> dict:
-    """A dict to save next to every result."""
+def provenance(device: str = "cpu", threads: int | None = None, inputs: Mapping[str, str] | None = None) -> dict:
+    """A dict to save next to every result; ``inputs`` (config key -> input file, e.g.
+    ``{"data.frames": path}``) are recorded with their content hash."""
     import torch
 
-    return {
+    record = {
         "git_commit": git_commit(),
         "versions": versions(),
         "python": platform.python_version(),
@@ -49,3 +52,6 @@ def provenance(device: str = "cpu", threads: int | None = None) -> dict:
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "dtype": "float32",
     }
+    if inputs:
+        record["inputs"] = {key: file_identity(path) for key, path in inputs.items()}
+    return record

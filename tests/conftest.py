@@ -70,3 +70,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "asap" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def exported_frames(tmp_path_factory) -> str:
+    """Real frames: a tiny random-init ``note_sa``'s readout frames (one per note, 16 wide) of
+    about 150 PercePiano segments (whole music groups), exported as a frames file; its path."""
+    from pianoeval.fusion.export import export_frames
+
+    out = tmp_path_factory.mktemp("frames") / "note_sa.pt"
+    export_frames("note_sa", out, overrides={"model.hidden_size": 8, "model.num_heads": 2}, limit=150,
+                  progress=False, warn=lambda msg: None)
+    return str(out)

@@ -290,7 +290,7 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
                           f"(variants: {', '.join(spec.variants)})")
     base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
-                for name, overrides in spec.variants.items()}
+                .require_inputs(f"{source}: variants.{name}") for name, overrides in spec.variants.items()}
     # deliberate lazy import for start-up time (pianoeval.data loads torch); resolving the variants did already
     from pianoeval.data import NUM_FOLDS, SPLIT_NAMES
     from pianoeval.data.folds import fold_count

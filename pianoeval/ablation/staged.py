@@ -133,7 +133,7 @@ class StagedSpec:
             # the fused encoders replace the candidate's (a whole model config each, not merged into it)
             overrides = _merge(_merge(self.candidates[name].config, stage_spec.overrides), unflatten(fused or {}))
             config = _resolve_variant(self.base, overrides, stage_spec.budget, where, extra)
-            variants[name] = config
+            variants[name] = config.require_inputs(where)
         seeds = tuple(stage_spec.seeds or self.seeds)
         spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
                             names[0], tuple(stage_spec.folds), seeds, self.metrics, stage_spec.budget,

@@ -109,9 +109,10 @@ class PercePiano:
         stats = NormStats.fit(store, keep[0], feature_set)
         return (*(NoteDataset(store, self.by_id, ids, stats, self.group_of) for ids in keep), stats)
 
-    def labelled_items(self, split: str, fold: int) -> tuple[LabelledItems, LabelledItems, LabelledItems]:
+    def labelled_items(self, split: str, fold: int, pieces: str | Path | None = None,
+                       allow_piece_leakage: bool = False) -> tuple[LabelledItems, LabelledItems, LabelledItems]:
         """(train, validation, test) labels and music groups of every segment of the fold; no features."""
-        parts = self.fold(split, fold)
+        parts = self.fold(split, fold, pieces, allow_piece_leakage)
         return tuple(LabelledItems.from_segments(self.by_id, ids, self.group_of)
                      for ids in (parts.train, parts.validation, parts.test))
 

@@ -70,3 +70,17 @@ class NoteBatch(BatchBase):
         """[B, T] bool, True on real notes."""
         steps = torch.arange(self.features.shape[1], device=self.lengths.device)
         return steps.unsqueeze(0) < self.lengths.unsqueeze(1)
+
+
+@dataclass
+class FramesBatch(BatchBase):
+    """Pre-extracted encoder frames (a ``data.frames`` input), zero-padded, float32."""
+
+    frames: torch.Tensor  # [B, T, D] float32
+    lengths: torch.Tensor  # [B] int64, real frames per item (>= 1)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """[B, T] bool, True on real frames."""
+        steps = torch.arange(self.frames.shape[1], device=self.lengths.device)
+        return steps.unsqueeze(0) < self.lengths.unsqueeze(1)

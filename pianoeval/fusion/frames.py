@@ -3,9 +3,10 @@
 A fusion model never runs its encoders while it trains: each encoder's ``encode`` runs
 once over every PercePiano segment (audio: per soundfont and augmented view; symbolic:
 the performance MIDI, and the score MIDI for score-conditioned fusion), and the frame
-sequences are stored, float16, at
+sequences are stored, float16, as a ``FrameTable`` (the storage of every frames input,
+``pianoeval.data.frames``) at
 
-    cache_root()/fusion/<modality>-<encoder name>-<key>.npz
+    cache_root()/fusion/<modality>-<encoder name>-<key>/
 
 The key hashes the encoder's resolved config, the content of the checkpoint it loads,
 the items (split, fold, subsets, views) and the source code of the encoders and of this
@@ -15,14 +16,11 @@ trials that need the same file wait on a lock while the first computes it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,60 +28,11 @@ import torch
 from pianoeval.config import load_yaml
 from pianoeval.data import SPLIT_NAMES, input_files
 from pianoeval.data.labels import DEFAULT_LABELS, label_dimensions
+from pianoeval.data.frames import FrameTable, locked
 from pianoeval.errors import ConfigError, DataError
-from pianoeval.io import atomic_write
 from pianoeval.paths import REPO_ROOT, cache_root
 
 ENCODE_BATCH = 16
-
-
-@dataclass
-class FrameTable:
-    """Variable-length frame sequences [T, C] by key (one concatenated float16 array)."""
-
-    keys: list[Hashable]
-    offsets: np.ndarray  # [N + 1]
-    frames: np.ndarray  # [sum T, C] float16
-
-    def __post_init__(self):
-        self.index = {k: i for i, k in enumerate(self.keys)}
-
-    def __contains__(self, key) -> bool:
-        return key in self.index
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    @property
-    def width(self) -> int:
-        return int(self.frames.shape[1])
-
-    def get(self, key) -> np.ndarray:
-        i = self.index[key]
-        return self.frames[self.offsets[i]:self.offsets[i + 1]]
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[Hashable, np.ndarray]) -> "FrameTable":
-        keys = list(arrays)
-        lengths = [arrays[k].shape[0] for k in keys]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        frames = np.concatenate([arrays[k] for k in keys]).astype(np.float16)
-        return cls(keys, offsets, frames)
-
-    def save(self, path: Path) -> None:
-        keys = json.dumps([list(k) if isinstance(k, tuple) else k for k in self.keys])
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, keys=np.array(keys), offsets=self.offsets, frames=self.frames)
-
-        atomic_write(path, write)
-
-    @classmethod
-    def load(cls, path: Path) -> "FrameTable":
-        with np.load(path) as data:
-            keys = [tuple(k) if isinstance(k, list) else k for k in json.loads(str(data["keys"]))]
-            return cls(keys, data["offsets"], data["frames"])
 
 
 def code_version() -> str:
@@ -162,28 +111,17 @@ def _checkpoint_labels(path: Path | None) -> int:
     return len(label_dimensions(labels))
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def cached_table(modality: str, name: str, key_fields: dict[str, Any], compute, warn=print) -> FrameTable:
     """The table for ``key_fields`` from the cache, or ``compute()``d, saved and returned."""
     key = hashlib.sha256(json.dumps({**key_fields, "code": code_version()}, sort_keys=True, default=str)
                          .encode()).hexdigest()[:20]
-    path = cache_root() / "fusion" / f"{modality}-{name}-{key}.npz"
-    with _locked(path):
-        if path.is_file():
+    path = cache_root() / "fusion" / f"{modality}-{name}-{key}"
+    with locked(path):
+        if FrameTable.exists(path):
             return FrameTable.load(path)
         started = time.time()
         table = compute()
-        table.save(path)
+        table.save(path, {"modality": modality, "encoder": name})
         warn(f"[fusion] {modality} frames of {len(table)} items ({table.width} wide) cached in "
              f"{time.time() - started:.0f} s: {path}")
         return table
@@ -264,9 +202,11 @@ def score_items(data) -> dict[str, Any]:
 
 
 def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, scores: bool, progress=None,
-                    warn=print) -> FrameTable:
+                    warn=print, only: frozenset[str] | None = None) -> FrameTable:
     """Symbolic frames of every PercePiano performance (key: segment id) and, with
-    ``scores``, of every score MIDI (key: ``score:<file stem>``)."""
+    ``scores``, of every score MIDI (key: ``score:<file stem>``); ``only``: of these
+    segment ids alone (exports of a subset)."""
+    from pianoeval.data import LABEL_NAMES
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.models.registry import get_model
     from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
@@ -281,7 +221,7 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
                                           "model.symbolic_encoder")
     ckpt = checkpoint_path(checkpoint, data.fold, experiment.seed, "symbolic_checkpoint")
     if entry.input_kind == "notes":  # FusionConfig refuses a score for these
-        return _note_frames(entry, enc_config, ckpt, progress, warn)
+        return _note_frames(entry, enc_config, ckpt, progress, warn, only)
     data_module = DATA_MODULES[entry.input_kind]
     stores = [corpus_store(data_module.kind, PERCEPIANO)]
     if scores:
@@ -289,7 +229,7 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
         stores.append(build_store(data_module.kind, items, source_roots((PERCEPIANO,)), "percepiano-scores",
                                   warn=warn, progress=progress is not False))
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "scores": scores,
-              "stores": [s.key for s in stores]}
+              "stores": [s.key for s in stores], "only": _subset_key(only)}
 
     def compute() -> FrameTable:
         model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), _checkpoint_labels(ckpt))
@@ -298,7 +238,8 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
         arrays = {}
         collate = collate_for(data_module.kind, data_module.edge_names)
         for store in stores:
-            metas = [ItemMeta(i, zeros, zeros, -1, labelled=True) for i in store.item_ids]
+            metas = [ItemMeta(i, zeros, zeros, -1, labelled=True) for i in store.item_ids
+                     if only is None or i in only or i.startswith("score:")]
             loader = torch.utils.data.DataLoader(SymbolicDataset(store, metas), batch_size=ENCODE_BATCH,
                                                  collate_fn=collate)
             arrays.update(_encode_all(model, ((b, b.segment_ids) for b in loader), len(loader), progress,
@@ -308,7 +249,12 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
     return cached_table("symbolic", encoder["name"], fields, compute, warn)
 
 
-def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn) -> FrameTable:
+def _subset_key(only: frozenset[str] | None) -> str | None:
+    return None if only is None else hashlib.sha256("|".join(sorted(only)).encode()).hexdigest()[:16]
+
+
+def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn,
+                 only: frozenset[str] | None = None) -> FrameTable:
     """Readout frames of a HAN-family model over the score-aligned note features of the fold
     (their normalisation is fitted on the fold's training set, so the key names the fold)."""
     from pianoeval.data import collate_notes
@@ -317,7 +263,7 @@ def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn) -> FrameT
     data = enc_config.data
     feature_set = data.feature_set
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,
-              "feature_set": feature_set, **_input_keys(data)}
+              "feature_set": feature_set, "only": _subset_key(only), **_input_keys(data)}
 
     def compute() -> FrameTable:
         sets = percepiano(data.labels).note_datasets(data.split, data.fold, feature_set, data.pieces,
@@ -326,6 +272,8 @@ def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn) -> FrameT
         load_encoder_weights(model, ckpt, entry.name, "symbolic_checkpoint", announce=warn)
         arrays = {}
         for dataset in sets:
+            if only is not None:
+                dataset = torch.utils.data.Subset(dataset, [i for i, s in enumerate(dataset.segment_ids) if s in only])
             loader = torch.utils.data.DataLoader(dataset, batch_size=ENCODE_BATCH, collate_fn=collate_notes)
             arrays.update(_encode_all(model, ((b, b.segment_ids) for b in loader), len(loader), progress, "notes"))
         return FrameTable.from_arrays(arrays)

@@ -33,6 +33,9 @@ class ModelEntry:
         defaults: this variant's values for ``config_cls`` fields.
         data_defaults: values for ``data:`` keys the user left unset (e.g. the
             feature set the variant was defined on).
+        required_data: ``data:`` keys the variant cannot run without, each with a hint
+            (what to give it); ``ExperimentConfig.require_inputs`` refuses a config that
+            leaves one unset, once every override is in.
         description: one line for listings and reports.
         fit: how ``train_run`` fits it: ``gradient`` (Lightning epochs on the module) or
             ``closed_form`` (one ``fit`` on the training items, seconds, no epochs).
@@ -44,6 +47,7 @@ class ModelEntry:
     input_kind: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     data_defaults: Mapping[str, Any] = field(default_factory=dict)
+    required_data: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     fit: Literal["gradient", "closed_form"] = "gradient"
 
@@ -56,10 +60,10 @@ class ModelEntry:
 @lru_cache(maxsize=1)
 def _table() -> dict[str, ModelEntry]:
     # Explicit list of model modules; adding a family means adding it here.
-    from pianoeval.models import audio, fusion, han, reference, symbolic
+    from pianoeval.models import audio, frames, fusion, han, reference, symbolic
 
     table: dict[str, ModelEntry] = {}
-    for module in (han, symbolic, audio, fusion, reference):
+    for module in (han, symbolic, audio, fusion, frames, reference):
         for entry in module.VARIANTS:
             if entry.name in table:
                 raise RuntimeError(f"model name registered twice: {entry.name}")

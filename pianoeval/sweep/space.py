@@ -376,7 +376,9 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
                               f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
                         tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model)
-    return space.with_overrides(overrides, "--set") if overrides else space
+    space = space.with_overrides(overrides, "--set") if overrides else space
+    space.base.require_inputs(source)
+    return space
 
 
 def model_variants(space: "SearchSpace") -> list[str]:

@@ -30,7 +30,7 @@ def build_config(model: str | None, config_path: str | None, split: str | None, 
     for key, value in (("data.split", split), ("data.fold", fold), ("seed", seed)):
         if value is not None:
             overrides[key] = value
-    return config.with_overrides(overrides) if overrides else config
+    return (config.with_overrides(overrides) if overrides else config).require_inputs(source)
 
 
 def main(args) -> int:

@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader, Sampler
 
 from pianoeval.audio.data import AudioDataModule
 from pianoeval.data import DEFAULT_LABELS, LabelledItems, NoteDataset, PercePiano, collate_notes, load_percepiano
+from pianoeval.data.batch import FramesBatch
+from pianoeval.data.frames import LoadedFrames, content_hash, load_frames, match_keys, pad_frames
+from pianoeval.data.percepiano import LABEL_FILE
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.fusion.data import FusionDataModule
@@ -29,15 +32,16 @@ from pianoeval.symbolic.datamodule import DATA_MODULES as SYMBOLIC_DATA_MODULES
 def percepiano(labels: str = DEFAULT_LABELS) -> PercePiano:
     """The dataset labelled with ``labels`` (a ``data.labels`` value) and its note
     features, once per process and label set."""
-    data = load_percepiano(labels=labels)
+    data = percepiano_labels(labels)
     data.note_features
     return data
 
 
-@lru_cache(maxsize=1)
-def percepiano_labels() -> PercePiano:
-    """The dataset's segments and labels without note features, once per process."""
-    return load_percepiano()
+@lru_cache(maxsize=4)
+def percepiano_labels(labels: str = DEFAULT_LABELS) -> PercePiano:
+    """The dataset's segments, labels (the label set ``labels``) and splits, no note
+    features, once per process and label set."""
+    return load_percepiano(labels=labels)
 
 
 def _check_tiers(config: ExperimentConfig, supported: tuple[str, ...], what: str) -> None:
@@ -165,11 +169,62 @@ class LabelDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
         self.input_dim = 0
 
+
+@lru_cache(maxsize=2)
+def _frames(path: str, sha256: str) -> LoadedFrames:
+    """A checked frames input, once per process and file content (Ray actors reuse it)."""
+    return load_frames(path)
+
+
+class FramesDataset(torch.utils.data.Dataset):
+    """Segments of one part of a fold that have frames: (frames [T, D], segment) by index."""
+
+    def __init__(self, frames: LoadedFrames, ids: list[str], data: PercePiano):
+        self.frames, self.ids, self.data = frames, ids, data
+        self.group = np.array([data.group_of[data.by_id[sid].score_key] for sid in ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        sid = self.ids[index]
+        return self.frames.table.get(sid), self.data.by_id[sid], int(self.group[index])
+
+
+def collate_frames(samples) -> FramesBatch:
+    frames, lengths = pad_frames([s[0] for s in samples])
+    return FramesBatch(labels=torch.tensor([s[1].labels for s in samples], dtype=torch.float32),
+                       label_std=torch.tensor([s[1].label_std for s in samples], dtype=torch.float32),
+                       group=torch.tensor([s[2] for s in samples], dtype=torch.int64),
+                       segment_ids=[s[1].segment_id for s in samples], frames=frames, lengths=lengths)
+
+
+class FramesDataModule(L.LightningDataModule):
+    """PercePiano labels and splits on the segments of a ``data.frames`` input.
+
+    A segment of the fold without frames is skipped (counted and reported per part)."""
+
+    SUPPORTED_TIERS = ("T1",)
+
+    def __init__(self, config: ExperimentConfig, warn=print):
+        super().__init__()
+        unsupported = [t for t in config.data.tiers if t not in self.SUPPORTED_TIERS]
+        if unsupported:
+            raise ConfigError(f"data.tiers: {unsupported} are not available for frames inputs (model "
+                              f"{config.model_name}); use {list(self.SUPPORTED_TIERS)}")
+        if config.data.frames is None:
+            raise ConfigError(f"data.frames: required by model {config.model_name}; give a frames file "
+                              f"(python runners/export_frames.py writes one)")
+        self.config, self.warn = config, warn
+        self.frames: LoadedFrames | None = None
+        self.train_set = self.val_set = self.test_set = None
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         cfg = self.config.data
-        self.train_set, self.val_set, self.test_set = percepiano_labels().labelled_items(cfg.split, cfg.fold)
+        self.train_set, self.val_set, self.test_set = percepiano_labels(cfg.labels).labelled_items(
+            cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
         keep = _training_subset(self.config, len(self.train_set))
         if keep is not None:
             self.train_set = self.train_set.subset(keep)
@@ -178,7 +233,7 @@ class LabelDataModule(L.LightningDataModule):
 #: input_kind -> data module class.
 DATA_MODULES: dict[str, type[L.LightningDataModule]] = {"notes": NoteDataModule, **SYMBOLIC_DATA_MODULES,
                                                        "audio": AudioDataModule, "fusion": FusionDataModule,
-                                                       "labels": LabelDataModule}
+                                                       "labels": LabelDataModule, "frames": FramesDataModule}
 
 
 def labelled_items(datamodule: L.LightningDataModule, stage: str) -> LabelledItems:
@@ -199,8 +254,6 @@ def labelled_items(datamodule: L.LightningDataModule, stage: str) -> LabelledIte
                           label_std=dataset.label_std.numpy().astype(np.float64), group=dataset.group.numpy(),
                           notes=tuple(dataset.features[lo:hi].numpy() for lo, hi in bounds))
     return items if indices is None else items.subset(indices)
-
-
 def supported_tiers(model_name: str) -> tuple[str, ...]:
     from pianoeval.models.registry import get_model
 

@@ -36,6 +36,7 @@ import torch
 
 from pianoeval.config import dump_yaml
 from pianoeval.data import input_files, leakage_warnings
+from pianoeval.data.frames import file_identity
 from pianoeval.data.labels import label_dimensions
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
@@ -221,9 +222,11 @@ def train_run(
 
 
 def _input_files(config: ExperimentConfig) -> dict:
-    """``{"inputs": {"data.labels": {"path", "sha256"}, ...}}`` when a data input is a file."""
+    """``{"inputs": {"data.labels": {"path", "sha256"}, "data.frames": ...}}``: every data input
+    that is a file (label set, folds file, pieces map, frames), with its content hash."""
     data = config.data
     files = input_files(data.labels, data.split, data.pieces)
+    files.update({key: file_identity(path) for key, path in config.input_files().items()})
     return {"inputs": files} if files else {}
 
 

@@ -1,0 +1,128 @@
+"""Models on pre-extracted encoder frames (``data.frames``), through the shared pooling + heads.
+
+    frames [B, T, D] (frozen, from a frames file)
+      frames_probe:       -> attention pooling -> shared MLP -> z -> heads
+      frames_transformer: -> Linear(D, width) + sinusoidal positions
+                          -> k trainable Transformer encoder layers (pre-norm, padding masked)
+                          -> attention pooling -> shared MLP -> z -> heads
+
+``frames_probe`` is the frozen-probe baseline: nothing but the pooling and the heads
+learns, so it measures what the frames already hold. ``frames_transformer`` adds k
+layers of sequence modelling on top; the two share heads, loss and data, so their
+paired comparison measures those layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pydantic
+import torch
+from torch import nn
+
+from pianoeval.models.heads import EncoderWithHeads, HeadsConfig
+from pianoeval.models.registry import ModelEntry
+
+EXPORT_COMMAND = "python runners/export_frames.py --model note_sa --out frames.pt"
+
+
+class FramesProbeConfig(HeadsConfig):
+    """Frozen frames: only the attention pooling and the heads train (``HeadsConfig``'s fields).
+
+    Attributes:
+        probe_width: None pools the frames at their own width D; N puts a trainable
+            Linear D -> N before the pooling (the pooling's scoring layer is then N x N
+            instead of D x D: at D = 1024 a cheaper probe, still of frozen frames).
+    """
+
+    probe_width: int | None = pydantic.Field(None, ge=4)
+
+
+class FramesTransformerConfig(HeadsConfig):
+    """k trainable Transformer encoder layers on the frames, then the pooling and heads.
+
+    Attributes:
+        layers: k, the number of Transformer encoder layers.
+        width: model width; the frames are projected from D to it.
+        heads: attention heads per layer (must divide ``width``).
+        dropout: dropout inside the layers (attention and feed-forward).
+        ff_multiplier: feed-forward width = ``ff_multiplier * width``.
+    """
+
+    layers: int = pydantic.Field(2, ge=1)
+    width: int = pydantic.Field(256, ge=4)
+    heads: int = pydantic.Field(4, ge=1)
+    dropout: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
+    ff_multiplier: int = pydantic.Field(2, ge=1)
+
+    @pydantic.model_validator(mode="after")
+    def _heads_divide_width(self) -> "FramesTransformerConfig":
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        return self
+
+
+class FrozenFrames(nn.Module):
+    """The frames as they are, or linearly projected: ``encode(FramesBatch) -> (frames, mask)``."""
+
+    def __init__(self, input_dim: int, probe_width: int | None = None):
+        super().__init__()
+        self.project = nn.Linear(input_dim, probe_width) if probe_width else None
+        self.output_dim = probe_width or input_dim
+
+    def encode(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.project is None:
+            return batch.frames, batch.mask
+        return self.project(batch.frames) * batch.mask.unsqueeze(-1), batch.mask
+
+
+def sinusoidal_positions(length: int, width: int, device=None) -> torch.Tensor:
+    """``[length, width]`` sine / cosine position codes (Vaswani et al. 2017)."""
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / width))
+    codes = torch.zeros(length, width, device=device)
+    codes[:, 0::2] = torch.sin(position * rate)
+    codes[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return codes
+
+
+class FramesTransformer(nn.Module):
+    """Input projection + positions + k pre-norm Transformer encoder layers; padded frames
+    are masked as keys and zeroed in the output."""
+
+    def __init__(self, input_dim: int, config: FramesTransformerConfig):
+        super().__init__()
+        self.output_dim = config.width
+        self.project = nn.Linear(input_dim, config.width)
+        layer = nn.TransformerEncoderLayer(config.width, config.heads, config.ff_multiplier * config.width,
+                                           config.dropout, activation="gelu", batch_first=True, norm_first=True)
+        # nested tensors would drop the padded rows' outputs to zero in eval only; keep one code path
+        self.layers = nn.TransformerEncoder(layer, config.layers, norm=nn.LayerNorm(config.width),
+                                            enable_nested_tensor=False)
+
+    def encode(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = batch.mask
+        h = self.project(batch.frames) + sinusoidal_positions(batch.frames.shape[1], self.output_dim,
+                                                              batch.frames.device)
+        h = self.layers(h, src_key_padding_mask=~mask)
+        return h * mask.unsqueeze(-1), mask
+
+
+def build_probe(config: FramesProbeConfig, input_dim: int, num_labels: int) -> EncoderWithHeads:
+    return EncoderWithHeads(FrozenFrames(input_dim, config.probe_width), num_labels, config)
+
+
+def build_transformer(config: FramesTransformerConfig, input_dim: int, num_labels: int) -> EncoderWithHeads:
+    return EncoderWithHeads(FramesTransformer(input_dim, config), num_labels, config)
+
+
+_DATA = {"batch_sampler": "grouped"}  # same-music pairs in every batch, for the ranking loss
+_NEEDS = {"frames": f"a frames file or folder {{key: [T, D]}}; write one with `{EXPORT_COMMAND}`"}
+
+VARIANTS: tuple[ModelEntry, ...] = (
+    ModelEntry("frames_probe", FramesProbeConfig, build_probe, input_kind="frames", data_defaults=_DATA,
+               required_data=_NEEDS, description="frozen-probe baseline: attention pooling + heads on frames"),
+    ModelEntry("frames_transformer", FramesTransformerConfig, build_transformer, input_kind="frames",
+               data_defaults=_DATA, required_data=_NEEDS,
+               description="k trainable Transformer encoder layers on frames, then pooling + heads"),
+)
