@@ -110,8 +110,9 @@ def reference_notes(run: AblationRun) -> list[str]:
     for column in [c for c in rows.columns if c.startswith("fit/") and "fallback" in c]:
         counts = rows.dropna(subset=[column]).groupby("variant")[column].agg(["min", "max"])
         for variant, count in counts.iterrows():
-            lines.append(f"`{variant}` {column.removeprefix('fit/')}: {count['min']:g}-{count['max']:g} per fold "
-                         "(items whose excerpt has no training performance, predicted by the global mean).")
+            spread = f"{count['min']:g}" if count["min"] == count["max"] else f"{count['min']:g}-{count['max']:g}"
+            lines.append(f"`{variant}` {column.removeprefix('fit/')}: {spread} per fold (items whose excerpt has "
+                         "no training performance, predicted by the global mean).")
     return lines + [""]
 
 

@@ -68,7 +68,7 @@ def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tm
     assert main(_args("han_zeroed", tmp_path, only=only)) == 0
     run = load_run(tmp_path / "ablations" / "han_zeroed" / "test")
     rows = run.trials.set_index("variant")
-    assert set(rows.index) == {"han_total_cat", "zero_beat_train", "zero_beat_eval"}
+    assert set(rows.index) == {"han_total_cat", "zero_beat_train", "zero_beat_eval", "global_mean", "music_mean"}
     assert rows.loc["zero_beat_eval", "eval_only"] and rows.loc["zero_beat_eval", "source_variant"] == "han_total_cat"
     assert rows.loc["zero_beat_eval", "epochs_run"] == 0
     # same weights, beat block removed at evaluation: the predictions change
@@ -179,9 +179,10 @@ def test_a_trial_set_killed_before_tune_saved_any_state_restores_its_whole_grid(
     monkeypatch.setattr(runner, "init_ray", lambda options: None)
     monkeypatch.setattr(tune.Tuner, "fit", lambda self: self._local_tuner.param_space)  # "killed" here
     options = runner.AblationOptions(print_fn=lambda line: None)
-    first, _ = runner.train_trials(spec, list(spec.trials), tmp_path / "run", options)
+    trained = [t for t in spec.trials if not t.reference]  # what run_trial_set gives Tune
+    first, _ = runner.train_trials(spec, trained, tmp_path / "run", options)
     assert (tmp_path / "run" / "tuner.pkl").is_file()
-    resumed, _ = runner.train_trials(spec, list(spec.trials), tmp_path / "run", replace(options, resume=True))
+    resumed, _ = runner.train_trials(spec, trained, tmp_path / "run", replace(options, resume=True))
     assert resumed == first and len(first["trial"]["grid_search"]) == 3
 
 
@@ -215,7 +216,8 @@ def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(r
     assert main(_args("fusion_variants", tmp_path, set=sets)) == 0
     run_dir = tmp_path / "ablations" / "fusion_variants" / "test"
     trials = pd.read_parquet(run_dir / "trials.parquet")
-    assert len(trials) == 12 and (trials["status"] == "completed").all(), trials[["variant", "status", "error"]]
+    # 6 variants x 2 seeds, and the reference baselines global_mean and music_mean per seed
+    assert len(trials) == 12 + 4 and (trials["status"] == "completed").all(), trials[["variant", "status", "error"]]
     comparison = (run_dir / "comparison.md").read_text()
     assert "## Does fusion beat the best single modality? (`test/pairwise_acc`)" in comparison
     for variant in ("f1_xattn", "f2_concat", "f3_gated", "score_conditioned"):

@@ -10,7 +10,7 @@ import yaml
 
 from pianoeval.data import LabelledItems
 from pianoeval.experiment import ExperimentConfig, load_experiment
-from pianoeval.models.reference import GlobalMean, MeanConfig, MusicMean
+from pianoeval.models.reference import GlobalMean, MeanConfig, MusicMean, RidgeProbe, RidgeProbeConfig
 from pianoeval.train import train_run
 
 
@@ -34,6 +34,22 @@ def test_global_and_music_means_on_a_hand_made_table():
     predictions, counts = music_mean.predict(test)
     np.testing.assert_allclose(predictions, [[0.2, 0.6], [0.6, 0.6], [0.45, 0.5]])
     assert counts == {"fallback_items": 1.0}
+
+
+def test_ridge_probe_fits_pooled_notes_and_drops_columns_that_do_not_vary():
+    rng = np.random.default_rng(0)
+    loudness = rng.uniform(-1, 1, size=60)  # one segment-level quantity the label follows
+    # per segment: 5-12 notes x 3 columns: loudness + noise, pure noise, and a constant
+    notes = tuple(np.column_stack([v + 0.1 * rng.standard_normal(n), rng.standard_normal(n), np.ones(n)])
+                  for v, n in zip(loudness, rng.integers(5, 13, size=60)))
+    labels = np.column_stack([0.5 + 0.2 * loudness, np.full(60, 0.4)])
+    items = LabelledItems(tuple(f"s{i}" for i in range(60)), labels, np.zeros_like(labels),
+                          np.arange(60), notes)
+    probe = RidgeProbe(RidgeProbeConfig(alphas=[0.01, 1.0, 100.0]))
+    fit = probe.fit(items.subset(range(40)))
+    assert fit["columns"] + fit["columns_dropped"] == 6 and fit["columns_dropped"] == 2  # constant mean and std
+    predictions, _ = probe.predict(items.subset(range(40, 60)))
+    assert np.corrcoef(predictions[:, 0], labels[40:, 0])[0, 1] > 0.95
 
 
 def test_music_mean_on_performer_fold_0_reproduces_the_reference_figure(tmp_path):
