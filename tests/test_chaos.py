@@ -39,6 +39,7 @@ folds: [0]
 seeds: [0, 1]
 metrics: [val/r2]
 budget: {max_epochs: 1}
+reference_baselines: []
 """
 
 

@@ -33,8 +33,8 @@ from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
 from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
-from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, init_ray, results_folder, stop_cleanly_on_sigterm,
-                                    trial_dirname, trial_resources, unfinished_trials)
+from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, init_ray, results_folder, saved_tune_state,
+                                    stop_cleanly_on_sigterm, trial_dirname, trial_resources, unfinished_trials)
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 
 
@@ -142,7 +142,7 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
                                      _describe_trial(spec, {t.key: t for t in trials}, tracking_dir.name),
                                      options.print_fn)]
     param_space = {"trial": tune.grid_search([t.key for t in trials])}
-    if options.resume and (run_dir / "tuner.pkl").is_file():
+    if options.resume and saved_tune_state(run_dir):
         # tuner.pkl does not hold the param space: without it, a run killed before Tune
         # saved its first experiment state restores as one trial with an empty config
         tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, param_space=param_space,

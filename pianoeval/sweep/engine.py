@@ -361,7 +361,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     callbacks = [_progress_callback(space, num_samples, say), *options.callbacks,
                  *tracking_callbacks(loggers, f"sweeps/{space.name}", run_id, local_dir,
                                      _describe_trial(space, run_id), say)]
-    if options.resume and _is_local(run_path) and not (Path(run_path) / "tuner.pkl").is_file():
+    if options.resume and _is_local(run_path) and not saved_tune_state(Path(run_path)):
         # stopped before Tune saved its first state: no trial had finished, start it afresh
         say(f"[sweep] run {run_id} was stopped before its first trial finished: starting it again")
         options = replace(options, resume=False)
@@ -402,6 +402,12 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     best_file = local_dir / "best.yaml"
     result.best_config = load_yaml(best_file) if best_file.is_file() else None
     return result
+
+
+def saved_tune_state(run_dir: Path) -> bool:
+    """Whether Tune saved an experiment state to restore (a driver killed early leaves at
+    most its ``tuner.pkl``, and nothing to restore from)."""
+    return (run_dir / "tuner.pkl").is_file() and any(run_dir.glob("experiment_state-*.json"))
 
 
 def _study_storage(run_path: str):
