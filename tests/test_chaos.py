@@ -43,13 +43,14 @@ reference_baselines: []
 """
 
 
-def _wait_for(text: str, log: Path, timeout: float) -> None:
+def _wait_for(marker: Path, log: Path, timeout: float) -> None:
+    """Until the run exists (its record file is written: from then on it can be resumed)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if log.is_file() and text in log.read_text():
+        if marker.is_file():
             return
-        time.sleep(0.5)
-    raise AssertionError(f"{text!r} not seen in {timeout:.0f} s:\n{log.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"{marker} not written in {timeout:.0f} s:\n{log.read_text()}")
 
 
 def _finished(run_dir: Path, kind: str) -> dict[str, str]:
@@ -70,18 +71,20 @@ def test_interrupted_run_resumes_with_every_trial_once(kind, signum, seed, tmp_p
     env = {**os.environ, "PIANOEVAL_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     if kind == "sweep":
         cmd = [sys.executable, str(REPO_ROOT / "runners" / "sweep.py"), *TINY_SWEEP]
-        started, run_dir, expected = "[sweep] smoke:", results / "sweeps" / "smoke" / "chaos", 3
+        run_dir, expected = results / "sweeps" / "smoke" / "chaos", 3
+        marker = run_dir / "sweep.yaml"
     else:
         spec = tmp_path / "chaos_spec.yaml"
         spec.write_text(TINY_ABLATION)
         cmd = [sys.executable, str(REPO_ROOT / "runners" / "ablate.py"), str(spec), "--run-id", "chaos",
                "--max-concurrent", "1"]
-        started, run_dir, expected = "[ablate] chaos_spec:", results / "ablations" / "chaos_spec" / "chaos", 4
+        run_dir, expected = results / "ablations" / "chaos_spec" / "chaos", 4
+        marker = run_dir / "ablation.yaml"
     log = tmp_path / "first.log"
     with open(log, "w") as out:
         driver = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            _wait_for(started, log, timeout=300)
+            _wait_for(marker, log, timeout=300)
             time.sleep(random.Random(seed).uniform(0.0, 25.0))  # somewhere in the run
             if signum == signal.SIGKILL:
                 os.killpg(driver.pid, signal.SIGKILL)  # the driver and its Ray die, no clean-up
@@ -96,9 +99,10 @@ def test_interrupted_run_resumes_with_every_trial_once(kind, signum, seed, tmp_p
     assert "Traceback" not in first, first
     finished_before = _finished(run_dir, kind)
     resume = cmd + ["--resume"]
+    finished = "[sweep] results:" in first or "[ablate] comparison:" in first
     if signum == signal.SIGTERM:
-        if code == 0:  # the run ended before the signal arrived: a resume has nothing left to do
-            assert f"{expected}" in first or "done" in first
+        if finished:  # the run ended before the signal (which may then land in Ray's shutdown): nothing to resume
+            assert code in (0, -signal.SIGTERM), first
         else:
             assert code == 130, first
             printed = re.search(r"resume with: (.+)", first)
