@@ -33,7 +33,7 @@ from pianoeval.config import load_yaml
 from pianoeval.data.frames import FrameTable, write_frames
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
-from pianoeval.fusion.frames import ENCODE_BATCH, _encode_all, load_encoder_weights, symbolic_frames
+from pianoeval.fusion.frames import ENCODE_BATCH, _encode_all, checkpoint_labels, load_encoder_weights, symbolic_frames
 from pianoeval.models.fusion import SYMBOLIC_KINDS
 from pianoeval.models.registry import get_model, list_models
 
@@ -125,7 +125,7 @@ def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str],
     from pianoeval.audio.data import AudioBatch, stack_frames
     from pianoeval.audio.features import AudioItem, Frontend, build_mels
     from pianoeval.audio.hidden_cache import build_hidden
-    from pianoeval.data import LABEL_NAMES, load_percepiano
+    from pianoeval.data import load_percepiano
 
     spec = config.model_spec()
     source = spec.backbone_source()
@@ -146,7 +146,7 @@ def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str],
               else build_hidden(source, start, mels, keys, progress=progress, warn=warn, label="export"))
     if layer is not None:
         return FrameTable.from_arrays({k[0]: v for k, v in hidden.items()})
-    model = get_model(config.model_name).build(spec, 0, len(LABEL_NAMES))
+    model = get_model(config.model_name).build(spec, 0, checkpoint_labels(weights))  # heads as the run trained them
     load_encoder_weights(model, weights, config.model_name, "checkpoint", announce=warn)
     order = sorted(hidden, key=lambda k: hidden[k].shape[0])
     chunks = [order[i:i + ENCODE_BATCH] for i in range(0, len(order), ENCODE_BATCH)]
@@ -155,7 +155,7 @@ def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str],
         for chunk in chunks:
             frames, lengths = stack_frames([hidden[k] for k in chunk])
             n = len(chunk)
-            yield AudioBatch(labels=torch.zeros(n, len(LABEL_NAMES)), label_std=torch.zeros(n, len(LABEL_NAMES)),
+            yield AudioBatch(labels=torch.zeros(n, 1), label_std=torch.zeros(n, 1),  # unused by the encoder
                              group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
                              lengths=lengths, level=start), [k[0] for k in chunk]
 

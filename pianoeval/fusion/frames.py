@@ -101,7 +101,7 @@ def _input_keys(data) -> dict[str, Any]:
     return {"inputs": {key: value["sha256"] for key, value in files.items()}, "labels": data.labels}
 
 
-def _checkpoint_labels(path: Path | None) -> int:
+def checkpoint_labels(path: Path | None) -> int:
     """The label count of the run that wrote ``path`` (its resolved.yaml's data.labels), so
     its heads load; 19 without a checkpoint (the heads are not used for frames)."""
     resolved = path.parent / "resolved.yaml" if path is not None else None
@@ -169,7 +169,7 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
 
     def compute() -> FrameTable:
         module.setup()
-        model = get_model(encoder["name"]).build(spec, module.input_dim, _checkpoint_labels(ckpt))
+        model = get_model(encoder["name"]).build(spec, module.input_dim, checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, encoder["name"], "audio_checkpoint", announce=warn)
         tables = {**module.train_set.frames, **module.val_set.frames}
         keys = sorted(tables, key=lambda k: tables[k].shape[0])
@@ -232,7 +232,7 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
               "stores": [s.key for s in stores], "only": _subset_key(only)}
 
     def compute() -> FrameTable:
-        model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), _checkpoint_labels(ckpt))
+        model = entry.build(enc_config.model_spec(), input_dim_of(data_module.kind), checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, encoder["name"], "symbolic_checkpoint", announce=warn)
         zeros = (0.0,)  # labels are not read by the encoder
         arrays = {}
@@ -268,7 +268,7 @@ def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn,
     def compute() -> FrameTable:
         sets = percepiano(data.labels).note_datasets(data.split, data.fold, feature_set, data.pieces,
                                                      data.allow_piece_leakage)[:3]
-        model = entry.build(enc_config.model_spec(), sets[0].input_dim, _checkpoint_labels(ckpt))
+        model = entry.build(enc_config.model_spec(), sets[0].input_dim, checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, entry.name, "symbolic_checkpoint", announce=warn)
         arrays = {}
         for dataset in sets:
