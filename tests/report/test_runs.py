@@ -29,7 +29,9 @@ def test_wrong_folders_get_one_line_errors_with_the_fix(tmp_path):
     unfinished = tmp_path / "sweeps" / "smoke" / "20261122-042832"
     unfinished.mkdir(parents=True)
     (unfinished / "sweep.yaml").write_text("space: smoke\n")
-    with pytest.raises(ConfigError, match=r"runners/sweep.py --space smoke --resume --run-id 20261122-042832"):
+    # the run lives outside the default results folder: the hint names its --storage
+    with pytest.raises(ConfigError, match=rf"runners/sweep.py --space smoke --storage {tmp_path} --resume "
+                                          r"--run-id 20261122-042832"):
         run_kind(unfinished)
 
 
