@@ -169,6 +169,16 @@ class LabelDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
         self.input_dim = 0
 
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        cfg = self.config.data
+        self.train_set, self.val_set, self.test_set = percepiano_labels(cfg.labels).labelled_items(
+            cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
+        keep = _training_subset(self.config, len(self.train_set))
+        if keep is not None:
+            self.train_set = self.train_set.subset(keep)
+
 
 @lru_cache(maxsize=2)
 def _frames(path: str, sha256: str) -> LoadedFrames:
@@ -223,11 +233,50 @@ class FramesDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         cfg = self.config.data
-        self.train_set, self.val_set, self.test_set = percepiano_labels(cfg.labels).labelled_items(
-            cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
-        keep = _training_subset(self.config, len(self.train_set))
-        if keep is not None:
-            self.train_set = self.train_set.subset(keep)
+        data = percepiano_labels(cfg.labels)
+        self.frames = _frames(cfg.frames, content_hash(cfg.frames))
+        self.warn(self.frames.summary())
+        labels_file = cfg.labels if cfg.labels != DEFAULT_LABELS else str(data.root / LABEL_FILE)
+        have = match_keys(self.frames, data.by_id, labels_file, self.warn)
+        fold = data.fold(cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
+        parts = {name: [s for s in getattr(fold, name) if s in have] for name in ("train", "validation", "test")}
+        missing = {name: len(getattr(fold, name)) - len(ids) for name, ids in parts.items()}
+        if any(missing.values()):
+            self.warn("[frames] segments without frames skipped: " + ", ".join(
+                f"{name} {n} of {len(getattr(fold, name))}" for name, n in missing.items()))
+        train = parts["train"]
+        if cfg.max_train_segments is not None and cfg.max_train_segments < len(train):
+            keep = np.random.default_rng(self.config.seed).permutation(len(train))[: cfg.max_train_segments]
+            parts["train"] = [train[i] for i in sorted(keep)]
+        for name in ("train", "validation"):
+            if len(parts[name]) < 2:
+                raise ConfigError(f"data.frames: {cfg.frames} has frames for {len(parts[name])} {name} segments of "
+                                  f"{cfg.split} fold {cfg.fold}; at least 2 are needed")
+        self.train_set, self.val_set, self.test_set = (FramesDataset(self.frames, parts[name], data)
+                                                       for name in ("train", "validation", "test"))
+
+    @property
+    def input_dim(self) -> int:
+        self.setup()
+        return self.frames.width
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_set) / self.config.data.batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        cfg = self.config.data
+        if cfg.batch_sampler == "grouped":
+            sampler = GroupedBatchSampler(self.train_set.group, cfg.batch_size, cfg.group_size, self.config.seed)
+            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_frames)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, generator=generator,
+                          collate_fn=collate_frames)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_frames)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_frames)
 
 
 #: input_kind -> data module class.
@@ -254,6 +303,8 @@ def labelled_items(datamodule: L.LightningDataModule, stage: str) -> LabelledIte
                           label_std=dataset.label_std.numpy().astype(np.float64), group=dataset.group.numpy(),
                           notes=tuple(dataset.features[lo:hi].numpy() for lo, hi in bounds))
     return items if indices is None else items.subset(indices)
+
+
 def supported_tiers(model_name: str) -> tuple[str, ...]:
     from pianoeval.models.registry import get_model
 
