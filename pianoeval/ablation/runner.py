@@ -172,9 +172,6 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
         )
     with stop_cleanly_on_sigterm():
         results = tuner.fit()
-    if unfinished_trials(results, len(trials)):
-        # Tune saved its state; finished trials keep their folders and are not retrained on resume
-        raise RunInterrupted(run_dir.name)
     return results, spec.resources.model_copy(update=resources)
 
 
@@ -311,6 +308,9 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
         results, resources = train_trials(spec, trained, run_dir, options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
         raise RunInterrupted(run_dir.name) from None
+    if unfinished_trials(results, len(trained)):
+        # Tune saved its state; finished trials keep their folders and are not retrained on resume
+        raise RunInterrupted(run_dir.name)
     rows = collect_trained(results, {t.key: t for t in trained}, resources)
     ran = {(r["variant"], r["fold"], r["seed"]) for r in rows}
     for trial in trained:  # never expected; recorded rather than lost if Tune's state drops a trial
