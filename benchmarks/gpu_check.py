@@ -85,13 +85,33 @@ def model_overrides(name: str, size: str, backbone: str) -> dict:
                 "audio_encoder": {"name": "a1_lora", "backbone_path": backbone, "audio": AUDIO_DATA},
                 "symbolic_encoder": {"name": "s2_gnn", **HEADS_TINY, "hidden_size": 16, "num_heads": 2,
                                      "num_layers": 1}}
+    if entry.input_kind == "frames":
+        tiny_fields = {"width": 16, "heads": 2, "layers": 1} if "layers" in entry.config_cls.model_fields else {}
+        return {**HEADS_TINY, **tiny_fields} if tiny else {}
     raise ValueError(f"{name}: no check sizes for input kind {entry.input_kind!r}; add it to model_overrides")
 
 
-def check_config(name: str, size: str, backbone: str, device: str, **train) -> ExperimentConfig:
+def trainable_models() -> list[str]:
+    """Registered models that train by gradient steps (closed-form references have no step)."""
+    return [name for name in list_models() if get_model(name).fit != "closed_form"]
+
+
+def tiny_frames(path: Path) -> str:
+    """A frames file for the models on frames: a tiny random-init ``note_sa``'s readout frames
+    of about 150 real segments (whole music groups)."""
+    from pianoeval.fusion.export import export_frames
+
+    export_frames("note_sa", path, overrides={"model.hidden_size": 8, "model.num_heads": 2}, limit=150,
+                  progress=False, warn=lambda msg: None)
+    return str(path)
+
+
+def check_config(name: str, size: str, backbone: str, device: str, frames: str = "", **train) -> ExperimentConfig:
+    data = {"max_train_segments": BATCH, "batch_size": BATCH, "eval_batch_size": 16}
+    if "frames" in get_model(name).required_data:
+        data["frames"] = frames
     return ExperimentConfig.resolve({
-        "model": {"name": name, **model_overrides(name, size, backbone)},
-        "data": {"max_train_segments": BATCH, "batch_size": BATCH, "eval_batch_size": 16},
+        "model": {"name": name, **model_overrides(name, size, backbone)}, "data": data,
         "train": {"lr": 1e-3, "accelerator": device, **train}}, f"<gpu check {name} {size}>")
 
 
@@ -107,13 +127,14 @@ def _error(err: Exception) -> str:
     return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}" if str(err).strip() else type(err).__name__
 
 
-def model_rows(names: list[str], sizes: list[str], device: str, steps: int, backbone: str, say) -> list[dict]:
+def model_rows(names: list[str], sizes: list[str], device: str, steps: int, backbone: str, say,
+               frames: str = "") -> list[dict]:
     rows = []
     for name in names:
         for size in sizes:
             base = dict(model=name, size=size)
             try:
-                prepared = first_train_batch(check_config(name, size, backbone, device))
+                prepared = first_train_batch(check_config(name, size, backbone, device, frames))
             except Exception as err:  # noqa: BLE001 -- every failure is a row of the table
                 status = "not run (data)" if isinstance(err, DataError) else "FAILED"
                 rows.append({**base, "precision": "-", "deterministic": "-", "status": status, "detail": _error(err)})
@@ -121,7 +142,8 @@ def model_rows(names: list[str], sizes: list[str], device: str, steps: int, back
                 continue
             for precision in PRECISIONS:
                 for mode in DETERMINISM:
-                    config = check_config(name, size, backbone, device, precision=precision, deterministic=mode)
+                    config = check_config(name, size, backbone, device, frames, precision=precision,
+                                          deterministic=mode)
                     rows.append({**base, "precision": precision, "deterministic": str(mode).lower(),
                                  **_one_check(config, steps, prepared, repeat=mode is True)})
                     say(f"[gpu-check] {name} {size} {precision} deterministic={str(mode).lower()}: "
@@ -319,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     cuda = args.device == "cuda"
     steps = args.steps or (6 if cuda else 3)
-    names = args.models or list_models()
+    names = args.models or trainable_models()
     out = Path(args.out) if args.out else results_root() / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     rows, speed, sweep = [], [], None
@@ -327,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         backbone = tiny_backbone(Path(tmp) / "backbone")
         if "models" not in args.skip:
             sizes = args.sizes or (["tiny", "default"] if cuda else ["tiny"])
-            rows = model_rows(names, sizes, args.device, steps, backbone, say)
+            needs_frames = any("frames" in get_model(n).required_data for n in names)
+            frames = tiny_frames(Path(tmp) / "frames.pt") if needs_frames else ""
+            rows = model_rows(names, sizes, args.device, steps, backbone, say, frames)
         if "throughput" not in args.skip:  # the CPU dry check runs the same code on small batches
             speed = throughput_rows(args.device, "default" if cuda else "tiny", [8, 64] if cuda else [2, 4],
                                     12 if cuda else 2, say)

@@ -67,9 +67,11 @@ def _needs_earlier_output(argv: list[str]) -> bool:
     if any("<" in arg or "$" in arg for arg in argv):
         return True
     values = [value for flag, value in zip(argv, argv[1:]) if flag in ("--config", "--split", "--space")]
+    values += [value.split("=", 1)[1] for flag, value in zip(argv, argv[1:])  # e.g. --set data.frames=han.pt
+               if flag == "--set" and value.endswith((".pt", ".json", ".yaml"))]
     if len(argv) > 1 and not argv[1].startswith("-"):
         values.append(argv[1])  # ablate.py's spec
-    return any(value.startswith("my_") or (value.endswith((".json", ".yaml")) and not (REPO_ROOT / value).is_file())
+    return any(value.startswith("my_") or (value.endswith((".json", ".yaml", ".pt")) and not (REPO_ROOT / value).is_file())
                for value in values)
 
 

@@ -424,9 +424,12 @@ def _check_every_value(base: ExperimentConfig, fixed_model: dict[str, Any], para
                 try:
                     variants[name].with_overrides({p.key: value}, source)
                 except ConfigError as err:
+                    detail = str(err).split(": ", 2)[-1]
                     where = f" (model {name})" if len(names) > 1 else ""
-                    raise ConfigError(f"{source}: parameters.{p.key}: value {value!r}{where}: "
-                                      f"{str(err).split(': ', 2)[-1]}") from None
+                    what = "" if detail.startswith("unknown key") else f"value {value!r}"  # a typo, whatever the value
+                    context = f"{what}{where}".strip()
+                    raise ConfigError(f"{source}: parameters.{p.key}: " + (f"{context}: " if context else "")
+                                      + detail) from None
 
 
 def _parents_first(parameters: list[Parameter], source: str) -> list[Parameter]:

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
-from pianoeval.models.registry import get_model, list_models
+from pianoeval.models.registry import get_model
 from pianoeval.train import train_run
 from pianoeval.train.check import first_train_batch, repeated_batch_steps
 
@@ -123,7 +123,7 @@ def test_the_recorder_sees_an_op_without_a_deterministic_cuda_kernel():
 
 
 FAMILIES = defaultdict(list)
-for _name in list_models():
+for _name in gpu_check.trainable_models():
     FAMILIES[get_model(_name).config_cls.__name__].append(_name)
 
 
@@ -144,9 +144,10 @@ def _family_params():
 
 
 @pytest.mark.parametrize("family", _family_params())
-def test_every_family_trains_under_bf16_mixed_on_a_repeated_batch_without_cuda_nondeterministic_ops(family, backbone):
+def test_every_family_trains_under_bf16_mixed_on_a_repeated_batch_without_cuda_nondeterministic_ops(
+        family, backbone, exported_frames):
     for name in FAMILIES[family]:
-        check_config = gpu_check.check_config(name, "tiny", backbone, "cpu", precision="bf16-mixed")
+        check_config = gpu_check.check_config(name, "tiny", backbone, "cpu", exported_frames, precision="bf16-mixed")
         with CudaNondeterminism() as recorder:
             check = repeated_batch_steps(check_config, steps=4, prepared=first_train_batch(check_config))
         assert check.finite and check.losses[-1] < check.losses[0], (name, check.losses)
