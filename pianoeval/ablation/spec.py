@@ -22,9 +22,9 @@ An ablation is a diff over a named baseline, never a copy::
     reference_baselines: [global_mean, music_mean]   # the default; [] for none
 
 Reference baselines are closed-form predictors (registry ``fit: closed_form``) fitted on
-every fold and seed of the trial set, on the baseline variant's split with no other
-setting of it (only ``data.max_train_segments`` follows, so a smoke run's references see
-the same training subset); they take seconds, run in the driver after the trained trials, and
+every fold and seed of the trial set, on the baseline variant's data (its split or folds
+file, label set, pieces map and ``data.max_train_segments``, so a smoke run's references see
+the same training subset), with no other setting of it; they take seconds, run in the driver after the trained trials, and
 are reference rows of the comparison tables, never competitors in the paired tests.
 
 Every variant is resolved at load time (unknown keys, unknown models, bad values are
@@ -253,7 +253,8 @@ def _resolve_references(names: list[str], base: ExperimentConfig, taken: set[str
         if name in taken:
             raise ConfigError(f"{where}: {name} is also a variant of this ablation; drop it from one of the two "
                               "(reference_baselines: [] turns the references off)")
-        data = {"split": base.data.split, "max_train_segments": base.data.max_train_segments}
+        data = {key: getattr(base.data, key)  # the same segments, folds and targets as the baseline variant
+                for key in ("split", "labels", "pieces", "allow_piece_leakage", "max_train_segments")}
         references[name] = ExperimentConfig.resolve({"model": {"name": name}, "data": data, "seed": base.seed}, where)
     return references
 
