@@ -126,9 +126,9 @@ def test_a_tiny_sweep_writes_tensorboard_mlflow_and_wandb_runs_that_match_histor
 def test_an_ablation_names_trial_folders_by_variant_and_logs_its_final_evaluation_apart(ray_session, tmp_path):
     args = argparse.Namespace(name="han_incremental", dry_run=False, no_estimate=True, resume=False, run_id="test",
                               address=None, storage=str(tmp_path), num_cpus=None, max_concurrent=None, only=["han"],
-                              until=None, logger=["mlflow"], set=["budget.max_epochs=1", "folds=[0]", "seeds=[0]",
-                                                                  "data.max_train_segments=40", "model.hidden_size=16",
-                                                                  "data.eval_batch_size=64"])
+                              until=None, logger=["mlflow"], max_failures=2, connect_timeout=30.0,
+                              set=["budget.max_epochs=1", "folds=[0]", "seeds=[0]", "data.max_train_segments=40",
+                                   "model.hidden_size=16", "data.eval_batch_size=64", "reference_baselines=[]"])
     assert main(args) == 0
     run_dir = tmp_path / "ablations" / "han_incremental" / "test"
     trials = pd.read_parquet(run_dir / "trials.parquet").set_index("variant")
