@@ -61,10 +61,11 @@ def test_frames_that_cover_too_few_segments_of_the_fold_are_refused(exported_fra
 
 def test_the_probe_vs_transformer_ablation_runs_on_exported_frames(ray_session, exported_frames, tmp_path):
     sets = ["budget.max_epochs=1", "folds=[0]", "seeds=[0]", "model.z_dim=16", "model.head_hidden=16",
-            "model.pool_heads=2", f"data.frames={exported_frames}", "data.eval_batch_size=64"]
+            "model.pool_heads=2", f"data.frames={exported_frames}", "data.eval_batch_size=64", "reference_baselines=[]"]
     args = argparse.Namespace(name="frames_probe_vs_transformer", dry_run=False, no_estimate=True, resume=False,
                               run_id="test", address=None, storage=str(tmp_path), num_cpus=None, max_concurrent=None,
-                              only=["transformer_k1"], set=sets + ["model.width=16", "model.heads=2"], until=None)
+                              only=["transformer_k1"], set=sets + ["model.width=16", "model.heads=2"], until=None,
+                              max_failures=2, connect_timeout=30.0, logger=None)
     with pytest.raises(ConfigError, match="width"):  # the probe has no width: --set applies to every variant
         ablate(args)
     args.set = sets
