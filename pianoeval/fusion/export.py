@@ -33,7 +33,7 @@ from pianoeval.config import load_yaml
 from pianoeval.data.frames import FrameTable, write_frames
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
-from pianoeval.fusion.frames import ENCODE_BATCH, _encode_all, checkpoint_labels, load_encoder_weights, symbolic_frames
+from pianoeval.fusion.frames import checkpoint_labels, encode_hidden, load_encoder_weights, symbolic_frames
 from pianoeval.models.fusion import SYMBOLIC_KINDS
 from pianoeval.models.registry import get_model, list_models
 
@@ -122,7 +122,6 @@ def select_segments(segments, limit: int | None, keys: list[str] | None) -> list
 
 def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str], layer: int | None,
                  progress, warn) -> FrameTable:
-    from pianoeval.audio.data import AudioBatch, stack_frames
     from pianoeval.audio.features import AudioItem, Frontend, build_mels
     from pianoeval.audio.hidden_cache import build_hidden
     from pianoeval.data import load_percepiano
@@ -148,18 +147,7 @@ def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str],
         return FrameTable.from_arrays({k[0]: v for k, v in hidden.items()})
     model = get_model(config.model_name).build(spec, 0, checkpoint_labels(weights))  # heads as the run trained them
     load_encoder_weights(model, weights, config.model_name, "checkpoint", announce=warn)
-    order = sorted(hidden, key=lambda k: hidden[k].shape[0])
-    chunks = [order[i:i + ENCODE_BATCH] for i in range(0, len(order), ENCODE_BATCH)]
-
-    def batches():
-        for chunk in chunks:
-            frames, lengths = stack_frames([hidden[k] for k in chunk])
-            n = len(chunk)
-            yield AudioBatch(labels=torch.zeros(n, 1), label_std=torch.zeros(n, 1),  # unused by the encoder
-                             group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
-                             lengths=lengths, level=start), [k[0] for k in chunk]
-
-    return FrameTable.from_arrays(_encode_all(model, batches(), len(chunks), progress, "audio"))
+    return FrameTable.from_arrays(encode_hidden(model, hidden, start, progress, name=lambda key: key[0]))
 
 
 def export_frames(model: str, out: Path, checkpoint: str | None = None, overrides: Mapping[str, Any] | None = None,

@@ -143,13 +143,32 @@ def _encode_all(model, batches, total: int, progress: bool | None, label: str) -
 
 
 # --- audio ----------------------------------------------------------------------------
+def encode_hidden(model, hidden: dict[tuple, Any], level: int, progress, name=lambda key: key) -> dict:
+    """An audio encoder's frames of backbone hidden states ``{(segment id, ...): [T, D]}`` at
+    ``level``, in batches of similar length; keyed by ``name(key)``."""
+    from pianoeval.audio.data import AudioBatch, stack_frames
+
+    order = sorted(hidden, key=lambda k: hidden[k].shape[0])
+    chunks = [order[i:i + ENCODE_BATCH] for i in range(0, len(order), ENCODE_BATCH)]
+
+    def batches():
+        for chunk in chunks:
+            frames, lengths = stack_frames([hidden[k] for k in chunk])
+            n = len(chunk)
+            yield AudioBatch(labels=torch.zeros(n, 1), label_std=torch.zeros(n, 1),  # unused by the encoder
+                             group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
+                             lengths=lengths, level=level), [name(k) for k in chunk]
+
+    return _encode_all(model, batches(), len(chunks), progress, "audio")
+
+
 def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, views: int, progress=None,
                  warn=print) -> tuple[FrameTable, Any]:
     """Audio frames keyed ``(segment id, soundfont, view)`` for the fold of ``experiment``
     (training segments in every training soundfont, validation / test in the evaluation
     soundfont; view 0 = clean, 1..``views`` = augmented), and the encoder's ``audio`` block
     (soundfonts, evaluation soundfont, robustness views) that the fusion batches follow."""
-    from pianoeval.audio.data import AudioBatch, AudioDataModule, stack_frames
+    from pianoeval.audio.data import AudioDataModule
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.models.registry import get_model
 
@@ -172,18 +191,7 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
         model = get_model(encoder["name"]).build(spec, module.input_dim, checkpoint_labels(ckpt))
         load_encoder_weights(model, ckpt, encoder["name"], "audio_checkpoint", announce=warn)
         tables = {**module.train_set.frames, **module.val_set.frames}
-        keys = sorted(tables, key=lambda k: tables[k].shape[0])
-        chunks = [keys[i:i + ENCODE_BATCH] for i in range(0, len(keys), ENCODE_BATCH)]
-
-        def batches():
-            for chunk in chunks:
-                frames, lengths = stack_frames([tables[k] for k in chunk])
-                n = len(chunk)
-                yield AudioBatch(labels=torch.zeros(n, 1), label_std=torch.zeros(n, 1),  # unused by the encoder
-                                 group=torch.full((n,), -1), segment_ids=[k[0] for k in chunk], frames=frames,
-                                 lengths=lengths, level=module.layer), chunk
-
-        return FrameTable.from_arrays(_encode_all(model, batches(), len(chunks), progress, "audio"))
+        return FrameTable.from_arrays(encode_hidden(model, tables, module.layer, progress))
 
     return cached_table("audio", encoder["name"], fields, compute, warn), spec.audio
 
