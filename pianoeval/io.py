@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -9,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from pianoeval.errors import ConfigError
+from pianoeval.errors import ConfigError, DataError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -142,3 +143,22 @@ def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: the file is not a readable table
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: not a readable parquet table ({reason}){'; ' + fix if fix else ''}") from None
+
+
+def read_user_text(path: str | Path) -> str:
+    """A user's input file as text: UTF-8, else one line naming the file (a DataError)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}, line {line}); save the file as UTF-8") from None
+
+
+def read_user_json(path: str | Path):
+    """A user's JSON input file (labels, folds, pieces): UTF-8 and valid, else one line naming it."""
+    try:
+        return json.loads(read_user_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None

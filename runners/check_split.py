@@ -9,10 +9,9 @@ A folds file is ``[{"train": [keys], "val": [keys], "test"?: [keys]}, ...]`` or
 file names, or the piece that lists the key in --pieces ``{piece: [keys]}`` (docs/data.md).
 """
 
-import argparse
 import sys
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, run_cli
 from pianoeval.errors import ConfigError
 
 
@@ -29,7 +28,7 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("folds", nargs="?", help="the folds JSON to audit")
     parser.add_argument("--pieces", help="a {piece: [keys]} JSON (default: pieces from PercePiano's file names)")
     parser.add_argument("--labels", help="label set for the label means: a labels JSON, a taxonomy, "

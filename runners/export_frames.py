@@ -10,10 +10,9 @@ The file is a torch.save dict {segment key: float16 tensor [T, D]}; train on it 
 data.frames (docs/frames.md), e.g. python runners/train.py --model frames_probe --set data.frames=frames.pt
 """
 
-import argparse
 import sys
 
-from pianoeval.cli import run_cli
+from pianoeval.cli import Parser, non_negative_int, positive_int, run_cli
 from pianoeval.config import parse_set
 
 
@@ -28,15 +27,15 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--model", required=True, help="a registered encoder (HAN family, s1_remi, s2_gnn, s2h_hetero, "
                                                   "s3_continuous, a1_lora, a2_staged, a3_unfreeze)")
     p.add_argument("--out", required=True, help="the frames file to write (.pt)")
     p.add_argument("--checkpoint", metavar="RUN", help="a training run's folder (its model.pt and resolved.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the encoder's config, e.g. "
                                                                       "model.hidden_size=64, data.fold=1")
-    p.add_argument("--layer", type=int, help="audio models: export backbone hidden state LAYER (0 = log-mel)")
-    p.add_argument("--limit", type=int, metavar="N",
+    p.add_argument("--layer", type=non_negative_int, help="audio models: export backbone hidden state LAYER (0 = log-mel)")
+    p.add_argument("--limit", type=positive_int, metavar="N",
                    help="only about N segments: whole music groups (all performances of a score segment)")
     p.add_argument("--keys", help="only these segment keys (comma-separated)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one on a terminal)")

@@ -92,6 +92,7 @@ def specs(tmp_path_factory) -> Path:
     (folder / "space_latin1.yaml").write_bytes(b"description: caf\xe9 sweep\nextends: smoke\n")
     (folder / "ablation_latin1.yaml").write_bytes(b"description: \xff\xfe\n" + ablation.encode())
     (folder / "config_latin1.yaml").write_bytes(b"model: {name: note_voice}\n# \xe9\n")
+    (folder / "folds_latin1.json").write_bytes(b'[{"train": ["caf\xe9"], "val": []}]')
     (folder / "truncated").mkdir()
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
@@ -174,6 +175,11 @@ CASES = {
     "staged_stage_name_path": ("ablate.py", ["{specs}/staged_stage_path.yaml", "--dry-run"], "../escape"),
     "train_boolean_seed": ("train.py", ["--config", "{specs}/config_boolean_seed.yaml"], "seed"),
     "train_set_fold_out_of_range": ("train.py", ["--model", "note_voice", "--set", "data.fold=9"], "data.fold"),
+    "export_limit_negative": ("export_frames.py", ["--model", "han", "--limit", "-3", "--out", "{specs}/f.pt"], "--limit"),
+    "check_split_latin1": ("check_split.py", ["{specs}/folds_latin1.json"], "not UTF-8"),
+    "check_split_bad_write": ("check_split.py", ["--write", "nope", "--out", "{specs}/x.json"], "--write"),
+    "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
+                           "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),
 }
 
@@ -208,7 +214,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(case, results, specs, 
 def test_there_are_at_least_40_cases_over_every_runner():
     assert len(CASES) >= 40
     runners = {p.name for p in (REPO_ROOT / "runners").glob("*.py")} - {"demo.py"}
-    assert runners <= {script for script, _, _ in CASES.values()} | {"export_frames.py", "check_split.py"}
+    assert runners <= {script for script, _, _ in CASES.values()}
 
 
 @pytest.mark.parametrize("variable,value,runner,args", [

@@ -27,13 +27,13 @@ is the per-fold table of ``runners/check_split.py``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pianoeval.data.percepiano import Segment, parse_stem
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES, make_fold
 from pianoeval.errors import ConfigError, DataError
+from pianoeval.io import read_user_json
 
 SIDES = ("train", "val", "test")
 _FIRST = 3
@@ -86,10 +86,7 @@ def read_fold_file(path: str | Path) -> FoldFile:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: folds file not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    raw = read_user_json(path)
     shared = None
     if isinstance(raw, dict):
         unknown = sorted(set(raw) - {"folds", "test", "description"})
@@ -113,10 +110,7 @@ def read_pieces(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: pieces file not found")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    raw = read_user_json(path)
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping {{piece: [keys...]}}, got {type(raw).__name__}")
     piece_of: dict[str, str] = {}

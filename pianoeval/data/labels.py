@@ -19,7 +19,6 @@ file, the key and the dimension.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -30,6 +29,7 @@ import yaml
 
 from pianoeval.data.percepiano import LABEL_NAMES, Segment
 from pianoeval.errors import ConfigError, DataError
+from pianoeval.io import read_user_json, read_user_text
 
 DEFAULT_LABELS = "percepiano19"
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomies"
@@ -81,10 +81,7 @@ def _number(value, path: Path, key: str, dim: str) -> float:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return read_user_json(path)
 
 
 def _dimension_list(value, path: Path) -> tuple[str, ...]:
@@ -131,7 +128,7 @@ def read_label_file(path: Path) -> tuple[tuple[str, ...], dict[str, tuple[float,
 def read_taxonomy(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     """``(composite names, weights [N, 19])`` of a taxonomy YAML file."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_user_text(path))
     except yaml.YAMLError as err:
         raise DataError(f"{path}: malformed YAML: {str(err).splitlines()[0]}") from None
     table = raw.get("dimensions") if isinstance(raw, dict) else None
