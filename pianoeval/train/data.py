@@ -104,6 +104,17 @@ class GroupedBatchSampler(Sampler[list[int]]):
         return len(self._batches())
 
 
+def training_loader(dataset, groups: np.ndarray, config: ExperimentConfig, collate) -> DataLoader:
+    """The training DataLoader of ``data.batch_sampler``: seeded shuffled batches (``random``),
+    or batches of same-music groups (``grouped``; ``groups`` is each item's music id)."""
+    cfg = config.data
+    if cfg.batch_sampler == "grouped":
+        sampler = GroupedBatchSampler(groups, cfg.batch_size, cfg.group_size, config.seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    generator = torch.Generator().manual_seed(config.seed)
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator, collate_fn=collate)
+
+
 class NoteDataModule(L.LightningDataModule):
     """PercePiano note features for one (split, fold, feature set)."""
 
@@ -138,13 +149,7 @@ class NoteDataModule(L.LightningDataModule):
         return self.train_set.group.numpy()
 
     def train_dataloader(self) -> DataLoader:
-        cfg = self.config.data
-        if cfg.batch_sampler == "grouped":
-            sampler = GroupedBatchSampler(self._train_groups(), cfg.batch_size, cfg.group_size, self.config.seed)
-            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_notes)
-        generator = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, generator=generator,
-                          collate_fn=collate_notes)
+        return training_loader(self.train_set, self._train_groups(), self.config, collate_notes)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_notes)
@@ -264,13 +269,7 @@ class FramesDataModule(L.LightningDataModule):
         return math.ceil(len(self.train_set) / self.config.data.batch_size)
 
     def train_dataloader(self) -> DataLoader:
-        cfg = self.config.data
-        if cfg.batch_sampler == "grouped":
-            sampler = GroupedBatchSampler(self.train_set.group, cfg.batch_size, cfg.group_size, self.config.seed)
-            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_frames)
-        generator = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(self.train_set, batch_size=cfg.batch_size, shuffle=True, generator=generator,
-                          collate_fn=collate_frames)
+        return training_loader(self.train_set, self.train_set.group, self.config, collate_frames)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.config.data.eval_batch_size, collate_fn=collate_frames)
