@@ -3,6 +3,8 @@
     python runners/sweep.py --space smoke                  # a few minutes on a laptop
     python runners/sweep.py --space han --num-samples 64 --address auto --storage s3://bucket/pianoeval
     python runners/sweep.py --space han --resume           # continue the latest run after a crash
+    python runners/sweep.py --space han --resume --num-samples 64   # extend a finished 32-trial run by 32
+    python runners/sweep.py --space han --set "budget.folds=[0,1,2,3]" --confirm 3   # cross-validated, confirmed
     python runners/sweep.py --space han --dry-run --set budget.max_epochs=5
     python runners/sweep.py --space smoke --logger mlflow --logger wandb   # also to MLflow and W&B
 """
@@ -17,6 +19,9 @@ if __name__ == "__main__":
     p = Parser(description=__doc__)
     p.add_argument("--space", required=True, help="a search_spaces/<name>.yaml name (or a path to a space file)")
     p.add_argument("--num-samples", type=positive_int, help="trials to sample (default: the space's budget.num_samples)")
+    p.add_argument("--confirm", type=positive_int, metavar="K",
+                   help="after the search, retrain the top K configs on every fold with a fresh seed; the summary shows "
+                        "search vs confirmed scores and best.yaml becomes the confirmed winner")
     p.add_argument("--max-failures", type=non_negative_int, default=2,
                    help="retries of a crashed trial from its last checkpoint (default 2; 0: a failure is final)")
     p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: as many as resources allow)")

@@ -144,7 +144,7 @@ class AblationSpec:
         keep_eval = {n: v for n, v in self.eval_only.items() if n in names}
         keep = {n for n in names if n in self.variants} | {self.baseline} | {src for src, _ in keep_eval.values()}
         variants = {n: c for n, c in self.variants.items() if n in keep}
-        return _with_trials(replace(self, variants=variants, eval_only=keep_eval))
+        return with_trials(replace(self, variants=variants, eval_only=keep_eval))
 
 
 def available_ablations() -> list[str]:
@@ -218,7 +218,7 @@ def _copy(value):
     return value
 
 
-def _with_trials(spec: AblationSpec) -> AblationSpec:
+def with_trials(spec: AblationSpec) -> AblationSpec:
     from dataclasses import replace
 
     trials = []
@@ -316,4 +316,4 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     resolved = AblationSpec(path.stem, path, spec.description, variants, eval_only, spec.baseline,
                             tuple(spec.folds), tuple(spec.seeds), tuple(spec.metrics), spec.budget,
                             spec.resources, source, references=references)
-    return _with_trials(resolved)
+    return with_trials(resolved)

@@ -39,7 +39,7 @@ import pandas as pd
 import pydantic
 
 from pianoeval.ablation.rules import RULES, Decision
-from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, _with_trials
+from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
 from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, unflatten, validate
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
@@ -138,7 +138,7 @@ class StagedSpec:
         spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
                             names[0], tuple(stage_spec.folds), seeds, self.metrics, stage_spec.budget,
                             self.resources, self.source)
-        return _with_trials(spec)
+        return with_trials(spec)
 
 
 def _merge(a: dict, b: dict) -> dict:

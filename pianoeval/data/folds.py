@@ -105,6 +105,11 @@ def fold_count(path: str | Path) -> int:
     return len(read_fold_file(path).folds)
 
 
+def folds_of_split(split: str) -> int:
+    """How many folds ``data.split`` has: 4 for the built-in splits, a folds file's length."""
+    return NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
+
+
 def read_pieces(path: str | Path) -> dict[str, str]:
     """``{key: piece}`` from a ``{piece: [keys...]}`` JSON; a key in two pieces is an error."""
     path = Path(path)

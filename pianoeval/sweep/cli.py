@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from pianoeval.config import parse_set
+from pianoeval.errors import ConfigError
 from pianoeval.sweep.engine import SweepOptions, run_sweep
 from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
 from pianoeval.sweep.tracking import parse_loggers
@@ -19,7 +20,10 @@ def describe(space, num_samples: int) -> str:
              f"sampler: {space.sampler.name} (seed {space.sampler.seed}); "
              f"{grid_size(space) if space.sampler.name == 'grid' else num_samples} trials",
              f"budget: ASHA over {space.budget.max_epochs} epochs, grace {space.budget.grace_period}, "
-             f"reduction factor {space.budget.reduction_factor:g}",
+             f"reduction factor {space.budget.reduction_factor:g}"
+             + (f"; {len(space.folds)} folds per trial {list(space.folds)}, fold pruning "
+                + (f"at a gap of {space.budget.fold_max_gap:g}" if space.budget.fold_max_gap is not None else "off")
+                if space.cross_validated else f"; fold {space.folds[0]}"),
              f"resources per trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
              + (f" ({space.resources.packing()})" if space.resources.gpu else ""),
              "parameters:"]
@@ -41,8 +45,14 @@ def main(args) -> int:
     parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     space = load_space(args.space, parse_set(args.set or []))
     num_samples = args.num_samples or space.budget.num_samples
+    confirm = getattr(args, "confirm", None)
+    if confirm and not args.resume and confirm > (grid_size(space) if space.sampler.name == "grid" else num_samples):
+        raise ConfigError(f"--confirm {confirm}: more than the {num_samples} trials this sweep samples; "
+                          f"ask for at most {num_samples}")
     if args.dry_run:
         print(describe(space, num_samples))
+        if confirm:
+            print(f"then --confirm {confirm}: the top {confirm} configs retrained on every fold with a fresh seed")
         return 0
     options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                            max_failures=args.max_failures, address=args.address,
@@ -56,12 +66,25 @@ def main(args) -> int:
     print(f"[sweep] done in {result.wall_seconds / 60:.1f} min: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if result.best_config:
         prov = result.best_config.get("provenance", {})
-        print(f"[sweep] best trial {prov.get('trial_id')}: {space.metric} = {prov.get('value'):.4f} "
-              f"at epoch {prov.get('best_epoch')}")
+        where = (f"mean over folds {prov.get('folds')} (sd {prov.get('sd'):.4f})" if space.cross_validated
+                 else f"at epoch {prov.get('best_epoch')}")
+        print(f"[sweep] best trial {prov.get('trial_id')}: {space.metric} = {prov.get('value'):.4f} {where}")
         # a conditional parameter the best trial did not sample is a missing (NaN) cell: leave it out
         sampled = {k[len('config/'):]: v for k, v in trials.iloc[0].items()
                    if k.startswith("config/") and not (isinstance(v, float) and v != v)}
         print("[sweep] best config: " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
+    if confirm:
+        # lazy: the ablation engine (pandas, torch data) loads only when a confirmation runs
+        from pianoeval.ablation.runner import AblationOptions
+        from pianoeval.sweep.confirm import run_confirmation
+
+        table = run_confirmation(space, result.run_dir, confirm, AblationOptions(
+            address=args.address, storage=args.storage, num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
+            max_failures=args.max_failures, connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ())))
+        top = table.iloc[0]
+        print(f"[sweep] confirmed best: trial {top['trial_id']} (search rank {top['search_rank']}): {space.metric} "
+              f"{top['confirmed']:.4f} +- {top['confirmed_sd']:.4f} over {top['folds']} folds "
+              f"(search score {top['search']:.4f}; optimism {top['search'] - top['confirmed']:+.4f})")
     print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md)")
     print(f"[sweep] report: python runners/report.py {result.run_dir}")
     return 0

@@ -95,11 +95,12 @@ class SweepResult:
     notes: list[str] = field(default_factory=list)
 
 
-def sampler_for(space: SearchSpace):
-    """The Optuna sampler named by the space, seeded."""
+def sampler_for(space: SearchSpace, seed: int | None = None):
+    """The Optuna sampler named by the space, seeded (``seed``: another seed, for an
+    extension, so that it does not draw the first part's values again)."""
     import optuna
 
-    name, seed = space.sampler.name, space.sampler.seed
+    name, seed = space.sampler.name, space.sampler.seed if seed is None else seed
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
@@ -263,7 +264,9 @@ def trial_resources(cpu: float, gpu: float, say=print) -> dict[str, float]:
 
 
 def _progress_callback(space: SearchSpace, total: int, print_fn):
-    from ray import tune
+    from ray import tune  # lazy: see _fit_sweep
+
+    from pianoeval.sweep.crossval import FOLD_EPOCHS, FOLDS_DONE  # lazy: imports Ray's schedulers
 
     metric, mode = space.metric, space.mode
 
@@ -278,16 +281,25 @@ def _progress_callback(space: SearchSpace, total: int, print_fn):
             self.done += 1
             result = trial.last_result or {}
             value = result.get(metric, math.nan)
-            if isinstance(value, float) and math.isfinite(value):
-                better = self.best is None or (value > self.best if mode == "max" else value < self.best)
-                self.best = value if better else self.best
+            metric_label, counts = metric, True
             epochs = result.get("training_iteration", 0)
-            if (status == "completed" and epochs < space.budget.max_epochs and not result.get("early_stopped")
+            if space.cross_validated:
+                done = int(result.get(FOLDS_DONE, 0))
+                epochs = int(result.get(FOLD_EPOCHS, result.get("epoch", 0)))
+                counts = done == len(space.folds)  # only a trial over every fold can be the best
+                if status == "completed" and not counts:
+                    status = (f"pruned after {done} of {len(space.folds)} folds" if done else
+                              f"pruned at epoch {result.get('epoch', 0)} of its first fold")
+                metric_label = f"{metric} (mean of {done} folds)" if done else f"{metric} (first fold)"
+            elif (status == "completed" and epochs < space.budget.max_epochs and not result.get("early_stopped")
                     and not result.get("closed_form")):
                 status = f"pruned at epoch {epochs}"
+            if counts and isinstance(value, float) and math.isfinite(value):
+                better = self.best is None or (value > self.best if mode == "max" else value < self.best)
+                self.best = value if better else self.best
             params = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in trial.config.items())
             best = f"{self.best:.4f}" if self.best is not None else "n/a"
-            print_fn(f"[sweep] trial {self.done}/{total} {trial.trial_id} {status}: {metric}={value:.4f} "
+            print_fn(f"[sweep] trial {self.done}/{total} {trial.trial_id} {status}: {metric_label}={value:.4f} "
                      f"(best {best}) after {epochs} epochs, {result.get('time_total_s', 0):.0f}s | {params}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -304,8 +316,8 @@ def _short(value) -> str:
 
 
 def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepResult:
-    """Run (or resume) a sweep of ``space``; see the module docstring."""
-    from pianoeval.sweep.tracking import parse_loggers  # imports Ray's logger callbacks
+    """Run (or resume, or extend) a sweep of ``space``; see the module docstring."""
+    from pianoeval.sweep.tracking import parse_loggers  # lazy: imports Ray's logger callbacks
 
     options = options or SweepOptions()
     loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
@@ -313,24 +325,77 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}",
                         remote=not _is_local(space_root))
     run_path = f"{space_root}/{run_id}"
-    num_samples = options.num_samples or space.budget.num_samples
+    planned = planned_parts(Path(run_path)) if options.resume and _is_local(run_path) else []
+    num_samples = options.num_samples or (sum(n for _, n in planned) if planned else space.budget.num_samples)
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
+    if planned:
+        check_extension(space, Path(run_path), run_id, planned, options.num_samples)
 
     try:
-        return _fit_sweep(space, options, run_id, run_path, space_root, num_samples, loggers)
+        return _fit_sweep(space, options, run_id, run_path, space_root, num_samples, loggers, planned)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
         if _is_local(run_path) and not (Path(run_path) / "sweep.yaml").is_file():
             raise  # stopped before the run existed: nothing to resume
         raise RunInterrupted(run_id) from None
 
 
+EXTENSION_PREFIX = "extend-"
+
+
+def planned_parts(run_dir: Path) -> list[tuple[str, int]]:
+    """The Tune experiments of a run and the trials each was asked for: the first one
+    (``""``, the run folder itself) and its extensions (``extend-<n>/``), from sweep.yaml."""
+    record = run_dir / "sweep.yaml"
+    if not record.is_file():
+        return []
+    recorded = load_yaml(record)
+    parts = recorded.get("parts") or [{"name": "", "num_samples": recorded.get("num_samples", 0)}]
+    return [(str(p["name"]), int(p["num_samples"])) for p in parts]
+
+
+def check_extension(space: SearchSpace, run_dir: Path, run_id: str, planned: list[tuple[str, int]],
+                    num_samples: int | None) -> None:
+    """Bad extensions, before anything runs: fewer trials than the run already has, a grid
+    (complete already), and an Optuna journal that belongs to another sweep."""
+    have = sum(n for _, n in planned)
+    if num_samples is not None and num_samples < have:
+        raise ConfigError(f"--num-samples {num_samples}: run {run_id} already has {have} trials; to extend it ask "
+                          f"for more than {have} (e.g. --num-samples {2 * have}), or leave --num-samples out to "
+                          "resume it as it is")
+    if num_samples is not None and num_samples > have and space.sampler.name == "grid":
+        raise ConfigError(f"--num-samples {num_samples}: run {run_id} is a grid sweep, which already covers every "
+                          f"grid point ({have}); widen the grid in a new run instead")
+    journal = run_dir / OPTUNA_JOURNAL
+    if journal.is_file():
+        import optuna  # lazy: Optuna loads only when a run is resumed
+
+        storage = _study_storage(str(run_dir))
+        names = optuna.study.get_all_study_names(storage)
+        wanted = study_name(space, run_id)
+        if names and wanted not in names:
+            raise ConfigError(f"{journal}: holds the Optuna study {', '.join(map(repr, names))}, not {wanted!r}: it "
+                              "belongs to another sweep; move it out of the run folder or resume the run it came from")
+        keys = {p.key for p in space.parameters}
+        if names:
+            sampled = {k for t in optuna.load_study(study_name=wanted, storage=storage).trials for k in t.params}
+            if sampled - keys:
+                raise ConfigError(f"{journal}: its trials sampled {sorted(sampled - keys)[0]!r}, which space "
+                                  f"{space.name} does not have: the journal belongs to another space; resume with "
+                                  "the space the run was started with")
+
+
+def study_name(space: SearchSpace, run_id: str) -> str:
+    return f"{space.name}/{run_id}"
+
+
 def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path: str, space_root: str,
-               num_samples: int, loggers) -> SweepResult:
+               num_samples: int, loggers, planned: list[tuple[str, int]]) -> SweepResult:
+    # lazy: Ray Tune, Optuna and the trainable (Lightning) load only when a sweep runs
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from pianoeval.sweep.crossval import ASHA_EPOCH, FoldPruner, finished_trials
     from pianoeval.sweep.results import write_results
     from pianoeval.sweep.tracking import tracking_callbacks
     from pianoeval.sweep.trainable import run_trial
@@ -344,14 +409,16 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
             say(line)
     if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
         Path(run_path).mkdir(parents=True, exist_ok=True)
-        _write_sweep_file(space, run_path, num_samples, options)
+        _write_sweep_file(space, run_path, [("", num_samples)], options)
     threads = max(1, int(space.resources.cpu))
     resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
     if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
         space = replace(space, resources=space.resources.model_copy(update={"gpu": resources["gpu"]}))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=space.base.to_dict(), threads=threads,
-                             evaluate_test=options.evaluate_test, fixed_model=space.fixed_model),
+                             evaluate_test=options.evaluate_test, fixed_model=space.fixed_model,
+                             folds=space.folds, order_seed=space.sampler.seed,
+                             metrics=(space.metric, *space.record)),
         resources,
     )
     if _is_local(run_path):
@@ -365,43 +432,85 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         # stopped before Tune saved its first state: no trial had finished, start it afresh
         say(f"[sweep] run {run_id} was stopped before its first trial finished: starting it again")
         options = replace(options, resume=False)
-    if options.resume:
-        say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
-        tuner = tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
-        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's, not the saved ones
-    else:
+        planned = []
+
+    def new_tuner(part: str, samples: int, sampler_seed: int, finished: dict | None = None):
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
-                                sampler=sampler_for(space), study_name=f"{space.name}/{run_id}",
+                                sampler=sampler_for(space, sampler_seed), study_name=study_name(space, run_id),
                                 storage=_study_storage(run_path))
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric=space.metric, mode=space.mode,
-                                  max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
-                                  reduction_factor=space.budget.reduction_factor)
-        say(f"[sweep] {space.name}: {num_samples} trials of {space.base.model_name}, sampler {space.sampler.name}, "
-            f"ASHA over {space.budget.max_epochs} epochs -> {run_path}")
-        tuner = tune.Tuner(
+        scheduler = FoldPruner(folds=space.folds, max_gap=space.budget.fold_max_gap if space.cross_validated else None,
+                               time_attr=ASHA_EPOCH, metric=space.metric, mode=space.mode,
+                               max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
+                               reduction_factor=space.budget.reduction_factor,
+                               stop_last_trials=not space.cross_validated)
+        scheduler.finished.update(finished or {})  # an extension's pruner knows the earlier trials
+        return tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=samples,
                                         max_concurrent_trials=options.max_concurrent, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
-                name=run_id, storage_path=space_root, verbose=0, callbacks=callbacks,
+                name=part or run_id, storage_path=run_path if part else space_root, verbose=0, callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=options.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+
+    def part_path(part: str) -> str:
+        return f"{run_path}/{part}" if part else run_path
+
+    folds = (f" x {len(space.folds)} folds {list(space.folds)}" + (
+        f", fold pruning at a gap of {space.budget.fold_max_gap:g}" if space.budget.fold_max_gap is not None else "")
+        if space.cross_validated else "")
+    if options.resume:
+        say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
+        last, samples = planned[-1]
+        if saved_tune_state(Path(part_path(last))):
+            tuner = tune.Tuner.restore(part_path(last), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False)
+            tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's
+        else:  # an extension stopped before Tune saved its state: start that part again
+            tuner = new_tuner(last, samples, space.sampler.seed + len(planned) - 1)
+    else:
+        say(f"[sweep] {space.name}: {num_samples} trials of {space.base.model_name}{folds}, sampler "
+            f"{space.sampler.name}, ASHA over {space.budget.max_epochs} epochs -> {run_path}")
+        tuner = new_tuner("", num_samples, space.sampler.seed)
+        planned = [("", num_samples)]
     if _is_local(run_path):
         say(f"[sweep] watch: tensorboard --logdir {run_path}  |  optuna-dashboard {run_path}/{OPTUNA_JOURNAL}")
     with stop_cleanly_on_sigterm():
         results = tuner.fit()
+    have = sum(n for _, n in planned)
+    if not unfinished_trials(results, planned[-1][1]) and num_samples > have:
+        # an extension: a new Tune experiment in the run folder, on the same Optuna study
+        # (its sampler sees every earlier trial); earlier trials are not trained again
+        part = f"{EXTENSION_PREFIX}{len(planned)}"
+        say(f"[sweep] extending run {run_id} from {have} to {num_samples} trials ({part}/)")
+        earlier = [*_earlier_results(planned[:-1], part_path, trainable), results]
+        planned = [*planned, (part, num_samples - have)]
+        _write_sweep_file(space, run_path, planned, options)
+        tuner = new_tuner(part, num_samples - have, space.sampler.seed + len(planned) - 1,
+                          finished_trials(earlier, space.metric, space.folds))
+        callbacks[0].done = have  # the progress line counts on from the earlier trials
+        with stop_cleanly_on_sigterm():
+            results = tuner.fit()
     local_dir.mkdir(parents=True, exist_ok=True)
-    trials = write_results(space, results, local_dir, {"git_commit": git_commit()})
-    if unfinished_trials(results, num_samples):
+    every = [*_earlier_results(planned[:-1], part_path, trainable), results]
+    trials = write_results(space, every, local_dir, {"git_commit": git_commit()})
+    if unfinished_trials(results, planned[-1][1]):
         # Tune saved its state: what finished is in trials.parquet, the rest continues on resume
         raise RunInterrupted(run_id)
     result = SweepResult(local_dir, trials, wall_seconds=time.time() - started, dashboard_url=dashboard_url)
     best_file = local_dir / "best.yaml"
     result.best_config = load_yaml(best_file) if best_file.is_file() else None
     return result
+
+
+def _earlier_results(parts: list[tuple[str, int]], part_path, trainable) -> list:
+    """The finished Tune experiments of a run before its last part (read, not rerun)."""
+    from ray import tune  # lazy: see _fit_sweep
+
+    return [tune.Tuner.restore(part_path(part), trainable=trainable).get_results() for part, _ in parts]
 
 
 def saved_tune_state(run_dir: Path) -> bool:
@@ -435,15 +544,19 @@ def _describe_trial(space: SearchSpace, run_id: str):
     return describe
 
 
-def _write_sweep_file(space: SearchSpace, run_path: str, num_samples: int, options: SweepOptions) -> None:
-    """The resolved space and options: what this run is, for reports and for resuming."""
+def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, int]],
+                      options: SweepOptions) -> None:
+    """The resolved space and options: what this run is, for reports and for resuming;
+    ``parts``: its Tune experiments (the first, then extensions) and their trial counts."""
     if not _is_local(run_path):
         return
+    num_samples = sum(n for _, n in parts)
     dump_yaml({
         "space": space.name, "source": str(space.path), "metric": space.metric, "mode": space.mode,
         "record": list(space.record), "sampler": space.sampler.model_dump(), "budget": space.budget.model_dump(),
         "resources": space.resources.model_dump(), "num_samples": num_samples,
         "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
                                **({"when": p.when} if p.when else {})} for p in space.parameters},
-        "base": space.base.to_dict(), "git_commit": git_commit(),
+        "base": space.base.to_dict(), "folds": list(space.folds), "git_commit": git_commit(),
+        "parts": [{"name": part, "num_samples": n} for part, n in parts],
     }, Path(run_path) / "sweep.yaml")

@@ -6,20 +6,30 @@
   objective's best epoch and the recorded metrics at that epoch), ``final/<key>``
   for every scalar reported at the last epoch (metrics, diagnostics, gradient
   norms), wall time, CPU- and GPU-seconds, seed, git commit, trial directory.
+  A cross-validated trial (``budget.folds``) has instead ``fold<k>/<metric>`` for each
+  finished fold, ``best/<metric>`` the mean over them and ``sd/<metric>``, ``folds_done``,
+  ``pruned_after`` (epoch: ASHA in its first fold; fold: fold pruning) and ``epochs_run``
+  counted over all its folds.
 * ``best.yaml``: the best trial's resolved config, ready to run
   (``python runners/train.py --config best.yaml``) or to be an ablation's base.
-* ``summary.md``: the top-k trials as a table, and how many were pruned / failed.
+* ``summary.md``: the top-k trials as a table, how many were pruned / failed, the
+  hyper-parameter importance (PED-ANOVA; plot ``importance.png``) and, after
+  ``--confirm``, the confirmation table.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pianoeval.config import dump_yaml
+from pianoeval.errors import TrialDiverged
+from pianoeval.sweep.space import Categorical, IntRange
+from pianoeval.sweep.crossval import FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, fold_key, fold_values, mean_and_sd
 from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
 from pianoeval.provenance import git_commit
@@ -27,10 +37,12 @@ from pianoeval.provenance import git_commit
 STATUS_ORDER = ("completed", "pruned", "diverged", "error")
 
 
-def trial_status(error: str | None, epochs_run: int, max_epochs: int, early_stopped: bool,
+def trial_status(error: BaseException | None, epochs_run: int, max_epochs: int, early_stopped: bool,
                  closed_form: bool = False) -> str:
-    if error:
-        return "diverged" if "TrialDiverged" in error else "error"
+    """completed / pruned / diverged / error; a failure's kind from its exception type (Ray
+    re-raises a trial's exception as a subclass of it)."""
+    if error is not None:
+        return "diverged" if isinstance(error, TrialDiverged) else "error"
     if epochs_run < max_epochs and not early_stopped and not closed_form:  # a closed-form fit is one step
         return "pruned"
     return "completed"
@@ -46,32 +58,23 @@ def _best_row(history: pd.DataFrame, metric: str, mode: str) -> pd.Series | None
     return history.loc[index]
 
 
-def trial_rows(results, space, run_meta: dict[str, Any]) -> pd.DataFrame:
-    """Rows of ``trials.parquet`` from a Tune ``ResultGrid``."""
+def _error_text(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1][:500] if text else ''}"
+
+
+def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = None) -> pd.DataFrame:
+    """Rows of ``trials.parquet`` from Tune ``ResultGrid``s (one, or a list: a run and its
+    extensions); ``trial_dir`` relative to ``run_dir`` when given."""
+    grids = results if isinstance(results, (list, tuple)) else [results]
     rows = []
-    max_epochs = space.budget.max_epochs
-    for result in results:
-        history = result.metrics_dataframe
+    for result in (r for grid in grids for r in grid):
+        row = _cv_row(result, space) if space.cross_validated else _row(result, space)
         last = result.metrics or {}
-        error = None if result.error is None else f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
-        epochs = int(last.get("training_iteration", 0) or 0)
-        status = trial_status(error, epochs, max_epochs, bool(last.get("early_stopped", 0)),
-                              bool(last.get("closed_form", 0)))
-        row: dict[str, Any] = {
-            "trial_id": Path(result.path).name.removeprefix("trial_"),
-            "status": status,
-            "error": error,
-            "epochs_run": epochs,
-            "pruned_at_rung": epochs if status == "pruned" else None,  # the rung, as its epoch milestone
-        }
+        row["error"] = _error_text(result.error)
         row.update({f"config/{k}": v for k, v in (result.config or {}).items()})
-        best = _best_row(history, space.metric, space.mode)
-        row["best_epoch"] = int(best["training_iteration"]) if best is not None else None
-        for key in (space.metric, *space.record):
-            row[f"best/{key}"] = float(best[key]) if best is not None and key in best else math.nan
-        for key, value in last.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and "/" in key:
-                row[f"final/{key}"] = float(value)
         wall = float(last.get("time_total_s", 0.0) or 0.0)
         row["wall_seconds"] = wall
         row["cpu_seconds"] = wall * space.resources.cpu
@@ -79,28 +82,103 @@ def trial_rows(results, space, run_meta: dict[str, Any]) -> pd.DataFrame:
         row["seed"] = int((result.config or {}).get("seed", space.base.seed))
         row["node_id"] = last.get("node_id")
         row["git_commit"] = run_meta.get("git_commit", git_commit())
-        row["trial_dir"] = Path(result.path).name  # relative to the run folder
+        path = Path(result.path)
+        row["trial_dir"] = str(path.relative_to(run_dir)) if run_dir and path.is_relative_to(run_dir) else path.name
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame = frame.sort_values(f"best/{space.metric}", ascending=space.mode == "min", na_position="last")
+        complete = frame["status"].eq("completed")
+        frame = (frame.assign(_complete=complete)
+                 .sort_values(["_complete", f"best/{space.metric}"], ascending=[False, space.mode == "min"],
+                              na_position="last")
+                 .drop(columns="_complete"))
     return frame.reset_index(drop=True)
 
 
+def _row(result, space) -> dict[str, Any]:
+    """A single-fold trial: its best epoch's values."""
+    history, last = result.metrics_dataframe, result.metrics or {}
+    epochs = int(last.get("training_iteration", 0) or 0)
+    status = trial_status(result.error, epochs, space.budget.max_epochs, bool(last.get("early_stopped", 0)),
+                          bool(last.get("closed_form", 0)))
+    row: dict[str, Any] = {
+        "trial_id": Path(result.path).name.removeprefix("trial_"),
+        "status": status,
+        "epochs_run": epochs,
+        "pruned_at_rung": epochs if status == "pruned" else None,  # the rung, as its epoch milestone
+    }
+    best = _best_row(history, space.metric, space.mode)
+    row["best_epoch"] = int(best["training_iteration"]) if best is not None else None
+    for key in (space.metric, *space.record):
+        row[f"best/{key}"] = float(best[key]) if best is not None and key in best else math.nan
+    for key, value in last.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and "/" in key:
+            row[f"final/{key}"] = float(value)
+    return row
+
+
+def _cv_row(result, space) -> dict[str, Any]:
+    """A cross-validated trial: each finished fold's value (its best epoch), the mean and sd
+    over the finished folds (``best/<metric>``: the mean), and how far it got."""
+    history, last = result.metrics_dataframe, result.metrics or {}
+    folds = space.folds
+    done_rows = history[history[FOLD_DONE] == 1] if history is not None and FOLD_DONE in history else pd.DataFrame()
+    final = done_rows.iloc[-1] if len(done_rows) else None
+    done = int(final[FOLDS_DONE]) if final is not None else 0
+    epochs = int(final[FOLD_EPOCHS]) if final is not None else int(last.get("epoch", 0) or 0)
+    if result.error is not None:
+        status = trial_status(result.error, 0, 1, False)
+    else:
+        status = "completed" if done == len(folds) else "pruned"
+    row: dict[str, Any] = {
+        "trial_id": Path(result.path).name.removeprefix("trial_"),
+        "status": status,
+        "folds_done": done,
+        "pruned_after": ("fold" if done else "epoch") if status == "pruned" else None,
+        "epochs_run": epochs,  # over all the trial's folds: its compute, in fold-epochs
+        "pruned_at_rung": None if done or status != "pruned" else int(last.get("epoch", 0) or 0),
+        "best_epoch": None,
+    }
+    for key in (space.metric, *space.record):
+        values = fold_values(final, key, folds) if final is not None else {}
+        for k in folds:
+            row[f"{fold_key(k, key)}"] = values.get(k, math.nan)
+        mean, sd = mean_and_sd(list(values.values()))
+        row[f"best/{key}"], row[f"sd/{key}"] = mean, sd
+    if final is not None:
+        for key, value in final.items():
+            if key.startswith("cv/test/") and isinstance(value, (int, float)):
+                row[key] = float(value)
+    elif history is not None and space.metric in history:  # stopped in its first fold: its best epoch there
+        first = _best_row(history, space.metric, space.mode)
+        row["first_fold/" + space.metric] = float(first[space.metric]) if first is not None else math.nan
+    return row
+
+
 def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:
-    """The resolved config of the best trial that has a value for the objective."""
+    """The resolved config of the best trial that has a value for the objective (in a
+    cross-validated sweep: the best over every fold, a trial pruned early never)."""
     ranked = frame.dropna(subset=[f"best/{space.metric}"])
+    if space.cross_validated:
+        ranked = ranked[ranked["status"] == "completed"]
     if ranked.empty:
         return None
     top = ranked.iloc[0]
-    sampled = {k[len("config/"):]: _plain(v) for k, v in top.items() if k.startswith("config/") and not _missing(v)}
-    config = space.base.with_overrides(sampled, "<best trial>").to_dict()
+    config = sampled_config(space, top).to_dict()
     config["provenance"] = {
         "sweep": space.name, "trial_id": top["trial_id"], "objective": space.metric,
-        "value": float(top[f"best/{space.metric}"]), "best_epoch": int(top["best_epoch"]),
-        "git_commit": top["git_commit"],
+        "value": float(top[f"best/{space.metric}"]), "git_commit": top["git_commit"],
+        **({"folds": list(space.folds), "value_is": f"mean over folds {list(space.folds)}",
+            "sd": float(top[f"sd/{space.metric}"])} if space.cross_validated else
+           {"best_epoch": int(top["best_epoch"])}),
     }
     return config
+
+
+def sampled_config(space, row: pd.Series):
+    """A trial's resolved config: the space's base with the trial's sampled values."""
+    sampled = {k[len("config/"):]: _plain(v) for k, v in row.items() if k.startswith("config/") and not _missing(v)}
+    return space.base.with_overrides(sampled, f"<trial {row['trial_id']}>", keep_model=space.fixed_model)
 
 
 def _missing(value) -> bool:
@@ -117,10 +195,16 @@ def sweep_warnings(space) -> list[str]:
     return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
 
 
-def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10) -> str:
+def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
+                     importance: pd.DataFrame | None = None, confirmation: pd.DataFrame | None = None) -> str:
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     params = [c for c in frame.columns if c.startswith("config/")]
     metrics = [f"best/{space.metric}", *[f"best/{m}" for m in space.record if m != space.metric]]
+    cv = space.cross_validated
+    folds = (f"; {len(space.folds)} folds per trial {list(space.folds)} (the objective is the mean over a trial's "
+             f"finished folds; fold pruning "
+             + (f"at a gap of {space.budget.fold_max_gap:g}" if space.budget.fold_max_gap is not None else "off")
+             + ")") if cv else ""
     lines = [
         f"# Sweep `{space.name}`: {run_dir.name}",
         "",
@@ -128,40 +212,161 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10)
         f"{len(frame)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUS_ORDER) + ".",
         f"Objective: {space.mode} `{space.metric}`; sampler {space.sampler.name} (seed {space.sampler.seed}); "
         f"ASHA over epochs (max {space.budget.max_epochs}, grace {space.budget.grace_period}, "
-        f"reduction factor {space.budget.reduction_factor:g}); {space.resources.cpu:g} CPU"
+        f"reduction factor {space.budget.reduction_factor:g}){folds}; {space.resources.cpu:g} CPU"
         + (f" + {space.resources.gpu:g} GPU" if space.resources.gpu else "") + " per trial.",
         f"CPU-hours: {frame['cpu_seconds'].sum() / 3600:.2f}" + (
-            f", GPU-hours: {frame['gpu_seconds'].sum() / 3600:.2f}" if space.resources.gpu else "") if not frame.empty else "",
+            f", GPU-hours: {frame['gpu_seconds'].sum() / 3600:.2f}" if space.resources.gpu else "")
+        + (f"; {int(frame['epochs_run'].sum())} fold-epochs trained" if cv else "") if not frame.empty else "",
         "",
         f"## Top {min(top_k, len(frame))}",
         "",
-        "| rank | trial | status | epochs | " + " | ".join(m.split("/", 1)[1] for m in metrics) + " | "
-        + " | ".join(p[len("config/"):] for p in params) + " |",
-        "|" + "---|" * (4 + len(metrics) + len(params)),
     ]
+    if cv:
+        fold_cols = [fold_key(k, space.metric) for k in space.folds]
+        head = (["rank", "trial", "status", "folds", "fold-epochs", f"{space.metric} mean", "sd"]
+                + [f"fold {k}" for k in space.folds] + [f"{m.split('/', 1)[1]} mean" for m in metrics[1:]]
+                + ["CPU-h"] + [p[len("config/"):] for p in params])
+    else:
+        fold_cols = []
+        head = (["rank", "trial", "status", "epochs"] + [m.split("/", 1)[1] for m in metrics]
+                + [p[len("config/"):] for p in params])
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (_, row) in enumerate(frame.head(top_k).iterrows(), start=1):
-        cells = [str(rank), str(row["trial_id"]), row["status"], str(row["epochs_run"])]
-        cells += ["" if _missing(row.get(m)) else f"{row[m]:.4f}" for m in metrics]
+        cells = [str(rank), str(row["trial_id"]), row["status"]]
+        if cv:
+            cells += [f"{int(row['folds_done'])}/{len(space.folds)}", str(int(row["epochs_run"])),
+                      _num(row.get(metrics[0])), _num(row.get(f"sd/{space.metric}"))]
+            cells += [_num(row.get(c)) for c in fold_cols] + [_num(row.get(m)) for m in metrics[1:]]
+            cells += [f"{row['cpu_seconds'] / 3600:.3f}"]
+        else:
+            cells += [str(row["epochs_run"])] + [_num(row.get(m)) for m in metrics]
         cells += ["" if _missing(row.get(p)) else _fmt(row[p]) for p in params]
         lines.append("| " + " | ".join(cells) + " |")
     failed = frame[frame["status"].isin(["error", "diverged"])] if not frame.empty else frame
     if len(failed):
         lines += ["", "## Failed trials", ""]
         lines += [f"- `{r.trial_id}` ({r.status}): {r.error}" for r in failed.itertuples()]
+    if importance is not None:
+        lines += ["", *importance_markdown(importance, space)]
+    if confirmation is not None and len(confirmation):
+        lines += ["", *confirmation_markdown(confirmation, space)]
     lines += ["", "Files: `trials.parquet` (every trial, every metric), `best.yaml` (rerun with "
-              "`python runners/train.py --config best.yaml`), `sweep.yaml` (the resolved space).", ""]
+              "`python runners/train.py --config best.yaml`), `sweep.yaml` (the resolved space)"
+              + (", `importance.png`" if importance is not None and len(importance) else "")
+              + (", `confirm/` (the confirmation runs and their comparison.md)" if confirmation is not None else "")
+              + ".", ""]
     return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "" if _missing(value) else f"{float(value):.4f}"
+
+
+def importance_markdown(importance: pd.DataFrame, space) -> list[str]:
+    lines = ["## Hyper-parameter importance", ""]
+    if importance.empty:
+        return lines + [importance.attrs.get("why", "not computed"), ""]
+    lines += [f"PED-ANOVA (Optuna) over the {importance.attrs.get('trials', '?')} trials that finished"
+              f"{' every fold' if space.cross_validated else ''}, on `{space.metric}`: the share of the objective's "
+              "spread among the best trials each parameter accounts for (higher matters more). Plot: `importance.png`.",
+              "", "| parameter | importance |", "|---|---|"]
+    lines += [f"| {r.parameter} | {r.importance:.3f} |" for r in importance.itertuples()]
+    return lines
+
+
+def confirmation_markdown(confirmation: pd.DataFrame, space) -> list[str]:
+    """The top configs retrained on every fold with a fresh seed, beside their search scores:
+    the optimism of picking the best of many on the same validation data, as a number."""
+    metric = space.metric
+    lines = ["## Confirmation (top configs retrained on every fold, fresh seed)", "",
+             f"Search score: the trial's `{metric}` in the search; confirmed: the mean over every fold of the retrained "
+             "config (fresh seed), with its sd; optimism = search - confirmed. The best config (`best.yaml`) is the "
+             "one the confirmation ranks first.", "",
+             f"| confirmed rank | trial | search rank | search {metric} | confirmed {metric} | sd | optimism | "
+             f"confirmed {metric.replace('val/', 'test/', 1)} | folds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for rank, row in enumerate(confirmation.itertuples(), start=1):
+        lines.append(f"| {rank} | {row.trial_id} | {row.search_rank} | {row.search:.4f} | {row.confirmed:.4f} | "
+                     f"{row.confirmed_sd:.4f} | {row.search - row.confirmed:+.4f} | {_num(row.confirmed_test)} | "
+                     f"{row.folds} |")
+    return lines
+
+
+def parameter_importance(space, frame: pd.DataFrame) -> pd.DataFrame:
+    """PED-ANOVA importance of each sampled parameter on the objective, over the trials that
+    finished (every fold, in a cross-validated sweep); empty with the reason in ``attrs``."""
+    import optuna  # lazy: only when a sweep's results are written
+
+    done = frame[frame["status"] == "completed"].dropna(subset=[f"best/{space.metric}"])
+    result = pd.DataFrame(columns=["parameter", "importance"])
+    distributions = {p.key: _optuna_distribution(p.distribution) for p in space.parameters}
+    varied = [k for k in distributions if f"config/{k}" in done and done[f"config/{k}"].nunique(dropna=True) > 1]
+    if len(done) < 4 or not varied:
+        result.attrs["why"] = (f"Not computed: it needs at least 4 finished trials and a parameter that varies "
+                               f"({len(done)} finished, {len(varied)} varied parameters).")
+        return result
+    study = optuna.create_study(direction="maximize" if space.mode == "max" else "minimize")
+    for _, row in done.iterrows():
+        params = {k: _plain(row[f"config/{k}"]) for k in distributions
+                  if f"config/{k}" in row and not _missing(row[f"config/{k}"])}
+        study.add_trial(optuna.trial.create_trial(params=params, value=float(row[f"best/{space.metric}"]),
+                                                  distributions={k: distributions[k] for k in params}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PED-ANOVA is experimental in Optuna; its warning says only that
+        scores = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), normalize=True)
+    result = pd.DataFrame({"parameter": list(scores), "importance": [float(v) for v in scores.values()]})
+    result.attrs["trials"] = len(done)
+    return result
+
+
+def _optuna_distribution(distribution):
+    import optuna  # lazy: see parameter_importance
+
+    if isinstance(distribution, Categorical):
+        return optuna.distributions.CategoricalDistribution(list(distribution.values))
+    if isinstance(distribution, IntRange):
+        return optuna.distributions.IntDistribution(distribution.low, distribution.high, log=distribution.log,
+                                                    step=distribution.step)
+    return optuna.distributions.FloatDistribution(distribution.low, distribution.high, log=distribution.log)
+
+
+def importance_figure(importance: pd.DataFrame, space, path: Path) -> None:
+    """A horizontal bar per parameter, most important on top."""
+    import matplotlib  # lazy: plotting only when a sweep's results are written
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = importance.sort_values("importance")
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(ordered) + 1.2))
+    ax.barh(ordered["parameter"], ordered["importance"], color="#4c72b0")
+    ax.set_xlabel(f"importance on {space.metric} (PED-ANOVA, normalised)")
+    ax.set_title(f"{space.name}: hyper-parameter importance ({importance.attrs.get('trials', '?')} trials)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def write_results(space, results, run_dir: Path, run_meta: dict[str, Any]) -> pd.DataFrame:
-    frame = trial_rows(results, space, run_meta)
+def write_results(space, results, run_dir: Path, run_meta: dict[str, Any],
+                  confirmation: pd.DataFrame | None = None) -> pd.DataFrame:
+    frame = trial_rows(results, space, run_meta, run_dir)
     atomic_write_parquet(frame, run_dir / "trials.parquet")
     best = best_config(space, frame)
     if best is not None:
         dump_yaml(best, run_dir / "best.yaml")
-    atomic_write_text(run_dir / "summary.md", summary_markdown(space, frame, run_dir))
+    write_summary(space, frame, run_dir, confirmation)
     return frame
+
+
+def write_summary(space, frame: pd.DataFrame, run_dir: Path, confirmation: pd.DataFrame | None = None) -> None:
+    """``summary.md`` (and ``importance.png``) from the trials table."""
+    importance = parameter_importance(space, frame) if space.parameters and not frame.empty else None
+    if importance is not None and len(importance):
+        importance_figure(importance, space, run_dir / "importance.png")
+    atomic_write_text(run_dir / "summary.md", summary_markdown(space, frame, run_dir, importance=importance,
+                                                               confirmation=confirmation))

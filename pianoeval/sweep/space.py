@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from pianoeval.config import StrictInt, StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
+from pianoeval.config import Folds, StrictInt, StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT
@@ -185,10 +185,18 @@ RAY_RESOURCE_RESOLUTION = 1e-4  # Ray rounds resource amounts to 4 decimals
 
 
 class BudgetSpec(StrictModel):
+    """How much each trial may train. ``folds``: the folds a trial trains its config on (None:
+    the base config's ``data.fold`` alone); with several, the trial's score is the mean over
+    its finished folds, and ``fold_max_gap`` stops a trial after a fold when the mean of its
+    finished folds is behind the incumbent's mean on the same folds by more than the gap
+    (None: no fold-level pruning)."""
+
     max_epochs: int = pydantic.Field(10, ge=1)
     grace_period: int = pydantic.Field(1, ge=1)
     reduction_factor: float = pydantic.Field(3.0, gt=1)
     num_samples: int = pydantic.Field(8, ge=1)
+    folds: Folds | None = None
+    fold_max_gap: float | None = pydantic.Field(0.02, ge=0)
 
     @pydantic.model_validator(mode="after")
     def _grace(self) -> "BudgetSpec":
@@ -280,6 +288,15 @@ class SearchSpace:
     budget: BudgetSpec
     resources: ResourcesSpec
     fixed_model: dict[str, Any] = None  # the model fields the space file fixes (every variant gets them)
+
+    @property
+    def folds(self) -> tuple[int, ...]:
+        """The folds each trial trains on (``budget.folds``, else the base config's fold)."""
+        return tuple(self.budget.folds) if self.budget.folds else (self.base.data.fold,)
+
+    @property
+    def cross_validated(self) -> bool:
+        return len(self.folds) > 1
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "--set") -> "SearchSpace":
         """Apply ``--set`` overrides: ``budget.*``, ``sampler.*``, ``resources.*``,
@@ -378,7 +395,26 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
                         tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model)
     space = space.with_overrides(overrides, "--set") if overrides else space
     space.base.require_inputs(source)
+    check_folds(space, source)
     return space
+
+
+def check_folds(space: "SearchSpace", source: str) -> None:
+    """``budget.folds`` against the base split's folds (4 built-in, a folds file's length)."""
+    # lazy: pianoeval.data imports torch; a space without budget.folds never needs it
+    from pianoeval.data.folds import folds_of_split
+
+    if space.budget.folds is None:
+        return
+    if not space.budget.folds:
+        raise ConfigError(f"{source}: budget.folds: the list is empty; give the folds to train on (e.g. [0, 1, 2, 3]) "
+                          "or leave it out to train on data.fold alone")
+    split = space.base.data.split
+    total = folds_of_split(split)
+    bad = [k for k in space.budget.folds if k >= total]
+    if bad:
+        where = f"the folds of {split}" if split.endswith(".json") else f"the {split} split"
+        raise ConfigError(f"{source}: budget.folds: fold {bad[0]} is out of range (allowed: 0-{total - 1}, {where})")
 
 
 def model_variants(space: "SearchSpace") -> list[str]:

@@ -11,6 +11,8 @@ training again into the same divergence.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import shutil
 from pathlib import Path
@@ -19,12 +21,18 @@ from typing import Any
 import lightning as L
 
 from pianoeval.errors import TrialDiverged
+from pianoeval.sweep.crossval import (ASHA_EPOCH, FOLD, FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, FOLDS_TOTAL, fold_key,
+                                      fold_order, mean_and_sd)
 
 DIVERGED_MARKER = "diverged.txt"
 CHECKPOINT_NAME = "checkpoint.ckpt"
+CHECKPOINT_FOLD = "fold.json"  # beside a cross-validated trial's checkpoint: the fold it belongs to
 
 
-def _report_callback():
+def _report_callback(fold: int | None = None, first_fold: bool = True):
+    """The per-epoch report. ``fold``: the fold being trained in a cross-validated trial
+    (reported, and written beside the checkpoint so a restored trial knows whose it is);
+    ``first_fold``: whether ASHA's epoch (``asha_epoch``) is reported."""
     from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
     class EpochReport(TuneReportCheckpointCallback):
@@ -39,9 +47,20 @@ def _report_callback():
                 return None
             report = {k: (v if math.isfinite(v) else float("nan")) for k, v in report.items()}
             report["epoch"] = trainer.current_epoch + 1
+            if first_fold:
+                report[ASHA_EPOCH] = trainer.current_epoch + 1
+            if fold is not None:
+                report[FOLD] = fold
             report["early_stopped"] = int(bool(trainer.should_stop))
             report["node_id"] = _node_id()
             return report
+
+        @contextlib.contextmanager
+        def _get_checkpoint(self, trainer):
+            with super()._get_checkpoint(trainer) as checkpoint:
+                if checkpoint is not None and fold is not None:
+                    (Path(checkpoint.path) / CHECKPOINT_FOLD).write_text(json.dumps({"fold": fold}))
+                yield checkpoint
 
     return EpochReport(filename=CHECKPOINT_NAME, on="train_epoch_end")
 
@@ -135,14 +154,103 @@ def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: 
 
 
 def run_trial(config: dict[str, Any], base: dict[str, Any], threads: int, evaluate_test: bool = False,
-              fixed_model: dict[str, Any] | None = None) -> None:
+              fixed_model: dict[str, Any] | None = None, folds: tuple[int, ...] = (), order_seed: int = 0,
+              metrics: tuple[str, ...] = ()) -> None:
     """Sweep entry point (wrapped with ``tune.with_parameters``): base + sampled values; a
-    sampled ``model.name`` keeps the space's fixed model fields (``fixed_model``)."""
+    sampled ``model.name`` keeps the space's fixed model fields (``fixed_model``). With
+    several ``folds`` the trial is cross-validated (``train_folds_in_trial``); ``metrics``:
+    the objective first, then the recorded metrics."""
     from pianoeval.experiment import ExperimentConfig
 
     experiment = ExperimentConfig.resolve(base, "<sweep base>").with_overrides(config, "<sampled config>",
                                                                              keep_model=fixed_model)
+    if len(folds) > 1:
+        train_folds_in_trial(experiment, folds, order_seed, threads, evaluate_test, metrics)
+        return
+    if folds:
+        experiment = experiment.with_overrides({"data.fold": folds[0]}, "budget.folds")
     train_in_trial(experiment, threads, evaluate_test)
+
+
+def _finished_fold(out_dir: Path) -> dict | None:
+    """A fold's summary when that fold's run finished (its ``metrics.json`` says completed)."""
+    path = out_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("status") == "completed" else None
+
+
+def _restored_checkpoint(trial_dir: Path) -> tuple[int | None, Path | None]:
+    """The fold and file of the checkpoint Tune restored this trial from (none: a fresh trial)."""
+    import ray.tune
+
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is None:
+        return None, None
+    with checkpoint.as_directory() as folder:
+        marker = Path(folder) / CHECKPOINT_FOLD
+        if not marker.is_file():
+            return None, None
+        resume_from = trial_dir / "resume.ckpt"
+        shutil.copyfile(Path(folder) / CHECKPOINT_NAME, resume_from)
+        return int(json.loads(marker.read_text())["fold"]), resume_from
+
+
+def train_folds_in_trial(experiment, folds: tuple[int, ...], order_seed: int, threads: int, evaluate_test: bool,
+                         metrics: tuple[str, ...]) -> None:
+    """Train one config on each of ``folds`` in this trial (see ``pianoeval.sweep.crossval``).
+
+    Each fold's run goes to ``<trial>/fold<k>/``; a fold whose run finished is read back,
+    never trained again, so a resumed trial continues with its unfinished fold (from the
+    checkpoint Tune restored, when that checkpoint is the fold's)."""
+    import ray.tune
+
+    from pianoeval.train.run import train_run
+
+    trial_dir = trial_output_dir()
+    marker = trial_dir / DIVERGED_MARKER
+    if marker.is_file():
+        raise TrialDiverged(marker.read_text())
+    order = fold_order(tuple(folds), order_seed, ray.tune.get_context().get_trial_id())
+    restored_fold, resume_from = _restored_checkpoint(trial_dir)
+    done: dict[int, dict] = {}
+    fold_epochs = 0
+    for position, fold in enumerate(order):
+        out_dir = trial_dir / f"fold{fold}"
+        summary = _finished_fold(out_dir)
+        if summary is None:
+            result = train_run(experiment.with_overrides({"data.fold": fold}, "budget.folds"), out_dir=out_dir,
+                               threads=threads, verbose=False,
+                               callbacks=[_report_callback(fold, first_fold=position == 0), StopWhenTuneStops()],
+                               resume_from=resume_from if restored_fold == fold else None,
+                               evaluate_test=evaluate_test)
+            if result.status == "diverged":
+                marker.write_text(f"fold {fold}: {result.error or 'diverged'}")
+                raise TrialDiverged(f"fold {fold}: {result.error}")
+            summary = _finished_fold(out_dir) or {"epochs_run": result.epochs_run, **result.metrics}
+        done[fold] = summary
+        fold_epochs += int(summary.get("epochs_run") or 0)
+        ray.tune.report(_fold_done_report(done, metrics, fold, len(order), fold_epochs))
+
+
+def _fold_done_report(done: dict[int, dict], metrics: tuple[str, ...], fold: int, total: int,
+                      fold_epochs: int) -> dict[str, Any]:
+    """The result after a fold: the objective as the mean over the finished folds, its sd,
+    and every finished fold's values (``fold<k>/<metric>``, test metrics included)."""
+    objective = metrics[0]
+    report: dict[str, Any] = {FOLD_DONE: 1, FOLD: fold, FOLDS_DONE: len(done), FOLDS_TOTAL: total,
+                              FOLD_EPOCHS: fold_epochs, "node_id": _node_id()}
+    for k, summary in done.items():
+        for key, value in summary.items():
+            if key.startswith(("val/", "test/")) and isinstance(value, (int, float)):
+                report[fold_key(k, key)] = float(value)
+    for key in dict.fromkeys((*metrics, *[k.split("/", 1)[1] for k in report if k.startswith("fold")])):
+        values = [float(s[key]) for s in done.values() if isinstance(s.get(key), (int, float))]
+        if values:
+            report[f"cv/{key}"], report[f"cv/{key}_sd"] = mean_and_sd(values)
+    report[objective] = report.get(f"cv/{objective}", float("nan"))  # what Optuna and the progress line read
+    return report
 
 
 def run_ablation_trial(config: dict[str, Any], configs: dict[str, dict], threads: int) -> None:
