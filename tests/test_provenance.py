@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 
+import pytest
 import yaml
 
 from pianoeval.experiment import ExperimentConfig
@@ -84,3 +85,54 @@ def test_a_resumed_run_whose_labels_changed_says_so_and_keeps_the_line_in_its_su
     # resolved.yaml now records the file as the run read it last
     recorded = yaml.safe_load((tmp_path / "run" / "resolved.yaml").read_text())["provenance"]["inputs"]
     assert recorded["data.labels"] == input_record(config(labels))["data.labels"]
+
+
+class _Started(Exception):
+    """Raised in place of the run: the check under test happens before it."""
+
+
+def _recorded_run(folder, labels):
+    """A run folder of two trials that read ``labels`` in an earlier version (another hash)."""
+    for trial in ("trial_a", "trial_b"):
+        (folder / trial / "run").mkdir(parents=True)
+        old = {"path": str(labels), "sha256": "sha256:" + "0" * 64}
+        (folder / trial / "run" / "resolved.yaml").write_text(yaml.safe_dump({"provenance": {"inputs": {
+            "data.labels": old}}}))
+
+
+def test_sweep_and_ablate_resume_say_which_input_changed_before_the_run_goes_on(percepiano, tmp_path, monkeypatch,
+                                                                                capsys):
+    import pianoeval.ablation.runner
+    import pianoeval.sweep.cli
+    from pianoeval.ablation.cli import main as ablate_main
+    from pianoeval.sweep.cli import main as sweep_main
+
+    labels = labels_file(percepiano, tmp_path / "labels.json")
+    now = input_record(config(labels))["data.labels"]["sha256"][7:23]
+    common = dict(resume=True, run_id="earlier", storage=str(tmp_path), address=None, num_cpus=None,
+                  max_concurrent=None, max_failures=0, connect_timeout=30.0, logger=None, dry_run=False)
+
+    space = tmp_path / "labelled.yaml"
+    space.write_text(f"model: {{name: note_voice, hidden_size: 16}}\ndata: {{labels: {labels}}}\n"
+                     "parameters:\n  train.lr: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+                     "budget: {max_epochs: 1, num_samples: 1}\n")
+    _recorded_run(tmp_path / "sweeps" / "labelled" / "earlier", labels)
+    (tmp_path / "sweeps" / "labelled" / "earlier" / "sweep.yaml").write_text("space: labelled\n")
+    monkeypatch.setattr(pianoeval.sweep.cli, "run_sweep", lambda *a, **k: (_ for _ in ()).throw(_Started()))
+    with pytest.raises(_Started):
+        sweep_main(argparse.Namespace(space=str(space), set=None, num_samples=None, dashboard=False,
+                                      dashboard_host="127.0.0.1", **common))
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "WARNING" in x]  # one line for the two trials
+    assert line.startswith(f"[sweep] WARNING: data.labels {labels} changed since ")
+    assert f"sha256 {'0' * 16} then, {now} now" in line
+
+    spec = tmp_path / "labelled_ablation.yaml"
+    spec.write_text(f"base: {{model: {{name: han}}, data: {{labels: {labels}}}}}\nbaseline: han\n"
+                    "variants: {han: {}, note_sa: {model: {name: note_sa}}}\nfolds: [0]\nreference_baselines: []\n")
+    _recorded_run(tmp_path / "ablations" / "labelled_ablation" / "earlier", labels)
+    (tmp_path / "ablations" / "labelled_ablation" / "earlier" / "ablation.yaml").write_text("ablation: x\n")
+    monkeypatch.setattr(pianoeval.ablation.runner, "run_trial_set", lambda *a, **k: (_ for _ in ()).throw(_Started()))
+    with pytest.raises(_Started):
+        ablate_main(argparse.Namespace(name=str(spec), set=None, until=None, only=None, no_estimate=True, **common))
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "WARNING" in x]
+    assert line.startswith(f"[ablate] WARNING: data.labels {labels} changed since ")
