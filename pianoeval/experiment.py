@@ -52,7 +52,8 @@ class DataConfig(StrictModel):
             accepted as one string, ``"T1,T3"`` (what a search space's categorical samples).
         labels: the label set: ``percepiano19`` (the 19 dimensions), a shipped taxonomy
             name (``percepiano_categories``), a labels JSON ``{key: {dimension: value}}``
-            or a taxonomy YAML (``pianoeval.data.labels``, docs/data.md).
+            or a taxonomy YAML (``pianoeval.data.labels``, docs/data.md). Files (here, in
+            ``split`` and in ``pieces``) are stored as absolute paths.
         pieces: a ``{piece: [keys]}`` JSON naming each key's piece for the leakage check
             of a folds file; None = the music excerpt read from PercePiano's file names.
         allow_piece_leakage: accept a folds file whose folds put a piece on both sides
@@ -80,9 +81,22 @@ class DataConfig(StrictModel):
     @pydantic.field_validator("split")
     @classmethod
     def _split_name_or_file(cls, value: str) -> str:
-        if value not in ("performer", "piece") and not value.endswith(".json"):
+        if value in ("performer", "piece"):
+            return value
+        if not value.endswith(".json"):
             raise ValueError(f"{value!r} is neither a built-in split (performer, piece) nor a folds .json file")
-        return value
+        return _absolute(value)
+
+    @pydantic.field_validator("labels")
+    @classmethod
+    def _labels_file_absolute(cls, value: str) -> str:
+        # a name (percepiano19, a shipped taxonomy) has no suffix; a file is stored absolute
+        return _absolute(value) if Path(value).suffix in (".json", ".yaml", ".yml") else value
+
+    @pydantic.field_validator("pieces")
+    @classmethod
+    def _pieces_file_absolute(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute(value)
 
     # input files
     frames: str | None = None
@@ -102,6 +116,12 @@ class DataConfig(StrictModel):
             raise ValueError(f"{path} does not exist (a .pt dict or a folder of per-key frames; "
                              f"python runners/export_frames.py writes one)")
         return str(path)
+
+
+def _absolute(path: str) -> str:
+    """An input file's path, absolute: a relative one is taken from the working directory of
+    the command, and a sweep's or ablation's trials run in folders of their own."""
+    return str(Path(path).expanduser().resolve())
 
 
 class TrainConfig(StrictModel):

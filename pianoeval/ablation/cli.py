@@ -59,6 +59,7 @@ def main(args) -> int:
     from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
     from pianoeval.ablation.spec import _ablation_path, load_ablation
     from pianoeval.ablation.staged import is_staged, main_staged
+    from pianoeval.provenance import changed_inputs
 
     parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     path = _ablation_path(args.name)
@@ -79,6 +80,9 @@ def main(args) -> int:
                               loggers=tuple(args.logger or ()))
     run_dir, _ = run_dir_for(spec, options)
     print(f"[ablate] {spec.name}: {len(spec.trials)} runs -> {run_dir}")
+    if args.resume:  # the finished runs read the inputs as they were then
+        for line in changed_inputs(run_dir, [t.config for t in spec.trials]):
+            print(f"[ablate] {line}")
     print(f"[ablate] watch: tensorboard --logdir {run_dir}")
     run_trial_set(spec, run_dir, options)
     run = load_run(run_dir)

@@ -8,6 +8,7 @@ from pianoeval.analysis.stats import (
     markdown_table,
     paired_deltas,
     per_dimension_deltas,
+    per_dimension_intervals,
     variant_summary,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "markdown_table",
     "paired_deltas",
     "per_dimension_deltas",
+    "per_dimension_intervals",
     "variant_summary",
 ]

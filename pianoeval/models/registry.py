@@ -4,8 +4,9 @@ The trainer never branches on model names: it asks the registry for the entry,
 validates ``model:`` against the entry's config class (with the variant's
 defaults filled in) and calls ``entry.build``. Variants are listed explicitly
 by each model module in a ``VARIANTS`` tuple and collected here, by name, with
-no import side effects; ``tests/models/test_registry.py`` checks that the set
-of registered names equals the set of names the YAML files use.
+no import side effects. ``tests/models/test_registry.py`` runs every registered
+name and every spec under ``search_spaces/`` and ``ablations/`` forward on a real
+batch of two, and checks that every trained model is used by some spec.
 """
 
 from __future__ import annotations

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from pianoeval.config import parse_set
 from pianoeval.errors import ConfigError
-from pianoeval.sweep.engine import SweepOptions, run_sweep
+from pianoeval.io import run_id_for
+from pianoeval.provenance import changed_inputs
+from pianoeval.sweep.engine import SweepOptions, results_folder, run_sweep
 from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
 from pianoeval.sweep.tracking import parse_loggers
 
@@ -41,6 +45,15 @@ def describe(space, num_samples: int) -> str:
     return "\n".join(lines)
 
 
+def _resumed_run(space, args) -> Path | None:
+    """The local run folder ``--resume`` continues (found as ``run_sweep`` finds it), or None:
+    not resuming, or remote storage that cannot be read here."""
+    if not args.resume or (args.storage and "://" in args.storage):
+        return None
+    folder = results_folder(args.storage) / "sweeps" / space.name
+    return folder / run_id_for(folder, True, args.run_id, "sweep.yaml", f"space {space.name!r}")
+
+
 def main(args) -> int:
     parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     space = load_space(args.space, parse_set(args.set or []))
@@ -54,6 +67,10 @@ def main(args) -> int:
         if confirm:
             print(f"then --confirm {confirm}: the top {confirm} configs retrained on every fold with a fresh seed")
         return 0
+    resumed = _resumed_run(space, args)
+    if resumed is not None:  # the finished trials read the inputs as they were then
+        for line in changed_inputs(resumed, [space.base]):
+            print(f"[sweep] {line}")
     options = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                            max_failures=args.max_failures, address=args.address,
                            storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,

@@ -34,12 +34,16 @@ def build_config(model: str | None, config_path: str | None, split: str | None, 
 
 
 def main(args) -> int:
+    from pianoeval.provenance import changed_inputs  # with train.run: the data and torch stack, after parsing
     from pianoeval.train.run import evaluate_stopped_run, final_table, train_run
 
     config = build_config(args.model, args.config, args.split, args.fold, args.seed, args.set or [])
     if getattr(args, "dry_run", False):
         print(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
         return 0
+    if args.config and not args.resume:  # a rerun of a saved run (a resumed one is checked by train_run)
+        for line in changed_inputs(args.config, [config]):
+            print(f"[train] {line}")
     if args.evaluate_stopped:
         if not args.out:
             raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")

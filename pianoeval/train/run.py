@@ -35,15 +35,14 @@ import pandas as pd
 import torch
 
 from pianoeval.config import dump_yaml
-from pianoeval.data import input_files, leakage_warnings
-from pianoeval.data.frames import file_identity
+from pianoeval.data import leakage_warnings
 from pianoeval.data.labels import label_dimensions
 from pianoeval.errors import TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
 from pianoeval.models.registry import get_model
 from pianoeval.paths import results_root
-from pianoeval.provenance import provenance
+from pianoeval.provenance import changed_inputs, input_record, provenance
 from pianoeval.train import hardware
 from pianoeval.train.data import build_datamodule, labelled_items
 from pianoeval.train.module import PerformanceModule, stage_metrics
@@ -177,6 +176,8 @@ def train_run(
     datamodule.setup()
     module = PerformanceModule(config, datamodule.input_dim, steps_per_epoch=datamodule.steps_per_epoch())
     warnings = _warnings(config, verbose)
+    if resume_from is not None:  # before resolved.yaml is rewritten: it holds the inputs read so far
+        warnings += _changed_input_warnings(out_dir / "resolved.yaml", config, verbose)
     train = config.train
     history_path = out_dir / "history.csv"
     earlier = []
@@ -202,8 +203,8 @@ def train_run(
     )
     # written once the Trainer has set torch's flags, so that it records what took effect
     compute = hardware.compute_provenance(train, device)
-    dump_yaml({**config.to_dict(), "provenance": {**provenance(device, threads), "compute": compute,
-                                                  **_input_files(config)}},
+    dump_yaml({**config.to_dict(), "provenance": {**provenance(device, threads, input_record(config)),
+                                                  "compute": compute}},
               out_dir / "resolved.yaml")
     status, error = "completed", None
     try:
@@ -221,13 +222,14 @@ def train_run(
     return result
 
 
-def _input_files(config: ExperimentConfig) -> dict:
-    """``{"inputs": {"data.labels": {"path", "sha256"}, "data.frames": ...}}``: every data input
-    that is a file (label set, folds file, pieces map, frames), with its content hash."""
-    data = config.data
-    files = input_files(data.labels, data.split, data.pieces)
-    files.update({key: file_identity(path) for key, path in config.input_files().items()})
-    return {"inputs": files} if files else {}
+def _changed_input_warnings(resolved: Path, config: ExperimentConfig, verbose: bool) -> list[str]:
+    """The lines of input files that changed since the interrupted run recorded them: printed
+    (when verbose) and kept in ``metrics.json``'s warnings, since the run now mixes both versions."""
+    lines = changed_inputs(resolved, [config])
+    if verbose:
+        for line in lines:
+            print(f"[train] {line}")
+    return lines
 
 
 def _warnings(config: ExperimentConfig, verbose: bool) -> list[str]:
@@ -256,7 +258,7 @@ def fit_closed_form(config: ExperimentConfig, out_dir: Path, threads: int, evalu
     started = time.time()
     datamodule = build_datamodule(config)
     datamodule.setup()
-    dump_yaml({**config.to_dict(), "provenance": {**provenance("cpu", threads), **_input_files(config)}},
+    dump_yaml({**config.to_dict(), "provenance": provenance("cpu", threads, input_record(config))},
               out_dir / "resolved.yaml")
     names = label_dimensions(config.data.labels)
     predictor = get_model(config.model_name).build(config.model_spec(), datamodule.input_dim, len(names))

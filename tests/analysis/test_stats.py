@@ -11,6 +11,7 @@ from pianoeval.analysis import (
     holm_correction,
     paired_deltas,
     per_dimension_deltas,
+    per_dimension_intervals,
     variant_summary,
 )
 
@@ -142,4 +143,11 @@ def test_comparison_markdown(results):
     copy_delta = next(line for line in lines if line.startswith("| copy | 8 | +0.000 |"))
     assert "[+0.000, +0.000] | wilcoxon | 1.000 | 1.000 | no |" in copy_delta
     assert any(line.startswith("| wider | 8 | +0.017 |") and line.endswith("| yes |") for line in lines)
-    assert "| variant | timing | pedal |" in lines
+    assert "| dimension | copy | wider | noisy |" in lines  # per-dimension deltas, each with its CI
+    assert "| timing | +0.000 [+0.000, +0.000] |" in next(line for line in lines if line.startswith("| timing |"))
+    pedal = per_dimension_intervals(results, "baseline", ["pedal"], prefix="r2", n_boot=500).set_index("variant")
+    assert pedal.loc["wider", "mean_delta"] == pytest.approx(2 * np.mean(WIDER_GAIN))
+    low, high = pedal.loc["wider", ["ci_low", "ci_high"]]
+    assert low <= pedal.loc["wider", "mean_delta"] <= high and pedal.loc["wider", "n"] == 8
+    assert f"| +{pedal.loc['wider', 'mean_delta']:.3f} [+{low:.3f}, +{high:.3f}] |" in next(
+        line for line in lines if line.startswith("| pedal |"))
