@@ -33,8 +33,9 @@ from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
 from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
-from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, init_ray, results_folder, saved_tune_state,
-                                    stop_cleanly_on_sigterm, trial_dirname, trial_resources, unfinished_trials)
+from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, init_ray, results_folder,
+                                    trial_dirname, trial_resources, tune_experiment, unfinished_trials)
+from pianoeval.sweep.results import error_text, trial_status
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 
 
@@ -142,36 +143,23 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
                                      _describe_trial(spec, {t.key: t for t in trials}, tracking_dir.name),
                                      options.print_fn)]
     param_space = {"trial": tune.grid_search([t.key for t in trials])}
-    if options.resume and saved_tune_state(run_dir):
-        # tuner.pkl does not hold the param space: without it, a run killed before Tune
-        # saved its first experiment state restores as one trial with an empty config
-        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, param_space=param_space,
-                                   resume_unfinished=True, resume_errored=False)
-        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's
+    budget = spec.budget
+    if budget.asha_grace_period:
+        # Hopeless trials stop at the first rung; trials reaching max_t finish on their own
+        # (stop_last_trials=False) so that their final evaluation on val/test runs.
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=budget.asha_metric,
+                                  mode=monitor_mode(budget.asha_metric), max_t=budget.max_epochs,
+                                  grace_period=budget.asha_grace_period,
+                                  reduction_factor=budget.asha_reduction_factor, stop_last_trials=False)
     else:
-        budget = spec.budget
-        if budget.asha_grace_period:
-            # Hopeless trials stop at the first rung; trials reaching max_t finish on their own
-            # (stop_last_trials=False) so that their final evaluation on val/test runs.
-            scheduler = ASHAScheduler(time_attr="training_iteration", metric=budget.asha_metric,
-                                      mode=monitor_mode(budget.asha_metric), max_t=budget.max_epochs,
-                                      grace_period=budget.asha_grace_period,
-                                      reduction_factor=budget.asha_reduction_factor, stop_last_trials=False)
-        else:
-            scheduler = FIFOScheduler()
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True,
-                                        max_concurrent_trials=options.max_concurrent,
-                                        trial_dirname_creator=trial_dirname),
-            run_config=tune.RunConfig(name=run_dir.name, storage_path=str(run_dir.parent), verbose=0,
-                                      callbacks=callbacks,
-                                      failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-        )
-    with stop_cleanly_on_sigterm():
-        results = tuner.fit()
+        scheduler = FIFOScheduler()
+    # a run killed before Tune saved its first experiment state is built afresh (restoring it
+    # would give one trial with an empty config: tuner.pkl does not hold the param space)
+    tuner = tune_experiment(trainable, storage_path=str(run_dir.parent), name=run_dir.name, resume=options.resume,
+                            callbacks=callbacks, max_failures=options.max_failures,
+                            max_concurrent=options.max_concurrent, dirname=trial_dirname, param_space=param_space,
+                            scheduler=scheduler)
+    results = fit_experiment(tuner)
     return results, spec.resources.model_copy(update=resources)
 
 
@@ -205,9 +193,9 @@ def collect_trained(results, trials: dict[str, Trial], resources) -> list[dict[s
         trial_dir = Path(result.path)
         last = result.metrics or {}
         metrics_file = trial_dir / "run" / "metrics.json"
-        error = None if result.error is None else f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
+        error = error_text(result.error)
         if error:
-            status = "diverged" if "TrialDiverged" in error else "error"
+            status = trial_status(result.error, 0, 1, False)  # diverged or error, from the exception's type
             summary = {}
         elif last.get("final_eval"):  # the trial's own final evaluation, reported to Tune
             status, summary = "completed", dict(last)

@@ -434,7 +434,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         options = replace(options, resume=False)
         planned = []
 
-    def new_tuner(part: str, samples: int, sampler_seed: int, finished: dict | None = None):
+    def new_tuner(part: str, samples: int, sampler_seed: int, finished: dict | None = None, resume: bool = False):
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
                                 sampler=sampler_for(space, sampler_seed), study_name=study_name(space, run_id),
                                 storage=_study_storage(run_path))
@@ -444,17 +444,10 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
                                reduction_factor=space.budget.reduction_factor,
                                stop_last_trials=not space.cross_validated)
         scheduler.finished.update(finished or {})  # an extension's pruner knows the earlier trials
-        return tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=samples,
-                                        max_concurrent_trials=options.max_concurrent, reuse_actors=True,
-                                        trial_dirname_creator=trial_dirname),
-            run_config=tune.RunConfig(
-                name=part or run_id, storage_path=run_path if part else space_root, verbose=0, callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=options.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            ),
-        )
+        return tune_experiment(trainable, storage_path=run_path if part else space_root, name=part or run_id,
+                               resume=resume, callbacks=callbacks, max_failures=options.max_failures,
+                               max_concurrent=options.max_concurrent, dirname=trial_dirname, search_alg=searcher,
+                               scheduler=scheduler, num_samples=samples)
 
     def part_path(part: str) -> str:
         return f"{run_path}/{part}" if part else run_path
@@ -465,12 +458,8 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     if options.resume:
         say(f"[sweep] resuming {space.name} run {run_id} from {run_path}")
         last, samples = planned[-1]
-        if saved_tune_state(Path(part_path(last))):
-            tuner = tune.Tuner.restore(part_path(last), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False)
-            tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's
-        else:  # an extension stopped before Tune saved its state: start that part again
-            tuner = new_tuner(last, samples, space.sampler.seed + len(planned) - 1)
+        # restored when Tune saved its state; an extension stopped before that starts again
+        tuner = new_tuner(last, samples, space.sampler.seed + len(planned) - 1, resume=True)
     else:
         say(f"[sweep] {space.name}: {num_samples} trials of {space.base.model_name}{folds}, sampler "
             f"{space.sampler.name}, ASHA over {space.budget.max_epochs} epochs -> {run_path}")
@@ -478,8 +467,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         planned = [("", num_samples)]
     if _is_local(run_path):
         say(f"[sweep] watch: tensorboard --logdir {run_path}  |  optuna-dashboard {run_path}/{OPTUNA_JOURNAL}")
-    with stop_cleanly_on_sigterm():
-        results = tuner.fit()
+    results = fit_experiment(tuner)
     have = sum(n for _, n in planned)
     if not unfinished_trials(results, planned[-1][1]) and num_samples > have:
         # an extension: a new Tune experiment in the run folder, on the same Optuna study
@@ -492,8 +480,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         tuner = new_tuner(part, num_samples - have, space.sampler.seed + len(planned) - 1,
                           finished_trials(earlier, space.metric, space.folds))
         callbacks[0].done = have  # the progress line counts on from the earlier trials
-        with stop_cleanly_on_sigterm():
-            results = tuner.fit()
+        results = fit_experiment(tuner)
     local_dir.mkdir(parents=True, exist_ok=True)
     every = [*_earlier_results(planned[:-1], part_path, trainable), results]
     trials = write_results(space, every, local_dir, {"git_commit": git_commit()})
@@ -511,6 +498,41 @@ def _earlier_results(parts: list[tuple[str, int]], part_path, trainable) -> list
     from ray import tune  # lazy: see _fit_sweep
 
     return [tune.Tuner.restore(part_path(part), trainable=trainable).get_results() for part, _ in parts]
+
+
+def tune_experiment(trainable, *, storage_path: str, name: str, resume: bool, callbacks: list, max_failures: int,
+                    max_concurrent: int | None, dirname, param_space: dict | None = None, search_alg=None,
+                    scheduler=None, num_samples: int = 1):
+    """The one place a Tune experiment is built or restored (sweeps, their extensions,
+    ablations, staged rounds and confirmations go through it). ``resume`` restores the
+    experiment at ``<storage_path>/<name>`` when Tune saved its state there (finished trials
+    stay finished, unfinished ones continue from their checkpoints, errored ones are not
+    retried), else builds it afresh. ``param_space`` must be passed again on restore (Tune's
+    saved tuner does not hold it)."""
+    from ray import tune  # lazy: Ray Tune loads only when trials run
+
+    path = f"{storage_path}/{name}"
+    if resume and (not _is_local(path) or saved_tune_state(Path(path))):
+        kwargs = {"param_space": param_space} if param_space is not None else {}
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False, **kwargs)
+        tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's, not the saved ones
+        return tuner
+    return tune.Tuner(
+        trainable,
+        **({"param_space": param_space} if param_space is not None else {}),
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
+                                    max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=dirname),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0, callbacks=callbacks,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+
+
+def fit_experiment(tuner):
+    """``tuner.fit()`` with SIGTERM handled as Ctrl-C (Tune saves its state first)."""
+    with stop_cleanly_on_sigterm():
+        return tuner.fit()
 
 
 def saved_tune_state(run_dir: Path) -> bool:

@@ -58,7 +58,7 @@ def _best_row(history: pd.DataFrame, metric: str, mode: str) -> pd.Series | None
     return history.loc[index]
 
 
-def _error_text(error: BaseException | None) -> str | None:
+def error_text(error: BaseException | None) -> str | None:
     if error is None:
         return None
     text = str(error).strip().splitlines()
@@ -73,7 +73,7 @@ def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = 
     for result in (r for grid in grids for r in grid):
         row = _cv_row(result, space) if space.cross_validated else _row(result, space)
         last = result.metrics or {}
-        row["error"] = _error_text(result.error)
+        row["error"] = error_text(result.error)
         row.update({f"config/{k}": v for k, v in (result.config or {}).items()})
         wall = float(last.get("time_total_s", 0.0) or 0.0)
         row["wall_seconds"] = wall
