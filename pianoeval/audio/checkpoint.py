@@ -21,7 +21,8 @@ Mapping assumed here (MuQ's ``MuQModel`` attribute names):
 | ``w2v2_config.num_attention_heads``, ``intermediate_size``, ``conv_depthwise_kernel_size``, ``hidden_act``, ``rotary_embedding_base``, ``layer_norm_eps`` | same names without prefix (``conv_kernel``, ``rotary_base``) |
 
 The front end is fixed by MuQ's code: 24 kHz, n_fft 2048 (``melspec_2048``), power
-mel in dB. Only ``position_embeddings_type: rotary`` (MuQ's) is supported.
+mel in dB. Only ``position_embeddings_type: rotary`` and ``label_rate: 25`` (MuQ's
+published models) are supported.
 
 **pianoeval** (``results/pretrained/audio/<name>/``): ``config.json`` =
 ``{"format": "pianoeval-audio-backbone", "spec": {...}, "pretraining": {...}}`` and
@@ -67,6 +68,12 @@ def spec_from_muq_config(cfg: dict, source: str = "config.json") -> BackboneSpec
                         f"{w2v2['position_embeddings_type']!r} is not supported (MuQ uses 'rotary')")
     if list(cfg.get("features", ["melspec_2048"])) != ["melspec_2048"]:
         raise DataError(f"{source}: features: {cfg['features']} not supported (MuQ uses ['melspec_2048'])")
+    if int(cfg.get("label_rate", 25)) != 25:
+        # MuQModel picks its conv front end's time strides from label_rate: 25 -> (2, 2), a 4x
+        # subsampling (what this backbone implements); 50 -> (2, 1). The weights have the same
+        # shapes either way, so without this check such a checkpoint would load and be wrong.
+        raise DataError(f"{source}: label_rate: {cfg['label_rate']} is not supported (MuQ's published models "
+                        f"use 25: the conv front end subsamples time by 4)")
     stat = cfg.get("stat") or {}
     if "melspec_2048_mean" not in stat or "melspec_2048_std" not in stat:
         raise DataError(f"{source}: stat.melspec_2048_mean / stat.melspec_2048_std missing (MuQ's log-mel "

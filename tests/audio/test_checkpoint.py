@@ -66,6 +66,13 @@ def test_a_missing_or_misshapen_tensor_is_a_clear_error(muq_folder, tmp_path):
         load_backbone(tmp_path / "nowhere")
 
 
+def test_a_muq_label_rate_other_than_25_is_refused(tmp_path):
+    # MuQ builds its conv front end with time strides (2, 1) at label_rate 50: same weight
+    # shapes as (2, 2), so only the config can tell
+    write_muq_checkpoint(ConformerBackbone(TINY_MUQ), tmp_path, extra_config={"label_rate": 50})
+    with pytest.raises(DataError, match="label_rate: 50 is not supported"):
+        load_backbone(tmp_path)
+
 def test_our_format_round_trips(tmp_path):
     torch.manual_seed(1)
     spec = BackboneSpec(hidden_size=32, num_heads=2, intermediate_size=64, conv_channels=8, db_mean=-40, db_std=20)
