@@ -260,6 +260,33 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return overrides
 
 
+def route_overrides(overrides: Mapping[str, Any], spec_keys: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one ``--set`` router of sweeps, ablations and staged runs: a key whose first part is
+    one of the spec file's own keys (``budget.max_epochs``, ``folds``, ``stages.round1...``)
+    changes the spec; any other key (``train.lr``, ``model.hidden_size``; a ``base.`` prefix
+    is dropped) changes the run config every trial trains. Returns (spec part, config part)."""
+    keys = set(spec_keys)
+    spec: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key.split(".", 1)[0] in keys:
+            spec[key] = value
+        else:
+            config[key.removeprefix("base.")] = value
+    return spec, config
+
+
+def set_path(node: dict, dotted: str, value: Any) -> None:
+    """``node[a][b][c] = value`` for ``dotted`` = ``"a.b.c"``, creating the mappings on the way."""
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
 def dump_yaml(data: Mapping[str, Any], path: str | Path) -> None:
     """Write YAML atomically (write a temp file, then rename)."""
     from pianoeval.io import atomic_write_text

@@ -41,7 +41,7 @@ from typing import Any
 import pydantic
 
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
-                              spec_names, validate)
+                              route_overrides, set_path, spec_names, validate)
 from pianoeval.errors import ConfigError
 from pianoeval.io import is_safe_name
 from pianoeval.experiment import ExperimentConfig, monitor_mode
@@ -266,19 +266,9 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     path = _ablation_path(name_or_path)
     source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     raw = load_yaml(path)
-    spec_keys = {"folds", "seeds", "metrics", "budget", "resources", "baseline", "description", "variants",
-                 "base", "eval_only", "reference_baselines"}
-    config_overrides = {}
-    for key, value in (overrides or {}).items():
-        head = key.split(".", 1)[0]
-        if head in spec_keys and head != "base":
-            if "." in key:
-                section, field = key.split(".", 1)
-                raw.setdefault(section, {})[field] = value
-            else:
-                raw[key] = value
-        else:
-            config_overrides[key.removeprefix("base.")] = value
+    spec_part, config_overrides = route_overrides(overrides or {}, set(AblationFile.model_fields) - {"base"})
+    for key, value in spec_part.items():
+        set_path(raw, key, value)
     spec = validate(AblationFile, raw, source)
     if not spec.folds:
         raise ConfigError(f"{source}: folds: the list is empty; give at least one fold (0-3)")

@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 import pydantic
 
-from pianoeval.config import Folds, StrictInt, StrictModel, deep_merge, find_spec, load_yaml, spec_names, validate
+from pianoeval.config import (Folds, StrictInt, StrictModel, deep_merge, find_spec, load_yaml, route_overrides,
+                              spec_names, validate)
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT
@@ -181,6 +182,9 @@ class SamplerSpec(StrictModel):
     seed: StrictInt = pydantic.Field(0, ge=0)
 
 
+#: The space file's own keys a ``--set`` changes; any other key changes the base config.
+SWEEP_KEYS = ("budget", "sampler", "resources", "objective")
+
 RAY_RESOURCE_RESOLUTION = 1e-4  # Ray rounds resource amounts to 4 decimals
 
 
@@ -306,8 +310,8 @@ class SearchSpace:
         sweep_sections = {"budget": BudgetSpec, "sampler": SamplerSpec, "resources": ResourcesSpec}
         changes: dict[str, Any] = {}
         edited: dict[str, dict[str, Any]] = {}
-        config_overrides = {}
-        for key, value in overrides.items():
+        sweep_part, config_overrides = route_overrides(overrides, SWEEP_KEYS)
+        for key, value in sweep_part.items():
             section, _, field = key.partition(".")
             if section in sweep_sections:
                 edited.setdefault(section, getattr(self, section).model_dump())[field] = value
@@ -324,8 +328,6 @@ class SearchSpace:
                 values = value if isinstance(value, list) else [value]
                 validate(ObjectiveSpec, {"metric": self.metric, "record": values}, source, prefix="objective")
                 changes["record"] = tuple(values)
-            else:
-                config_overrides[key] = value
         if "objective.mode" in overrides:  # an explicit mode wins over the metric's natural one
             changes["mode"] = overrides["objective.mode"]
         unknown = [k for k in overrides if k.startswith("objective.") and k not in
