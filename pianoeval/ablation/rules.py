@@ -207,7 +207,8 @@ def track_winner(table: pd.DataFrame, metric: str = "val/pairwise_acc", tiebreak
             for other in tied:
                 if other != winner:
                     why[other] = (f"tied with {winner} on {metric}, lost on {tiebreak} "
-                                  f"({group.loc[other, 'tiebreak']:.4f} vs {group.loc[winner, 'tiebreak']:.4f})")
+                                  f"({group.loc[other, 'tiebreak']:.4f} vs {group.loc[winner, 'tiebreak']:.4f})"
+                                  if breaks else f"tied with {winner} on {metric}, no {tiebreak} to decide")
         decision.winners[track] = winner
         decision.kept.append(winner)
         for other in eligible:

@@ -172,3 +172,11 @@ def test_one_shared_pair_has_no_ci_and_ties_only_on_exact_equality():
     assert "a1 vs a3 on val/pairwise_acc: one shared (fold, seed) pair, no CI; only exact equality ties " \
            "(difference 0.0010: no tie)" in decision.notes
     assert decision.dropped["a3"].endswith("behind a1 on val/pairwise_acc")
+
+
+def test_a_tie_without_tiebreak_values_goes_to_the_higher_mean_and_says_so():
+    t = runs(fold_runs("a1", [0.80, 0.82, 0.78, 0.80], float("nan")) + fold_runs("a2", [0.81, 0.79, 0.79, 0.77], float("nan")))
+    decision = track_winner(t)
+    assert decision.winners == {"audio": "a1"}
+    assert "no val/r2 values in track audio: a1 (best mean val/pairwise_acc) wins" in decision.notes
+    assert decision.dropped["a2"].endswith("tied with a1 on val/pairwise_acc, no val/r2 to decide")
