@@ -68,6 +68,7 @@ class RuleSpec(StrictModel):
         if self.name not in RULES:
             raise ValueError(f"unknown rule {self.name!r} (rules: {', '.join(RULES)})")
         monitor_mode(self.metric)
+        monitor_mode(self.tiebreak)  # its direction decides ties: known now, not after training
         return self
 
 
@@ -304,13 +305,34 @@ def fusion_encoders(staged: StagedSpec, stage: str, run_dir: Path, state: dict, 
     return fused
 
 
-def decide(rule: RuleSpec | None, table: pd.DataFrame) -> Decision:
+def epoch_table(frame: pd.DataFrame, stage_dir: Path, metric: str) -> pd.DataFrame:
+    """The per-epoch table of a stage's trained runs (columns variant, fold, seed, epoch, ``metric``)
+    from each run's ``run/history.csv`` (Tune's ``progress.csv`` where that is missing). Runs
+    with neither, eval-only rows and failed runs are absent; the rules say when that matters."""
+    from pianoeval.ablation.rules import FINISHED
+    from pianoeval.report.runs import read_history
+
+    parts = []
+    for row in frame.to_dict("records"):
+        if row.get("eval_only") or row["status"] not in FINISHED or not row.get("trial_dir"):
+            continue
+        folder = Path(row["trial_dir"]) if Path(row["trial_dir"]).is_absolute() else stage_dir / row["trial_dir"]
+        history, _ = read_history(folder, prefer="history")
+        if history is not None and metric in history:
+            parts.append(history[["epoch", metric]].assign(variant=row["variant"], fold=row["fold"], seed=row["seed"]))
+    columns = ["variant", "fold", "seed", "epoch", metric]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def decide(rule: RuleSpec | None, table: pd.DataFrame, curves: pd.DataFrame | None = None) -> Decision:
+    """The stage's rule over its trials table; ``curves`` (``epoch_table``) lets round 1's gap
+    compare a stopped candidate at the epoch it stopped."""
     if rule is None:
         return Decision(kept=list(dict.fromkeys(table["variant"])))
     if rule.name == "within_track_gap":
-        return RULES[rule.name](table, rule.metric, rule.max_gap, monitor_mode(rule.metric))
+        return RULES[rule.name](table, rule.metric, rule.max_gap, monitor_mode(rule.metric), curves)
     return RULES[rule.name](table, rule.metric, rule.tiebreak, rule.veto_metric, rule.veto_max,
-                            monitor_mode(rule.metric))
+                            monitor_mode(rule.metric), monitor_mode(rule.tiebreak))
 
 
 def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until: str | None = None) -> dict:
@@ -351,11 +373,12 @@ def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until
         frame.to_parquet(stage_dir / "trials.parquet", index=False)
         run = load_run(stage_dir)
         atomic_write_text(stage_dir / "comparison.md", comparison_markdown(run, spec.description))
-        decision = decide(staged.stages[stage].rule, frame)
         rule = staged.stages[stage].rule
+        curves = epoch_table(frame, stage_dir, rule.metric) if rule and rule.name == "within_track_gap" else None
+        decision = decide(rule, frame, curves)
         state["stages"][stage] = {"status": "done", "candidates": names, "kept": decision.kept,
                                   "dropped": decision.dropped, "winners": decision.winners,
-                                  "rule": rule.model_dump() if rule else None}
+                                  "notes": decision.notes, "rule": rule.model_dump() if rule else None}
         if fused:
             source = staged.stages[stage].fuse
             state["stages"][stage]["encoders"] = {t: state["stages"][source]["winners"][t] for t in FUSED_TRACKS}
@@ -388,6 +411,7 @@ def elimination_markdown(staged: StagedSpec, run_dir: Path, state: dict) -> str:
             lines += [f"- fused encoders (frozen, trained in {entry.fuse}): "
                       + ", ".join(f"{t} `{v}`" for t, v in done["encoders"].items())]
         lines += [f"- dropped `{v}`: {why}" for v, why in done.get("dropped", {}).items()]
+        lines += [f"- {note}" for note in done.get("notes", [])]
         lines += [f"- winner of track {t}: `{v}`" for t, v in done.get("winners", {}).items()]
         lines += ["", f"Tables: `{stage}/comparison.md`, `{stage}/trials.parquet`.", ""]
     return "\n".join(lines)

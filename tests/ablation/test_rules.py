@@ -3,6 +3,8 @@
 import math
 
 import pandas as pd
+import pytest
+import scipy.stats
 
 from pianoeval.ablation.rules import track_winner, within_track_gap
 
@@ -87,3 +89,94 @@ def test_the_fusion_answer_compares_each_dimension_with_its_better_control():
     text = fusion_markdown(fusion_answer(pd.DataFrame(rows), "test/pairwise_acc"))
     assert "`g` beats it on 1 and is worse on 1 of 2" in text and "| timing_stable_to_unstable | 0.800 |" in text
     assert fusion_answer(pd.DataFrame(rows).query("variant != 's'"), "test/pairwise_acc") is None  # no symbolic control
+
+
+# --------------------------------------------------------------------------- same-epoch gap, ties by paired CI
+
+
+def runs(rows):
+    """Trial rows (variant, track, status, fold, seed, epochs_run, pairwise, r2)."""
+    return pd.DataFrame(rows, columns=["variant", "track", "status", "fold", "seed", "epochs_run",
+                                       "val/pairwise_acc", "val/r2"])
+
+
+def curves(values):
+    """The per-epoch table: {(variant, fold, seed): [value at epoch 1, 2, ...]}."""
+    return pd.DataFrame([(v, f, s, epoch, value) for (v, f, s), series in values.items()
+                         for epoch, value in enumerate(series, start=1)],
+                        columns=["variant", "fold", "seed", "epoch", "val/pairwise_acc"])
+
+
+SCREEN = runs([
+    ("a1", "audio", "completed", 0, 0, 9, 0.80, 0.3),  # the best: 0.62 at epoch 1, 0.80 at the end
+    ("a2", "audio", "pruned", 0, 0, 1, 0.60, 0.2),     # 0.20 behind a1's final, 0.02 behind a1 at epoch 1
+    ("a3", "audio", "pruned", 0, 0, 1, 0.45, 0.1),     # 0.17 behind a1 at epoch 1
+    ("a4", "audio", "pruned", 0, 0, 3, 0.66, 0.2),     # 0.04 behind a1 at epoch 3 (its own epoch)
+    ("a5", "audio", "completed", 0, 0, 9, 0.65, 0.2),  # finished: 0.15 behind a1's final value
+])
+SCREEN_CURVES = curves({("a1", 0, 0): [0.62, 0.66, 0.70, 0.74, 0.80], ("a2", 0, 0): [0.60], ("a3", 0, 0): [0.45],
+                        ("a4", 0, 0): [0.58, 0.62, 0.66], ("a5", 0, 0): [0.50, 0.55, 0.60, 0.62, 0.65]})
+
+
+def test_a_candidate_stopped_at_epoch_1_is_compared_with_the_best_at_epoch_1_not_its_final_value():
+    decision = within_track_gap(SCREEN, curves=SCREEN_CURVES)
+    assert decision.kept == ["a1", "a2", "a4"] and set(decision.dropped) == {"a3", "a5"}
+    assert decision.dropped["a3"].startswith("0.1700 behind a1 at epoch 1 on val/pairwise_acc (0.4500 vs 0.6200)")
+    assert decision.dropped["a5"].startswith("0.1500 behind a1 at the final epoch")
+    lines = decision.lines()
+    assert "dropped a3: 0.1700 behind a1 at epoch 1 on val/pairwise_acc (0.4500 vs 0.6200), more than 0.1" in lines
+    assert "kept a2: 0.0200 behind a1 at epoch 1 on val/pairwise_acc (0.6000 vs 0.6200), within 0.1" in lines
+    assert "kept a4: 0.0400 behind a1 at epoch 3 on val/pairwise_acc (0.6600 vs 0.7000), within 0.1" in lines
+
+
+def test_without_histories_a_stopped_candidate_falls_back_to_final_values_and_says_so():
+    decision = within_track_gap(SCREEN)  # no per-epoch table: the old comparison, named as such
+    assert "a2" in decision.dropped and "no other run's history has that epoch, so final values" in decision.dropped["a2"]
+
+
+def fold_runs(variant, pairwise, r2, track="audio"):
+    return [(variant, track, "completed", fold, 0, 9, value, r2) for fold, value in enumerate(pairwise)]
+
+
+def test_a_difference_inside_the_paired_ci_is_a_tie_that_the_tiebreak_decides():
+    from pianoeval.ablation.rules import paired_difference
+
+    a1 = [0.80, 0.82, 0.78, 0.80]
+    t = runs(fold_runs("a1", a1, 0.30)
+             + fold_runs("a2", [0.81, 0.79, 0.79, 0.77], 0.40)     # 0.01 behind, CI [-0.027, 0.047]: tie, better R2
+             + fold_runs("a3", [v - d for v, d in zip(a1, [0.05, 0.06, 0.05, 0.06])], 0.50))  # clearly behind
+    n, diff, low, high = paired_difference(t, "val/pairwise_acc", "a1", "a2")
+    reference = scipy.stats.ttest_rel(a1, [0.81, 0.79, 0.79, 0.77]).confidence_interval(0.95)
+    assert n == 4 and diff == pytest.approx(0.01) and (low, high) == pytest.approx((reference.low, reference.high))
+    decision = track_winner(t)
+    assert decision.winners == {"audio": "a2"}  # tied with a1, wins on R2
+    assert "tie between a1 and a2 on val/pairwise_acc (difference 0.0100, 95% CI [-0.0267, 0.0467] over 4 " \
+           "(fold, seed) pairs): val/r2 decides" in decision.lines()
+    assert decision.dropped["a1"].endswith("tied with a2 on val/pairwise_acc, lost on val/r2 (0.3000 vs 0.4000)")
+    # a3 has the best R2 but is clearly behind: the tiebreak never reaches it
+    assert "behind a1 on val/pairwise_acc (difference 0.0550, 95% CI [0.0458, 0.0642]" in decision.dropped["a3"]
+
+
+def test_a_clear_win_is_not_a_tie_and_a_loss_metric_ties_the_same_way():
+    t = runs(fold_runs("a1", [0.80, 0.81, 0.79, 0.80], 0.10) + fold_runs("a2", [0.70, 0.72, 0.69, 0.70], 0.90))
+    assert track_winner(t).winners == {"audio": "a1"} and not any("tie" in n for n in track_winner(t).notes)
+    losses = t.assign(**{"val/loss": 1 - t["val/pairwise_acc"]})  # lower is better: the same verdict
+    assert track_winner(losses, "val/loss", mode="min").winners == {"audio": "a1"}
+
+
+def test_one_shared_pair_has_no_ci_and_ties_only_on_exact_equality():
+    t = runs([("a1", "audio", "completed", 0, 0, 9, 0.78, 0.2), ("a2", "audio", "completed", 0, 0, 9, 0.78, 0.3),
+              ("a3", "audio", "completed", 0, 0, 9, 0.779, 0.9)])
+    decision = track_winner(t)
+    assert decision.winners == {"audio": "a2"}  # a1 = a2 exactly: R2 decides; a3 is behind by 0.001
+    assert "a1 vs a3 on val/pairwise_acc: one shared (fold, seed) pair, no CI; only exact equality ties " \
+           "(difference 0.0010: no tie)" in decision.notes
+    assert decision.dropped["a3"].endswith("behind a1 on val/pairwise_acc")
+
+
+def test_a_tie_without_tiebreak_values_goes_to_the_higher_mean_and_says_so():
+    t = runs(fold_runs("a1", [0.80, 0.82, 0.78, 0.80], float("nan")) + fold_runs("a2", [0.81, 0.79, 0.79, 0.77], float("nan")))
+    decision = track_winner(t)
+    assert decision.winners == {"audio": "a1"}
+    assert "no val/r2 values in track audio: a1 (best mean val/pairwise_acc) wins" in decision.notes
+    assert decision.dropped["a2"].endswith("tied with a1 on val/pairwise_acc, no val/r2 to decide")
