@@ -40,7 +40,7 @@ import pydantic
 
 from pianoeval.ablation.rules import RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
-from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, unflatten, validate
+from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, route_overrides, set_path, unflatten, validate
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_table, run_id_for
@@ -170,14 +170,6 @@ def tier_notes(staged: "StagedSpec", stage: str, names: list[str]) -> list[str]:
     return notes
 
 
-def _set_path(node: dict, dotted: str, value: Any) -> None:
-    """``node[a][b][c] = value`` for ``dotted`` = ``"a.b.c"``, creating the mappings on the way."""
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def is_staged(path: Path) -> bool:
     return "stages" in load_yaml(path)
 
@@ -185,23 +177,16 @@ def is_staged(path: Path) -> bool:
 def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSpec:
     source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     raw = load_yaml(path)
-    config_overrides: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
+    spec_part, config_overrides = route_overrides(overrides or {}, set(StagedFile.model_fields) - {"base"})
+    for key, value in spec_part.items():
         head, _, rest = key.partition(".")
-        if head == "stages":  # --set stages.round1.budget.max_epochs=1
-            _set_path(raw.setdefault("stages", {}), rest, value)
-        elif head == "candidates":  # --set candidates.han.model.hidden_size=16
+        if head == "candidates":  # --set candidates.han.model.hidden_size=16: a candidate's own config
             name, _, key = rest.partition(".")
             if name not in (raw.get("candidates") or {}) or not key:
                 raise ConfigError(f"{source}: --set candidates.{rest}: use candidates.<candidate>.<config key> with "
                                   f"a candidate of the file ({', '.join(raw.get('candidates') or {})})")
-            _set_path(raw["candidates"][name].setdefault("config", {}), key, value)
-        elif head in ("seeds", "metrics"):
-            raw[head] = value
-        elif head == "resources":
-            raw.setdefault("resources", {})[rest] = value
-        else:
-            config_overrides[key] = value
+            key = f"candidates.{name}.config.{key}"
+        set_path(raw, key, value)  # e.g. stages.round1.budget.max_epochs, seeds, resources.cpu
     spec = validate(StagedFile, raw, source)
     if not spec.stages:
         raise ConfigError(f"{source}: stages: no stages")
