@@ -133,7 +133,7 @@ RESUME_FIX = "continue that run with --resume, which writes the table again from
 def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
     """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
     naming the file and ``fix`` instead of a pyarrow traceback."""
-    import pandas as pd
+    import pandas as pd  # lazy: io is imported by every config path; tables are read after it
 
     path = Path(path)
     try:
