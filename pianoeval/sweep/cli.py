@@ -7,7 +7,7 @@ import yaml
 from pianoeval.config import parse_set
 from pianoeval.sweep.engine import SweepOptions, run_sweep
 from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
-from pianoeval.sweep.tracking import parse_loggers
+from pianoeval.sweep.loggers import parse_loggers
 
 
 def describe(space, num_samples: int) -> str:
