@@ -148,27 +148,3 @@ def read_history(trial_dir: Path | None, prefer: str = "history") -> tuple[pd.Da
         frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
         return frame, str(path.relative_to(base.parent))
     return None, "; ".join(tried)
-
-
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10,
-                 print_fn=print) -> Path:
-    """Write ``report.md`` and ``figures/*.png`` for any run directory; return the report's path.
-
-    ``out_dir`` defaults to ``run_dir``. Trials whose history cannot be read are left out
-    of the learning curves, each with one warning line (and a note in the report)."""
-    from pianoeval.report.ablation import ablation_report
-    from pianoeval.report.staged import staged_report
-    from pianoeval.report.sweep import sweep_report
-
-    run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir
-    if kind == "sweep":
-        path, notes = sweep_report(run_dir, out_dir, top_k=top_k)
-    elif kind == "ablation":
-        path, notes = ablation_report(run_dir, out_dir)
-    else:
-        path, notes = staged_report(run_dir, out_dir)
-    for note in notes:
-        print_fn(f"[report] warning: {note}")
-    return path
