@@ -45,7 +45,7 @@ from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import save_backbone
 from pianoeval.audio.data import AudioBatch
 from pianoeval.audio.features import Frontend, MelStore, build_mels
-from pianoeval.train.losses import infonce_loss, invariance_loss
+from pianoeval.models.losses import infonce_loss, invariance_loss
 
 Table = dict[tuple[str, str, int], np.ndarray]  # (item id, soundfont, variant) -> frames [T, C]
 

@@ -108,7 +108,7 @@ def run_probe(model_name: str, model_overrides: dict | None = None, train_window
     """Train ``model_name`` on tier labels and probe it; see the module docstring."""
     from pianoeval.models.registry import get_model
     from pianoeval.train.data import GroupedBatchSampler
-    from pianoeval.train.losses import ranking_loss, regression_loss
+    from pianoeval.models.losses import ranking_loss, regression_loss
 
     started = time.time()
     torch.manual_seed(seed)

@@ -283,7 +283,7 @@ class Pretrainer(nn.Module):
         self.project_performance = head() if config.lambda_performance > 0 else None
 
     def forward(self, batch, generator):
-        from pianoeval.train.losses import infonce_loss
+        from pianoeval.models.losses import infonce_loss
 
         terms, metrics, frames, mask = self.objective(batch, generator)
         weights = {name: self.config.lambda_objective for name in terms}
