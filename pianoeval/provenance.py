@@ -8,7 +8,6 @@ import subprocess
 from functools import lru_cache
 from typing import Mapping
 
-from pianoeval.data.frames import file_identity
 from pianoeval.paths import REPO_ROOT
 
 PACKAGES = ("pianoeval", "torch", "lightning", "ray", "optuna", "numpy", "pandas", "partitura", "parangonar",
@@ -41,7 +40,11 @@ def versions() -> dict[str, str]:
 def provenance(device: str = "cpu", threads: int | None = None, inputs: Mapping[str, str] | None = None) -> dict:
     """A dict to save next to every result; ``inputs`` (config key -> input file, e.g.
     ``{"data.frames": path}``) are recorded with their content hash."""
+    # lazy: torch (and the frames reader, which loads it) when a record is written; the sweep
+    # engine imports this module at start-up for git_commit, before any config is checked
     import torch
+
+    from pianoeval.data.frames import file_identity
 
     record = {
         "git_commit": git_commit(),

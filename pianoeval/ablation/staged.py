@@ -44,6 +44,7 @@ from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, unflatten, va
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_table, run_id_for
+from pianoeval.models.registry import get_model
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
 
@@ -152,9 +153,7 @@ def _tier_override(tiers: list[str], candidate: CandidateSpec, name: str, where:
     model = (candidate.config.get("model") or {}).get("name")
     if model is None:
         return {"data.tiers": list(tiers)}
-    from pianoeval.train.data import supported_tiers
-
-    usable = [t for t in tiers if t in supported_tiers(model)]
+    usable = [t for t in tiers if t in get_model(model).tiers]
     return {"data.tiers": usable or ["T1"]}
 
 

@@ -26,6 +26,9 @@ import torch
 from scipy import stats
 
 from pianoeval.data.batch import TIER_AUGMENTATION
+from pianoeval.data.samplers import GroupedBatchSampler
+from pianoeval.models.losses import ranking_loss, regression_loss
+from pianoeval.models.registry import get_model
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.symbolic.cache import build_store
 from pianoeval.symbolic.corpus import ASAP, PERCEPIANO
@@ -106,10 +109,6 @@ def run_probe(model_name: str, model_overrides: dict | None = None, train_window
               epochs: int = 3, batch_size: int = 16, lr: float = 1e-3, lambda_rank: float = 1.0, seed: int = 7,
               log=print) -> ProbeResult:
     """Train ``model_name`` on tier labels and probe it; see the module docstring."""
-    from pianoeval.models.registry import get_model
-    from pianoeval.train.data import GroupedBatchSampler
-    from pianoeval.models.losses import ranking_loss, regression_loss
-
     started = time.time()
     torch.manual_seed(seed)
     entry = get_model(model_name)
