@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FINISHED = ("completed", "pruned")
 
@@ -38,6 +40,8 @@ class Decision:
 
 
 def _scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    import pandas as pd  # lazy: a staged spec names its rules at load time; pandas loads when one decides
+
     finished = table[table["status"].isin(FINISHED)]
     scores = finished.groupby("variant")[metric].mean() if metric in finished else pd.Series(dtype=float)
     tracks = table.groupby("variant")["track"].first()
