@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import yaml
 
-from pianoeval.sweep import SweepOptions, load_space, run_sweep
-
 
 def main() -> int:
+    # lazy: the sweep stack loads once the runner's flags parse (a bad flag is one line, at once)
+    from pianoeval.sweep import SweepOptions, load_space, run_sweep
+
     space = load_space("smoke")
     print(f"[demo] sweeping `{space.name}` on the bundled PercePiano data: {space.budget.num_samples} trials of "
           f"{space.base.model_name}, ASHA over {space.budget.max_epochs} epochs (a few minutes on two cores)")
