@@ -50,6 +50,7 @@ def main(args) -> int:
     from pianoeval.audio.features import AudioItem, Frontend, build_mels
     from pianoeval.audio.hidden_cache import build_hidden
     from pianoeval.audio.render import RenderJob, render_many
+    from pianoeval.audio.source import source_of
     from pianoeval.data import load_percepiano
     from pianoeval.experiment import ExperimentConfig
 
@@ -57,7 +58,7 @@ def main(args) -> int:
         "model": {"name": "a1_lora", "audio": {"max_eval_segments": 8, "robustness_eval": False, "workers": 1}},
         "data": {"max_train_segments": args.segments}, "train": {"max_epochs": 1}})
     spec_model = config.model_spec()
-    source = spec_model.backbone_source()
+    source = source_of(spec_model)
     data = load_percepiano(warn=lambda m: None)
     segments = [data.by_id[s] for s in data.fold("performer", 0).train[: args.segments]]
     print(f"[bench] machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "

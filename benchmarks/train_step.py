@@ -34,7 +34,7 @@ def main() -> None:
     from pianoeval.experiment import ExperimentConfig
     from pianoeval.data import LABEL_NAMES
     from pianoeval.models.registry import get_model
-    from pianoeval.train.data import percepiano
+    from pianoeval.data.dataset import percepiano
 
     rows = []
     for name in args.models:

@@ -18,6 +18,7 @@ import pydantic
 import yaml
 
 from pianoeval.errors import ConfigError
+from pianoeval.io import atomic_write_text
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 
@@ -289,8 +290,6 @@ def set_path(node: dict, dotted: str, value: Any) -> None:
 
 def dump_yaml(data: Mapping[str, Any], path: str | Path) -> None:
     """Write YAML atomically (write a temp file, then rename)."""
-    from pianoeval.io import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(_plain(data), sort_keys=False))
 
 

@@ -6,6 +6,7 @@ import yaml
 
 
 def main() -> int:
+    # lazy: the sweep stack loads once the runner's flags parse (a bad flag is one line, at once)
     from pianoeval.sweep import SweepOptions, load_space, run_sweep
 
     space = load_space("smoke")

@@ -24,7 +24,10 @@ from typing import Any, Literal, Mapping
 import pydantic
 
 from pianoeval.config import StrictInt, StrictModel, deep_merge, flatten, load_yaml, unflatten, validate
+from pianoeval.data.inputs import check_inputs
 from pianoeval.errors import ConfigError
+from pianoeval.metrics import METRIC_NAMES, ROBUSTNESS_MODES, metric_mode
+from pianoeval.models.registry import get_model
 
 
 class DataConfig(StrictModel):
@@ -207,8 +210,6 @@ class TrainConfig(StrictModel):
 
 def monitor_mode(name: str) -> str:
     """'min' or 'max' for a monitorable metric name; ValueError listing the choices."""
-    from pianoeval.metrics import METRIC_NAMES, ROBUSTNESS_MODES, metric_mode
-
     stage, _, metric = name.partition("/")
     if stage not in ("val", "train") or not metric:
         raise ValueError(f"{name!r} is not a metric name: use val/<metric>, e.g. val/loss or val/r2 "
@@ -235,8 +236,6 @@ class ExperimentConfig(StrictModel):
     @classmethod
     def resolve(cls, raw: Mapping[str, Any], source: str = "<config>") -> "ExperimentConfig":
         """Validate ``raw`` and fill every default (see the module docstring)."""
-        from pianoeval.models.registry import get_model
-
         raw = dict(raw)
         model = raw.get("model")
         if not isinstance(model, Mapping) or "name" not in model:
@@ -266,8 +265,6 @@ class ExperimentConfig(StrictModel):
     def require_inputs(self, source: str = "<config>") -> "ExperimentConfig":
         """``self``, or a ConfigError when the model needs a ``data:`` input that is unset
         (``data.frames`` for the models on frames). Checked once every override is in."""
-        from pianoeval.models.registry import get_model
-
         for key, hint in get_model(self.model_name).required_data.items():
             if getattr(self.data, key) is None:
                 raise ConfigError(f"{source}: data.{key}: required by model {self.model_name} ({hint}); "
@@ -276,16 +273,12 @@ class ExperimentConfig(StrictModel):
 
     def input_label(self) -> str:
         """What the model reads, for one-line summaries: ``full features``, ``midi_tokens input``."""
-        from pianoeval.models.registry import get_model
-
         if self.data.feature_set is not None:
             return f"{self.data.feature_set} features"
         return f"{get_model(self.model_name).input_kind} input"
 
     def model_spec(self):
         """The typed model config (the registry entry's class)."""
-        from pianoeval.models.registry import get_model
-
         return get_model(self.model_name).make_config(self.model)
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,8 +307,6 @@ def check_data_inputs(data: DataConfig, source: str = "<config>") -> None:
     """The fold index against its split, and the label set and folds file read and
     checked in full (unknown keys, keys on two sides, piece leakage): bad input stops
     at resolve time, before a run or a sweep starts. Raises ConfigError / DataError."""
-    from pianoeval.data import check_inputs  # resolve already imports the data stack (the registry)
-
     try:
         check_inputs(data.labels, data.split, data.fold, data.pieces, data.allow_piece_leakage)
     except ConfigError as err:

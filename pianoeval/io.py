@@ -133,7 +133,7 @@ RESUME_FIX = "continue that run with --resume, which writes the table again from
 def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
     """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
     naming the file and ``fix`` instead of a pyarrow traceback."""
-    import pandas as pd
+    import pandas as pd  # lazy: io is imported by every config path; tables are read after it
 
     path = Path(path)
     try:
@@ -162,3 +162,47 @@ def read_user_json(path: str | Path):
         return json.loads(read_user_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def read_history(trial_dir: Path | None, prefer: str = "history") -> tuple["pd.DataFrame | None", str]:
+    """One trial's per-epoch numeric scalars with an ``epoch`` column from 1, and which file they came from.
+
+    ``prefer="history"`` reads ``run/history.csv`` first (the trainer's own record), then
+    ``progress.csv``; ``prefer="progress"`` the other way round. Returns ``(None, why)``
+    when neither file is there or readable. A resumed trial repeats the epochs after its
+    last checkpoint in ``progress.csv``; the last report of each epoch is kept."""
+    import pandas as pd  # lazy: io is imported by every config path; histories are read after it
+
+    if trial_dir is None:
+        return None, "no trial folder recorded"
+    base = trial_dir.parent if trial_dir.name == "run" else trial_dir
+    files = {"history": base / "run" / "history.csv", "progress": base / "progress.csv"}
+    order = ["history", "progress"] if prefer == "history" else ["progress", "history"]
+    tried = []
+    for name in order:
+        path = files[name]
+        if not path.is_file():
+            tried.append(f"{path.name}: missing")
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            tried.append(f"{path}: unreadable ({type(err).__name__})")
+            continue
+        if name == "history":
+            epoch = frame["epoch"] if "epoch" in frame else None
+        else:
+            # Tune counts reports, not epochs: an ablation trial's extra final report (final_eval = 1,
+            # the best checkpoint's metrics) is no epoch. Our reports carry the epoch themselves.
+            if "final_eval" in frame:
+                frame = frame[frame["final_eval"].fillna(0) != 1]
+            epoch = frame["epoch"] if "epoch" in frame else frame.get("training_iteration")
+        if epoch is None or epoch.isna().all() or frame.empty:
+            tried.append(f"{path}: no epochs")
+            continue
+        # numbers only, in one consolidated block (read_csv gives one block per column)
+        frame = frame.select_dtypes("number").assign(epoch=epoch).dropna(subset=["epoch"]).copy()
+        frame["epoch"] = frame["epoch"].astype(int)
+        frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+        return frame, str(path.relative_to(base.parent))
+    return None, "; ".join(tried)

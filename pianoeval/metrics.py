@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
-import scipy.stats
 
 # A dimension whose prediction std is below a quarter of the target std is
 # treated as collapsed: the model outputs nearly the same value for every
@@ -155,6 +154,8 @@ def pearson_per_dimension(y_true, y_pred) -> np.ndarray:
 
     NaN where either column is constant or there are fewer than two items.
     """
+    import scipy.stats  # lazy: 0.5 s; the metric names are read while every config validates
+
     y_true, y_pred = _check_pair(y_true, y_pred)
     if y_true.shape[0] < 2:
         return np.full(y_true.shape[1], np.nan)
@@ -169,6 +170,8 @@ def spearman_per_dimension(y_true, y_pred) -> np.ndarray:
 
     NaN where either column is constant or there are fewer than two items.
     """
+    import scipy.stats  # lazy: see pearson_per_dimension
+
     y_true, y_pred = _check_pair(y_true, y_pred)
     # spearmanr on 2-D input correlates columns with each other, so rank
     # column-wise and reuse the vectorised Pearson instead.

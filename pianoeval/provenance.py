@@ -17,8 +17,6 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from pianoeval.data.frames import file_identity
-from pianoeval.data.inputs import input_files
 from pianoeval.paths import REPO_ROOT
 
 PACKAGES = ("pianoeval", "torch", "lightning", "ray", "optuna", "numpy", "pandas", "partitura", "parangonar",
@@ -50,6 +48,8 @@ def versions() -> dict[str, str]:
 
 def provenance(device: str = "cpu", threads: int | None = None, inputs: Mapping[str, Mapping] | None = None) -> dict:
     """A dict to save next to every result; ``inputs``: an ``input_record`` of the run's config."""
+    # lazy: torch when a record is written; the sweep engine imports this module at start-up
+    # for git_commit, before any config is checked
     import torch
 
     record = {
@@ -70,6 +70,10 @@ def input_record(config) -> dict[str, dict[str, str]]:
     """``{config key: {"path": absolute path, "sha256": content hash}}`` for every data input of
     ``config`` (an ``ExperimentConfig``) that is a file: ``data.labels`` (a labels JSON or a
     taxonomy), ``data.split`` (a folds file), ``data.pieces``, ``data.frames``."""
+    # lazy: the data readers load numpy and torch; this module stays light for config errors
+    from pianoeval.data.frames import file_identity
+    from pianoeval.data.inputs import input_files
+
     data = config.data
     record = input_files(data.labels, data.split, data.pieces)
     record.update({key: file_identity(path) for key, path in config.input_files().items()})

@@ -12,12 +12,11 @@ file names, or the piece that lists the key in --pieces ``{piece: [keys]}`` (doc
 import sys
 
 from pianoeval.cli import Parser, run_cli
+from pianoeval.data.audit import audit_split, write_split
 from pianoeval.errors import ConfigError
 
 
 def main(args) -> int:
-    from pianoeval.data.audit import audit_split, write_split  # after argparse: --help stays instant
-
     if args.write:
         if not args.out or args.folds:
             raise ConfigError("--write needs --out FILE and no folds file to audit")

@@ -14,17 +14,21 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
 from pianoeval.config import parse_set
+from pianoeval.models.registry import get_model
 
 
 def main(args) -> int:
+    overrides = parse_set(args.set or [])
+    get_model(args.model).make_config(overrides, "probe.model")  # a config error stops here
+    # lazy: torch and the symbolic track load once the config is valid (keeps config errors under 1 s)
+    import torch
+
     from pianoeval.symbolic.degradation_probe import run_probe
 
     torch.set_num_threads(args.threads)
-    result = run_probe(args.model, parse_set(args.set or []), args.train_windows, args.test_windows, args.epochs,
+    result = run_probe(args.model, overrides, args.train_windows, args.test_windows, args.epochs,
                        args.batch_size, args.lr, args.lambda_rank, args.seed)
     print("tier means (unseen pieces): " + ", ".join(f"{k} {v:.3f}" for k, v in result.tier_means.items()))
     print("pristine above: " + ", ".join(f"{k} {v:.1%}" for k, v in result.pristine_above.items()))

@@ -14,12 +14,16 @@ import sys
 
 from pianoeval.cli import Parser, non_negative_int, positive_int, run_cli
 from pianoeval.config import parse_set
+from pianoeval.fusion.exportable import export_config
 
 
 def main(args) -> int:
+    overrides = parse_set(args.set or [])
+    export_config(args.model, args.checkpoint, overrides, warn=lambda message: None)  # a config error stops here
+    # lazy: torch and the encoders load once the config is valid (keeps config errors under 1 s)
     from pianoeval.fusion.export import export_frames
 
-    summary = export_frames(args.model, args.out, checkpoint=args.checkpoint, overrides=parse_set(args.set or []),
+    summary = export_frames(args.model, args.out, checkpoint=args.checkpoint, overrides=overrides,
                             limit=args.limit, keys=args.keys.split(",") if args.keys else None, layer=args.layer,
                             progress=False if args.no_progress else None)
     print(summary.line())

@@ -15,16 +15,13 @@ Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.
 
 import sys
 
-import torch
-
 from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
 from pianoeval.config import parse_set, validate
 from pianoeval.errors import ConfigError
-from pianoeval.symbolic.pretrain import PretrainConfig, pretrain
+from pianoeval.symbolic.pretrain_config import PretrainConfig, encoder_config
 
 
 def main(args) -> int:
-    torch.set_num_threads(args.threads)
     options = {key: value for key, value in vars(args).items()
                if key in PretrainConfig.model_fields and value is not None}
     options["sources"] = tuple(args.sources.split(","))
@@ -35,6 +32,13 @@ def main(args) -> int:
         options["percepiano_fold"] = (split, int(fold))
     options["model"] = parse_set(args.set or [])
     config = validate(PretrainConfig, options, "--options")
+    encoder_config(config)  # the encoder's model config: an error stops here
+    # lazy: torch and the symbolic track load once the config is valid (keeps config errors under 1 s)
+    import torch
+
+    from pianoeval.symbolic.pretrain import pretrain
+
+    torch.set_num_threads(args.threads)
     pretrain(config, out_dir=args.out, progress=not args.no_progress)
     return 0
 

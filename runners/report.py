@@ -9,17 +9,18 @@ The kind of run is read from the folder (sweep.yaml, ablation.yaml or stages.jso
 
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
-
-from pianoeval.cli import Parser, positive_int, run_cli  # noqa: E402
-from pianoeval.io import check_output_root  # noqa: E402
-from pianoeval.report import write_report  # noqa: E402
+from pianoeval.cli import Parser, positive_int, run_cli
+from pianoeval.io import check_output_root
 
 
 def main(args) -> int:
     out = check_output_root(args.out, "--out") if args.out else None
+    # lazy: matplotlib and the report modules load once the flags parse (a bad flag is one line in well under 1 s)
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    from pianoeval.report import write_report  # lazy: after the backend is chosen
+
     path = write_report(args.run_dir, out, top_k=args.top_k)
     print(f"[report] {path} (figures in {path.parent / 'figures'})")
     return 0

@@ -15,6 +15,13 @@ from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int
 from pianoeval.sweep.cli import main
 
 
+def confirm_top(space, run_dir, k, args):
+    # lazy: the ablation engine (Ray, pandas) loads only when --confirm runs (config errors stay fast)
+    from pianoeval.ablation.confirm import confirm_from_args
+
+    return confirm_from_args(space, run_dir, k, args)
+
+
 if __name__ == "__main__":
     p = Parser(description=__doc__)
     p.add_argument("--space", required=True, help="a search_spaces/<name>.yaml name (or a path to a space file)")
@@ -40,4 +47,4 @@ if __name__ == "__main__":
     p.add_argument("--dry-run", action="store_true", help="print the resolved space and budget, run nothing")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override: budget.max_epochs=2, sampler.name=random, train.lr=1e-3, model.hidden_size=32 ...")
-    sys.exit(run_cli(lambda: main(p.parse_args())))
+    sys.exit(run_cli(lambda: main(p.parse_args(), confirm_top=confirm_top)))

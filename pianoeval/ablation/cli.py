@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 
+from pianoeval.ablation.spec import _ablation_path, load_ablation
+from pianoeval.ablation.staged import is_staged, load_staged, main_staged
 from pianoeval.config import parse_set
 from pianoeval.errors import ConfigError, DataError
 from pianoeval.io import atomic_write_text
-from pianoeval.sweep.tracking import parse_loggers
+from pianoeval.sweep.loggers import parse_loggers
 
 
 def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
+    # lazy: torch and Lightning load only for a dry run's timed estimate (keeps config errors under 1 s)
     from pianoeval.train.estimate import epoch_seconds
 
     per_epoch: dict[str, float] = {}
@@ -55,16 +58,10 @@ def dry_run_table(spec, estimate: bool = True, print_fn=print) -> None:
 
 
 def main(args) -> int:
-    from pianoeval.ablation.compare import comparison_markdown, load_run
-    from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
-    from pianoeval.ablation.spec import _ablation_path, load_ablation
-    from pianoeval.ablation.staged import is_staged, main_staged
-    from pianoeval.provenance import changed_inputs
-
     parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     path = _ablation_path(args.name)
     if is_staged(path):
-        return main_staged(path, args)
+        return main_staged(load_staged(path, parse_set(args.set or [])), args)
     spec = load_ablation(path, parse_set(args.set or []))
     if args.until:
         raise ConfigError(f"{path}: --until {args.until}: only a staged spec (one with stages:) runs in stages; "
@@ -74,6 +71,11 @@ def main(args) -> int:
     if args.dry_run:
         dry_run_table(spec, estimate=not args.no_estimate)
         return 0
+    # lazy: Ray Tune, pandas and the statistics stack load once the spec is valid (keeps config errors under 1 s)
+    from pianoeval.ablation.compare import comparison_markdown, load_run
+    from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
+    from pianoeval.provenance import changed_inputs
+
     options = AblationOptions(address=args.address, storage=args.storage, resume=args.resume, run_id=args.run_id,
                               num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
                               max_failures=args.max_failures, connect_timeout=args.connect_timeout,

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import scipy.stats
+if TYPE_CHECKING:
+    import pandas as pd
 
 FINISHED = ("completed", "pruned")
 CI_LEVEL = 0.95
@@ -54,6 +54,8 @@ def _finished(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _scores(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    import pandas as pd  # lazy: a staged spec names its rules at load time; pandas loads when one decides
+
     finished = _finished(table)
     scores = finished.groupby("variant")[metric].mean() if metric in finished else pd.Series(dtype=float)
     tracks = table.groupby("variant")["track"].first()
@@ -67,6 +69,8 @@ def stop_epochs(table: pd.DataFrame) -> dict[str, int | None]:
     """The epoch each variant is judged at: the earliest epoch at which ASHA stopped one of its
     finished runs; None when every finished run completed (judged by its final value); 0 when a
     run was stopped at an epoch the table does not record (no ``epochs_run``)."""
+    import pandas as pd  # lazy: see _scores
+
     finished = _finished(table)
     stops: dict[str, int | None] = {}
     for variant, runs in finished.groupby("variant", sort=False):
@@ -138,6 +142,10 @@ def paired_difference(table: pd.DataFrame, metric: str, a: str, b: str, mode: st
     bootstrap interval cannot be wider than the range of the 4 differences and covers well under
     95%, so it would call too many differences real; the t-test is what ``stats`` uses below 6
     pairs too."""
+    import numpy as np  # lazy: see _scores
+    import pandas as pd
+    import scipy.stats
+
     finished = _finished(table)
     keys = [k for k in RUN_KEYS if k in finished]  # a table without seeds ran one
 

@@ -31,12 +31,18 @@ from pianoeval.ablation.spec import AblationSpec, ResourcesSpec, Trial
 from pianoeval.data import leakage_warnings
 from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
+from pianoeval.experiment import monitor_mode
 from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, init_ray, results_folder,
                                     trial_dirname, trial_resources, tune_experiment, unfinished_trials)
 from pianoeval.sweep.results import error_text, trial_status
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
+from pianoeval.sweep.tracking import parse_loggers, tracking_callbacks
+from pianoeval.sweep.trainable import run_ablation_trial
+from pianoeval.train.data import build_datamodule
+from pianoeval.train.module import PerformanceModule
+from pianoeval.train.run import evaluate_weights, load_weights, train_run
 
 
 @dataclass
@@ -125,9 +131,6 @@ def train_trials(spec: AblationSpec, trials: list[Trial], run_dir: Path, options
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from pianoeval.experiment import monitor_mode
-    from pianoeval.sweep.tracking import parse_loggers, tracking_callbacks
-    from pianoeval.sweep.trainable import run_ablation_trial
 
     loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     init_ray(SweepOptions(address=options.address, num_cpus=options.num_cpus,
@@ -212,9 +215,6 @@ def collect_trained(results, trials: dict[str, Trial], resources) -> list[dict[s
 
 def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources, print_fn) -> list[dict]:
     """Evaluate eval-only variants on their source variant's trained weights."""
-    from pianoeval.train.data import build_datamodule
-    from pianoeval.train.module import PerformanceModule
-    from pianoeval.train.run import evaluate_weights, load_weights
 
     sources = {(r["variant"], r["fold"], r["seed"]): r for r in trained_rows}
     rows = []
@@ -243,7 +243,6 @@ def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources,
 def fit_references(trials: list[Trial], run_dir: Path, print_fn) -> list[dict]:
     """Fit the reference baselines (closed form, in this process) and evaluate them; a finished
     one (its ``metrics.json`` says completed) is read back, not fitted again."""
-    from pianoeval.train.run import train_run
 
     rows = []
     for trial in trials:

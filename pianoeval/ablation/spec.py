@@ -34,7 +34,7 @@ folds and the eval-only sources; nothing starts on bad input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,12 @@ import pydantic
 
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
                               route_overrides, set_path, spec_names, validate)
+from pianoeval.data.folds import fold_count
+from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES
 from pianoeval.errors import ConfigError
-from pianoeval.io import is_safe_name
 from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.io import is_safe_name
+from pianoeval.models.registry import get_model, list_models
 from pianoeval.paths import REPO_ROOT, results_root
 from pianoeval.sweep.space import ResourcesSpec  # one resources format for sweeps and ablations
 
@@ -135,8 +138,6 @@ class AblationSpec:
 
     def only(self, names: list[str]) -> "AblationSpec":
         """Restrict to some variants (``--only``); the baseline and eval-only sources stay."""
-        from dataclasses import replace
-
         unknown = [n for n in names if n not in self.variants and n not in self.eval_only]
         if unknown:
             raise ConfigError(f"--only {unknown[0]}: not a variant of {self.name} "
@@ -204,8 +205,6 @@ def _resolve_variant(base: dict[str, Any], overrides: dict[str, Any] | None, bud
 
 
 def _same_family(name: str, other: str | None) -> bool:
-    from pianoeval.models.registry import get_model, list_models
-
     known = set(list_models())
     return other in known and name in known and get_model(name).config_cls is get_model(other).config_cls
 
@@ -219,8 +218,6 @@ def _copy(value):
 
 
 def with_trials(spec: AblationSpec) -> AblationSpec:
-    from dataclasses import replace
-
     trials = []
     for name, config in spec.variants.items():
         for fold in spec.folds:
@@ -241,8 +238,6 @@ def with_trials(spec: AblationSpec) -> AblationSpec:
 def _resolve_references(names: list[str], base: ExperimentConfig, taken: set[str], source: str
                         ) -> dict[str, ExperimentConfig]:
     """Each reference baseline's run config on the base's split (see the module docstring)."""
-    from pianoeval.models.registry import get_model
-
     references = {}
     for i, name in enumerate(names):
         where = f"{source}: reference_baselines[{i}]"
@@ -282,10 +277,6 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
                 .require_inputs(f"{source}: variants.{name}") for name, overrides in spec.variants.items()}
-    # deliberate lazy import for start-up time (pianoeval.data loads torch); resolving the variants did already
-    from pianoeval.data import NUM_FOLDS, SPLIT_NAMES
-    from pianoeval.data.folds import fold_count
-
     split = variants[spec.baseline].data.split  # a folds file has its own number of folds
     count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
     bad_folds = [f for f in spec.folds if not 0 <= f < count]

@@ -31,21 +31,25 @@ New tracks and encoders join by adding candidates, with no engine change.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pydantic
 
-from pianoeval.ablation.rules import RULES, Decision
+from pianoeval.ablation.rules import FINISHED, RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
-from pianoeval.config import Folds, Seeds, StrictModel, load_yaml, route_overrides, set_path, unflatten, validate
+from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
+                              validate)
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
-from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_table, run_id_for
+from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_history, read_table, run_id_for
+from pianoeval.models.registry import get_model
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIERS = ("T1", "T2", "T3", "T4")
 
@@ -143,8 +147,6 @@ class StagedSpec:
 
 
 def _merge(a: dict, b: dict) -> dict:
-    from pianoeval.config import deep_merge
-
     return deep_merge(json.loads(json.dumps(a)), b)
 
 
@@ -153,9 +155,7 @@ def _tier_override(tiers: list[str], candidate: CandidateSpec, name: str, where:
     model = (candidate.config.get("model") or {}).get("name")
     if model is None:
         return {"data.tiers": list(tiers)}
-    from pianoeval.train.data import supported_tiers
-
-    usable = [t for t in tiers if t in supported_tiers(model)]
+    usable = [t for t in tiers if t in get_model(model).tiers]
     return {"data.tiers": usable or ["T1"]}
 
 
@@ -294,9 +294,6 @@ def epoch_table(frame: pd.DataFrame, stage_dir: Path, metric: str) -> pd.DataFra
     """The per-epoch table of a stage's trained runs (columns variant, fold, seed, epoch, ``metric``)
     from each run's ``run/history.csv`` (Tune's ``progress.csv`` where that is missing). Runs
     with neither, eval-only rows and failed runs are absent; the rules say when that matters."""
-    from pianoeval.ablation.rules import FINISHED
-    from pianoeval.report.runs import read_history
-
     parts = []
     for row in frame.to_dict("records"):
         if row.get("eval_only") or row["status"] not in FINISHED or not row.get("trial_dir"):
@@ -323,8 +320,7 @@ def decide(rule: RuleSpec | None, table: pd.DataFrame, curves: pd.DataFrame | No
 def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until: str | None = None) -> dict:
     """Run every stage in order (skipping finished ones), or up to and including ``until``;
     return the state."""
-    from dataclasses import replace
-
+    # lazy: Ray Tune and the statistics stack load when stages run, not when a spec is checked
     from pianoeval.ablation.compare import comparison_markdown, load_run
     from pianoeval.ablation.runner import run_trial_set
 
@@ -402,11 +398,11 @@ def elimination_markdown(staged: StagedSpec, run_dir: Path, state: dict) -> str:
     return "\n".join(lines)
 
 
-def main_staged(path: Path, args) -> int:
+def main_staged(staged: StagedSpec, args) -> int:
+    """``runners/ablate.py`` on a staged spec (loaded and checked: ``load_staged``)."""
+    # lazy: Ray Tune loads once the spec is valid (keeps config errors under 1 s)
     from pianoeval.ablation.runner import AblationOptions
-    from pianoeval.config import parse_set
 
-    staged = load_staged(path, parse_set(args.set or []))
     until = args.until
     if until is not None and until not in staged.stages:
         raise ConfigError(f"{staged.source}: --until {until}: not a stage of this spec; "

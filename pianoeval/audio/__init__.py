@@ -10,8 +10,8 @@ Modules: ``render`` (FluidSynth, render cache), ``augment`` (the augmentation su
 AudioDataModule), ``lora`` (peft adapters), ``pretrain`` / ``stage1`` (self-supervised
 training). The registered models are in ``pianoeval.models.audio``; see docs/audio.md.
 
-Names are resolved lazily (on first use), so importing the package stays cheap and the
-training package can import ``pianoeval.audio.data`` without a cycle.
+Names are resolved lazily (on first use), so importing one module of the package does not
+import all of them (rendering, augmentation, backbones: each pulls its own heavy stack).
 """
 
 from importlib import import_module
@@ -36,6 +36,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    # lazy: a name's module is imported when the name is first used
     if name not in _EXPORTS:
         raise AttributeError(f"module 'pianoeval.audio' has no attribute {name!r}")
     return getattr(import_module(f"pianoeval.audio.{_EXPORTS[name]}"), name)

@@ -31,11 +31,10 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-import pydantic
 import scipy.signal
 
-from pianoeval.config import StrictModel
 from pianoeval.io import atomic_write
+from pianoeval.models.configs.audio import AugmentConfig
 from pianoeval.paths import cache_root
 
 AUGMENTATIONS = ("room", "noise", "phone", "pitch", "eq")
@@ -43,31 +42,9 @@ AUGMENTATIONS = ("room", "noise", "phone", "pitch", "eq")
 AUGMENT_VERSION = "2"
 
 
-class AugmentConfig(StrictModel):
-    """Probabilities and ranges of the augmentation suite (the design's defaults).
-
-    Attributes:
-        p_room, p_noise, p_phone, p_pitch, p_eq: probability of each transform.
-        snr_db: (min, max) signal-to-noise ratio of the additive noise, in dB.
-        pitch_cents: maximum absolute pitch shift, in cents.
-        eq_gain_db: maximum absolute gain of each EQ band, in dB.
-        phone_cutoff_hz: low-pass cutoff of the phone simulation.
-        rir_bank_size: number of simulated rooms (built once, cached).
-    """
-
-    p_room: float = pydantic.Field(0.3, ge=0, le=1)
-    p_noise: float = pydantic.Field(0.3, ge=0, le=1)
-    p_phone: float = pydantic.Field(0.2, ge=0, le=1)
-    p_pitch: float = pydantic.Field(0.1, ge=0, le=1)
-    p_eq: float = pydantic.Field(0.2, ge=0, le=1)
-    snr_db: tuple[float, float] = (10.0, 30.0)
-    pitch_cents: float = pydantic.Field(50.0, ge=0, le=1200)
-    eq_gain_db: float = pydantic.Field(6.0, ge=0, le=24)
-    phone_cutoff_hz: float = pydantic.Field(8000.0, gt=0)
-    rir_bank_size: int = pydantic.Field(48, ge=1)
-
-    def key(self) -> str:
-        return hashlib.sha256(f"{AUGMENT_VERSION}|{self.model_dump_json()}".encode()).hexdigest()[:12]
+def augment_key(config: AugmentConfig) -> str:
+    """Cache key part of an augmentation config (and of the transforms' code version)."""
+    return hashlib.sha256(f"{AUGMENT_VERSION}|{config.model_dump_json()}".encode()).hexdigest()[:12]
 
 
 @contextlib.contextmanager

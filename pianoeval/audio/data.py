@@ -31,63 +31,17 @@ from functools import lru_cache
 
 import lightning as L
 import numpy as np
-import pydantic
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pianoeval.audio.augment import AugmentConfig
-from pianoeval.audio.render import SOUNDFONTS
-from pianoeval.config import StrictModel
+from pianoeval.audio.asap import asap_windows
+from pianoeval.audio.features import AudioItem, Frontend, build_mels
+from pianoeval.audio.hidden_cache import build_hidden
+from pianoeval.audio.source import source_of
 from pianoeval.data.batch import TIER_CROSS_PERFORMER, TIER_LABELLED, BatchBase
-
-
-class AudioDataConfig(StrictModel):
-    """Audio data options (the ``audio:`` block of every audio model config).
-
-    Attributes:
-        soundfonts: training soundfonts; one is drawn per item per epoch.
-        eval_soundfont: soundfont of validation and test (a training soundfont or not:
-            leaving it out of ``soundfonts`` measures cross-soundfont generalisation).
-        max_seconds: keep the first N seconds of each segment (None = all of it).
-        max_eval_segments: use only about N validation / test segments: whole music
-            groups in a seeded order until N are reached (smoke runs and tests); None = all.
-        t3_passages_per_batch: ASAP passages (two performers each) per training batch (T3).
-        asap_window_seconds, asap_windows_per_performance, asap_max_pieces: the windows (the
-            defaults are the pre-training's, so its renders and features are shared).
-        augmented_views: augmented variants per training item (T4); the cache holds
-            each once.
-        robustness_eval: attach a fixed augmented view to validation / test batches.
-        augment: the augmentation suite (probabilities and ranges).
-        workers: processes for rendering / features (None = all cores).
-    """
-
-    soundfonts: tuple[str, ...] = ("musescore", "timgm6mb")
-    eval_soundfont: str = "musescore"
-    max_seconds: float | None = pydantic.Field(12.0, gt=0)
-    max_eval_segments: int | None = pydantic.Field(None, ge=2)
-    t3_passages_per_batch: int = pydantic.Field(2, ge=1)
-    asap_window_seconds: float = pydantic.Field(5.0, gt=0)
-    asap_windows_per_performance: int = pydantic.Field(2, ge=1)
-    asap_max_pieces: int | None = pydantic.Field(None, ge=2)
-    augmented_views: int = pydantic.Field(1, ge=1)
-    robustness_eval: bool = True
-    augment: AugmentConfig = AugmentConfig()
-    workers: int | None = pydantic.Field(None, ge=1)
-
-    @pydantic.field_validator("soundfonts")
-    @classmethod
-    def _known_soundfonts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [v for v in value if v not in SOUNDFONTS]
-        if unknown or not value:
-            raise ValueError(f"unknown soundfonts {unknown or '[]'} (available: {', '.join(SOUNDFONTS)})")
-        return tuple(dict.fromkeys(value))
-
-    @pydantic.field_validator("eval_soundfont")
-    @classmethod
-    def _known_eval(cls, value: str) -> str:
-        if value not in SOUNDFONTS:
-            raise ValueError(f"unknown soundfont {value!r} (available: {', '.join(SOUNDFONTS)})")
-        return value
+from pianoeval.data.dataset import load_percepiano
+from pianoeval.errors import ConfigError
+from pianoeval.models.configs.audio import AudioDataConfig
 
 
 @dataclass
@@ -215,8 +169,6 @@ class AudioTrainSampler(Sampler[list[tuple[int, str, int]]]):
 
 @lru_cache(maxsize=4)
 def _percepiano(labels: str):
-    from pianoeval.data import load_percepiano
-
     return load_percepiano(warn=lambda msg: None, labels=labels)
 
 
@@ -247,8 +199,6 @@ class AudioDataModule(L.LightningDataModule):
 
     def __init__(self, config, progress: bool | None = None, warn=print):
         super().__init__()
-        from pianoeval.errors import ConfigError
-
         tiers, train = set(config.data.tiers), config.train
         unsupported = sorted(tiers - set(self.SUPPORTED_TIERS))
         if unsupported:
@@ -269,10 +219,6 @@ class AudioDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        from pianoeval.audio.asap import asap_windows
-        from pianoeval.audio.features import AudioItem, Frontend, build_mels
-        from pianoeval.audio.hidden_cache import build_hidden
-
         cfg, audio, train = self.config.data, self.audio, self.config.train
         data = _percepiano(cfg.labels)
         fold = data.fold(cfg.split, cfg.fold, cfg.pieces, cfg.allow_piece_leakage)
@@ -280,7 +226,7 @@ class AudioDataModule(L.LightningDataModule):
         group_of = lambda sid: data.group_of[data.by_id[sid].score_key]  # noqa: E731
         val_ids = _subset(fold.validation, audio.max_eval_segments, self.config.seed, group_of)
         test_ids = _subset(fold.test, audio.max_eval_segments, self.config.seed, group_of)
-        source = self.spec_model.backbone_source()
+        source = source_of(self.spec_model)
         spec = source.spec()
         self.layer = self.spec_model.cache_layer(spec)
         frontend = Frontend.of(spec)

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from pianoeval.audio.augment import AudioAugmentor, AugmentConfig
+from pianoeval.audio.augment import AudioAugmentor, augment_key
+from pianoeval.audio.backbones import BackboneSpec, MelFrontend
 from pianoeval.audio.render import RenderError, RenderJob, load_render, render_many
 from pianoeval.io import atomic_write
+from pianoeval.models.configs.audio import AugmentConfig
 from pianoeval.paths import cache_root
 
 #: Bump when the feature code changes what it produces.
@@ -69,7 +72,7 @@ class AudioItem:
 def feature_key(item: AudioItem, soundfont: str, variant: int, max_seconds: float | None,
                 augment: AugmentConfig) -> str:
     parts = [item.render_job(soundfont).key(), f"crop{max_seconds}", f"v{variant}",
-             augment.key() if variant else "clean", FEATURE_VERSION]
+             augment_key(augment) if variant else "clean", FEATURE_VERSION]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
@@ -81,10 +84,6 @@ _FRONTENDS: dict = {}
 
 
 def _mel_db(audio: np.ndarray, frontend: Frontend) -> np.ndarray:
-    import torch
-
-    from pianoeval.audio.backbones import BackboneSpec, MelFrontend
-
     torch.set_num_threads(1)
     if frontend not in _FRONTENDS:
         spec = BackboneSpec(sample_rate=frontend.sample_rate, n_fft=frontend.n_fft, hop_length=frontend.hop_length,

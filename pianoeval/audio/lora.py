@@ -13,8 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from pianoeval.audio.backbones import ConformerBackbone
-
-ATTENTION_PROJECTIONS = ("linear_q", "linear_k", "linear_v", "linear_out")
+from pianoeval.models.configs.audio import ATTENTION_PROJECTIONS
 
 
 def attach_lora(backbone: ConformerBackbone, layers: range, rank: int, alpha: float, dropout: float,

@@ -40,12 +40,12 @@ import torch
 from torch import nn
 
 from pianoeval.audio.asap import AsapWindow, asap_windows, split_by_piece
-from pianoeval.audio.augment import AugmentConfig
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import save_backbone
 from pianoeval.audio.data import AudioBatch
 from pianoeval.audio.features import Frontend, MelStore, build_mels
-from pianoeval.train.losses import infonce_loss, invariance_loss
+from pianoeval.models.configs.audio import AugmentConfig
+from pianoeval.models.losses import infonce_loss, invariance_loss
 
 Table = dict[tuple[str, str, int], np.ndarray]  # (item id, soundfont, variant) -> frames [T, C]
 

@@ -22,9 +22,9 @@ import torch
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import checkpoint_hash, checkpoint_spec, load_backbone
 from pianoeval.errors import ConfigError, DataError
+from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
 from pianoeval.paths import results_root
 
-DEFAULT_BACKBONE_NAME = "pianoeval_small"
 PRETRAIN_COMMAND = "python runners/pretrain_audio.py --name {name}"
 
 
@@ -86,3 +86,9 @@ def backbone_source(backbone: str, backbone_name: str, backbone_path: str | None
     if kind != backbone:
         raise ConfigError(f"model.backbone: {backbone!r} but {folder} holds a {kind!r} checkpoint")
     return source
+
+
+def source_of(config) -> BackboneSource:
+    """The backbone an audio model config (``AudioEncoderConfig``: A1-A3) names."""
+    return backbone_source(config.backbone, config.backbone_name, config.backbone_path, config.backbone_init,
+                           config.backbone_seed)

@@ -21,6 +21,7 @@ import torch
 from pianoeval.audio.features import Frontend
 from pianoeval.audio.hidden_cache import build_hidden
 from pianoeval.audio.pretrain import SSLConfig, retrieval_accuracy, ssl_windows, stage1_key, train_ssl, window_mels
+from pianoeval.audio.source import source_of
 from pianoeval.io import atomic_write, atomic_write_text
 from pianoeval.paths import results_root
 
@@ -48,7 +49,7 @@ def load_or_run_stage1(model, config, progress: bool | None = None, log=print) -
     from safetensors.torch import load_file, save_file
 
     encoder = model.encoder
-    source = config.backbone_source()
+    source = source_of(config)
     ssl = ssl_config(config)
     parts = {"version": STAGE1_VERSION, "backbone": source.key(), "backbone_init": config.backbone_init,
              "ssl": ssl.to_json(), **{k: getattr(config, k) for k in _HEAD_FIELDS + _LORA_FIELDS}}

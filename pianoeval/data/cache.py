@@ -33,6 +33,7 @@ import numpy as np
 from pianoeval.data import alignment as alignment_mod
 from pianoeval.data import directions, features, performance, score
 from pianoeval.data.percepiano import Segment, load_segments
+from pianoeval.errors import DataError
 from pianoeval.io import atomic_write
 from pianoeval.paths import BUNDLED_PERCEPIANO, cache_root, percepiano_root
 
@@ -244,8 +245,6 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def _assemble(ok: list[str], results: dict[str, SegmentResult], skipped, key: str) -> NoteFeatureStore:
     if not ok:
-        from pianoeval.errors import DataError
-
         raise DataError("note feature extraction failed for every segment; see the warnings above")
     sources = sorted(k for k in results[ok[0]].rows if k not in INDEX_COLUMNS)
     lengths = [len(results[sid].rows["beat_index"]) for sid in ok]

@@ -13,6 +13,7 @@ from pianoeval.data.cache import build_store
 from pianoeval.data.features import FEATURE_SETS, FULL_COLUMNS
 from pianoeval.data.splits import PIECE_SPLIT_FILE, write_piece_split
 from pianoeval.paths import REPO_ROOT
+from pianoeval.setup_assets import ensure_partitura_soundfont
 
 FEATURES_DOC = REPO_ROOT / "docs" / "features.md"
 LOW_MATCH_RATE = 0.85
@@ -38,8 +39,6 @@ def ornament_share(data) -> dict[str, float]:
     """Per piece: share of score notes carrying a tremolo, trill or turn (they are
     played as several notes, which the aligner cannot match to one score note)."""
     import warnings
-
-    from pianoeval.setup_assets import ensure_partitura_soundfont
 
     ensure_partitura_soundfont()
     import partitura as pt

@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from pianoeval.audio.data import AudioTrainSampler, Entry, stack_frames
 from pianoeval.data.batch import TIER_LABELLED, BatchBase
 from pianoeval.errors import ConfigError
+from pianoeval.fusion.frames import audio_frames, score_items, symbolic_frames
+from pianoeval.symbolic.sources import percepiano_data
 
 
 @dataclass
@@ -118,9 +120,6 @@ class FusionDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        from pianoeval.fusion.frames import audio_frames, score_items, symbolic_frames
-        from pianoeval.symbolic.sources import percepiano_data
-
         cfg, spec = self.config.data, self.spec_model
         views = 1 if "T4" in cfg.tiers else 0
         self.audio, audio = audio_frames(spec.audio_encoder, spec.audio_checkpoint, self.config, views,

@@ -29,15 +29,16 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pianoeval.config import load_yaml
+from pianoeval.audio.features import AudioItem, Frontend, build_mels
+from pianoeval.audio.hidden_cache import build_hidden
+from pianoeval.audio.source import source_of
+from pianoeval.data.dataset import load_percepiano
 from pianoeval.data.frames import FrameTable, write_frames
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.fusion.exportable import export_config
 from pianoeval.fusion.frames import checkpoint_labels, encode_hidden, load_encoder_weights, symbolic_frames
-from pianoeval.models.fusion import SYMBOLIC_KINDS
-from pianoeval.models.registry import get_model, list_models
-
-EXPORTABLE_KINDS = (*SYMBOLIC_KINDS, "audio")
+from pianoeval.models.registry import get_model
 
 
 @dataclass
@@ -51,49 +52,6 @@ class ExportSummary:
     def line(self) -> str:
         return (f"[export] {self.segments} segments, {self.width} wide, {self.frames:,} frames "
                 f"({self.frames / max(self.segments, 1):.0f} per segment) in {self.seconds:.0f} s -> {self.out}")
-
-
-def exportable_models() -> list[str]:
-    return [n for n in list_models() if get_model(n).input_kind in EXPORTABLE_KINDS]
-
-
-def _run_model_pt(checkpoint: str) -> Path:
-    path = Path(checkpoint)
-    path = path / "model.pt" if path.is_dir() else path
-    if not path.is_file():
-        raise ConfigError(f"--checkpoint: {path} does not exist; name a training run's folder (it holds model.pt)")
-    return path
-
-
-def export_config(model: str, checkpoint: str | None, overrides: Mapping[str, Any] | None = None,
-                  warn=print) -> tuple[ExperimentConfig, Path | None]:
-    """The encoder's run config (a checkpoint's ``resolved.yaml``, else the model's defaults,
-    then ``overrides``) and the weights to load; a model without frames is a ConfigError."""
-    entry = get_model(model, "--model")
-    if entry.input_kind not in EXPORTABLE_KINDS:
-        raise ConfigError(f"--model: {model} reads {entry.input_kind} input and makes no frames of its own; "
-                          f"export one of {', '.join(exportable_models())}")
-    weights = _run_model_pt(checkpoint) if checkpoint else None
-    resolved = weights.parent / "resolved.yaml" if weights is not None else None
-    if resolved is not None and resolved.is_file():
-        raw = load_yaml(resolved)
-        raw.pop("provenance", None)
-        made = (raw.get("model") or {}).get("name")
-        if made != model:
-            raise ConfigError(f"--checkpoint: {weights} holds a {made!r} model, not {model!r}; use --model {made}")
-        config = ExperimentConfig.resolve(raw, str(resolved))
-    else:
-        config = ExperimentConfig.resolve({"model": {"name": model}}, "--model")
-    config = config.with_overrides(overrides) if overrides else config
-    if weights is None:
-        pretrained = config.model.get("pretrained") not in (None, False) or config.model.get("backbone") is not None
-        what = "its config's pre-trained weights where it names them, random init elsewhere" if pretrained \
-            else "random-init weights"
-        warn(f"[export] {model}: no --checkpoint: {what} (seed {config.seed}); frames of an encoder not trained "
-             f"on PercePiano")
-    elif not (resolved and resolved.is_file()):
-        warn(f"[export] {weights}: no resolved.yaml beside it; the weights must fit {model}'s default config")
-    return config, weights
 
 
 def select_segments(segments, limit: int | None, keys: list[str] | None) -> list[str]:
@@ -122,12 +80,8 @@ def select_segments(segments, limit: int | None, keys: list[str] | None) -> list
 
 def _audio_table(config: ExperimentConfig, weights: Path | None, ids: list[str], layer: int | None,
                  progress, warn) -> FrameTable:
-    from pianoeval.audio.features import AudioItem, Frontend, build_mels
-    from pianoeval.audio.hidden_cache import build_hidden
-    from pianoeval.data import load_percepiano
-
     spec = config.model_spec()
-    source = spec.backbone_source()
+    source = source_of(spec)
     backbone = source.spec()
     if layer is not None and not 0 <= layer <= backbone.num_layers:
         raise ConfigError(f"--layer: {layer} is outside the backbone's hidden states 0-{backbone.num_layers}")
@@ -154,8 +108,6 @@ def export_frames(model: str, out: Path, checkpoint: str | None = None, override
                   limit: int | None = None, keys: list[str] | None = None, layer: int | None = None,
                   progress: bool | None = None, warn=print) -> ExportSummary:
     """Write ``model``'s frames of every (or the selected) PercePiano segment to ``out``."""
-    from pianoeval.data import load_percepiano
-
     out = Path(out)
     if out.suffix != ".pt":
         raise ConfigError(f"--out: {out} must end in .pt (a torch.save dict {{key: tensor [T, D]}})")

@@ -25,23 +25,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from pianoeval.audio.data import AudioBatch, AudioDataModule, stack_frames
 from pianoeval.config import load_yaml
-from pianoeval.data import SPLIT_NAMES, input_files
-from pianoeval.data.labels import DEFAULT_LABELS, label_dimensions
+from pianoeval.data import SPLIT_NAMES, collate_notes, input_files
+from pianoeval.data.dataset import percepiano
 from pianoeval.data.frames import FrameTable, locked
+from pianoeval.data.labels import DEFAULT_LABELS, label_dimensions
 from pianoeval.errors import ConfigError, DataError
+from pianoeval.experiment import ExperimentConfig
+from pianoeval.models.registry import get_model
 from pianoeval.paths import REPO_ROOT, cache_root
+from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
+from pianoeval.symbolic.cache import build_store
+from pianoeval.symbolic.corpus import PERCEPIANO, SymbolicItem
+from pianoeval.symbolic.datamodule import DATA_MODULES
+from pianoeval.symbolic.sources import corpus_store, input_dim_of, percepiano_data, source_roots
 
 ENCODE_BATCH = 16
 
 
 def code_version() -> str:
     """Hash of the code that turns inputs into encoder frames (encoders, data, this module)."""
-    import pianoeval
-
-    root = Path(pianoeval.__file__).parent
+    root = Path(__file__).resolve().parents[1]  # the pianoeval package
     digest = hashlib.sha256()
-    for folder in ("models", "audio", "symbolic"):
+    for folder in ("models", "models/configs", "audio", "symbolic"):
         for path in sorted((root / folder).glob("*.py")):
             if path.name != "fusion.py":  # the fusion model itself does not make frames
                 digest.update(path.read_bytes())
@@ -146,8 +153,6 @@ def _encode_all(model, batches, total: int, progress: bool | None, label: str) -
 def encode_hidden(model, hidden: dict[tuple, Any], level: int, progress, name=lambda key: key) -> dict:
     """An audio encoder's frames of backbone hidden states ``{(segment id, ...): [T, D]}`` at
     ``level``, in batches of similar length; keyed by ``name(key)``."""
-    from pianoeval.audio.data import AudioBatch, stack_frames
-
     order = sorted(hidden, key=lambda k: hidden[k].shape[0])
     chunks = [order[i:i + ENCODE_BATCH] for i in range(0, len(order), ENCODE_BATCH)]
 
@@ -168,10 +173,6 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
     (training segments in every training soundfont, validation / test in the evaluation
     soundfont; view 0 = clean, 1..``views`` = augmented), and the encoder's ``audio`` block
     (soundfonts, evaluation soundfont, robustness views) that the fusion batches follow."""
-    from pianoeval.audio.data import AudioDataModule
-    from pianoeval.experiment import ExperimentConfig
-    from pianoeval.models.registry import get_model
-
     data = experiment.data
     enc_config = ExperimentConfig.resolve({
         "model": encoder, "seed": experiment.seed,
@@ -199,8 +200,6 @@ def audio_frames(encoder: dict[str, Any], checkpoint: str | None, experiment, vi
 # --- symbolic --------------------------------------------------------------------------
 def score_items(data) -> dict[str, Any]:
     """segment id -> the SymbolicItem of its score MIDI (PercePiano's ``score_midi/``)."""
-    from pianoeval.symbolic.corpus import PERCEPIANO, SymbolicItem
-
     items = {}
     for seg in data.segments:
         rel = seg.score_midi(Path(".")).as_posix()
@@ -214,15 +213,6 @@ def symbolic_frames(encoder: dict[str, Any], checkpoint: str | None, experiment,
     """Symbolic frames of every PercePiano performance (key: segment id) and, with
     ``scores``, of every score MIDI (key: ``score:<file stem>``); ``only``: of these
     segment ids alone (exports of a subset)."""
-    from pianoeval.data import LABEL_NAMES
-    from pianoeval.experiment import ExperimentConfig
-    from pianoeval.models.registry import get_model
-    from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
-    from pianoeval.symbolic.cache import build_store
-    from pianoeval.symbolic.corpus import PERCEPIANO
-    from pianoeval.symbolic.datamodule import DATA_MODULES
-    from pianoeval.symbolic.sources import corpus_store, input_dim_of, percepiano_data, source_roots
-
     entry = get_model(encoder["name"])
     data = experiment.data
     enc_config = ExperimentConfig.resolve({"model": encoder, "seed": experiment.seed, "data": _fold_keys(data)},
@@ -265,9 +255,6 @@ def _note_frames(entry, enc_config, ckpt: Path | None, progress, warn,
                  only: frozenset[str] | None = None) -> FrameTable:
     """Readout frames of a HAN-family model over the score-aligned note features of the fold
     (their normalisation is fitted on the fold's training set, so the key names the fold)."""
-    from pianoeval.data import collate_notes
-    from pianoeval.train.data import percepiano
-
     data = enc_config.data
     feature_set = data.feature_set
     fields = {"encoder": enc_config.model, "checkpoint": _file_hash(ckpt), "split": data.split, "fold": data.fold,

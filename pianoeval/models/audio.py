@@ -21,128 +21,16 @@ or ``muq`` (a local MuQ checkpoint, ``backbone_path``). See docs/audio.md.
 
 from __future__ import annotations
 
-import math
-from typing import Literal
-
 import lightning as L
-import pydantic
 import torch
 from torch import nn
 
-from pianoeval.audio.backbones import BackboneSpec, full_parameter_count
-from pianoeval.audio.data import AudioDataConfig
-from pianoeval.audio.lora import ATTENTION_PROJECTIONS, attach_lora, lora_dropouts
-from pianoeval.audio.source import DEFAULT_BACKBONE_NAME, BackboneSource, backbone_source
-from pianoeval.errors import ConfigError
-from pianoeval.models.heads import EncoderWithHeads, HeadsConfig
-from pianoeval.models.registry import ModelEntry
-
-
-def _top_third(num_layers: int) -> int:
-    return math.ceil(num_layers / 3)  # MuQ: 4 of 12 (layers 9-12); 4-layer default: 2
-
-
-class AudioEncoderConfig(HeadsConfig):
-    """Backbone choice and audio data options shared by A1-A3.
-
-    Attributes:
-        backbone: ``pianoeval`` (the pre-trained CPU-sized default) or ``muq``.
-        backbone_name: folder under ``results/pretrained/audio/`` (``pianoeval``).
-        backbone_path: a checkpoint folder (config.json + model.safetensors); required
-            for ``muq``, overrides ``backbone_name``.
-        backbone_init: ``pretrained`` or ``random`` (same architecture, re-initialised
-            weights: the no-pre-training control; announced when used).
-        backbone_seed: seed of the random initialisation.
-        hidden_cache: train on cached hidden states of the frozen layers (False: run the
-            whole backbone every step, from log-mel frames; slower, same result).
-        audio: the audio data block (soundfonts, crop, tiers, augmentation).
-    """
-
-    backbone: Literal["pianoeval", "muq"] = "pianoeval"
-    backbone_name: str = DEFAULT_BACKBONE_NAME
-    backbone_path: str | None = None
-    backbone_init: Literal["pretrained", "random"] = "pretrained"
-    backbone_seed: int = 0
-    hidden_cache: bool = True
-    audio: AudioDataConfig = AudioDataConfig()
-
-    def backbone_source(self) -> BackboneSource:
-        return backbone_source(self.backbone, self.backbone_name, self.backbone_path, self.backbone_init,
-                               self.backbone_seed)
-
-    def adapted_layers(self, spec: BackboneSpec) -> range:
-        raise NotImplementedError
-
-    def cache_layer(self, spec: BackboneSpec) -> int:
-        """Hidden state the batches carry: the input of the first adapted layer (0 = log-mel)."""
-        return self.adapted_layers(spec).start - 1 if self.hidden_cache else 0
-
-
-class A1Config(AudioEncoderConfig):
-    """A1: LoRA on attention projections.
-
-    Attributes:
-        lora_rank, lora_alpha, lora_dropout: LoRA rank r, scale alpha (update
-            ``B A x * alpha / r``) and dropout on the adapter input.
-        lora_layers: ``[first, last]`` conformer layers (1-based, inclusive) that get
-            adapters; None = the top third (MuQ: 9-12; the 4-layer default: 3-4).
-        lora_targets: which projections of each layer's self-attention.
-    """
-
-    lora_rank: int = pydantic.Field(8, ge=1)
-    lora_alpha: float = pydantic.Field(16.0, gt=0)
-    lora_dropout: float = pydantic.Field(0.1, ge=0, lt=1)
-    lora_layers: tuple[int, int] | None = None
-    lora_targets: tuple[Literal["linear_q", "linear_k", "linear_v", "linear_out"], ...] = ATTENTION_PROJECTIONS
-
-    def adapted_layers(self, spec: BackboneSpec) -> range:
-        first, last = self.lora_layers or (spec.num_layers - _top_third(spec.num_layers) + 1, spec.num_layers)
-        if not 1 <= first <= last <= spec.num_layers:
-            raise ConfigError(f"model.lora_layers: {[first, last]} outside the backbone's layers 1-{spec.num_layers}")
-        if last != spec.num_layers:
-            raise ConfigError(f"model.lora_layers: must end at the top layer {spec.num_layers} (the layers above the "
-                              f"adapted ones would be frozen and still run every step); got {[first, last]}")
-        return range(first, last + 1)
-
-
-class A2Config(A1Config):
-    """A2: A1 with a self-supervised stage 1 before supervised training.
-
-    Attributes:
-        stage1_steps: optimiser steps of stage 1.
-        stage1_lr: its learning rate (AdamW, warm-up + cosine).
-        stage1_passages_per_batch: ASAP passages (x 2 performers, + augmented views) a step.
-        stage1_lambda_invariance: weight of the augmentation-invariance term.
-        stage1_temperature: InfoNCE temperature.
-    The ASAP windows, soundfonts and augmentation come from the ``audio`` block.
-    """
-
-    stage1_steps: int = pydantic.Field(150, ge=1)
-    stage1_lr: float = pydantic.Field(1e-3, gt=0)
-    stage1_passages_per_batch: int = pydantic.Field(8, ge=2)
-    stage1_lambda_invariance: float = pydantic.Field(1.0, ge=0)
-    stage1_temperature: float = pydantic.Field(0.1, gt=0)
-
-
-class A3Config(AudioEncoderConfig):
-    """A3: gradual unfreezing with discriminative learning rates.
-
-    Attributes:
-        unfreeze_layers: how many top layers are unfrozen in the end (MuQ: 4 = 12..9);
-            None = the top third.
-        unfreeze_every: epochs between unfreezing one more layer.
-        layer_lr_decay: learning-rate factor per layer below the top.
-    """
-
-    unfreeze_layers: int | None = pydantic.Field(None, ge=1)
-    unfreeze_every: int = pydantic.Field(1, ge=1)
-    layer_lr_decay: float = pydantic.Field(0.5, gt=0, le=1)
-
-    def adapted_layers(self, spec: BackboneSpec) -> range:
-        count = self.unfreeze_layers or _top_third(spec.num_layers)
-        if count > spec.num_layers:
-            raise ConfigError(f"model.unfreeze_layers: {count} > the backbone's {spec.num_layers} layers")
-        return range(spec.num_layers - count + 1, spec.num_layers + 1)
+from pianoeval.audio.backbones import full_parameter_count
+from pianoeval.audio.lora import attach_lora, lora_dropouts
+from pianoeval.audio.source import source_of
+from pianoeval.audio.stage1 import load_or_run_stage1
+from pianoeval.models.configs.audio import A1Config, A2Config, A3Config, AudioEncoderConfig
+from pianoeval.models.heads import EncoderWithHeads
 
 
 class AudioEncoder(nn.Module):
@@ -150,7 +38,7 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, config: AudioEncoderConfig):
         super().__init__()
-        source = config.backbone_source()
+        source = source_of(config)
         self.spec = source.spec()
         self.adapted = config.adapted_layers(self.spec)
         self.start = config.cache_layer(self.spec)
@@ -272,8 +160,6 @@ def build_a1(config: A1Config, input_dim: int, num_labels: int) -> AudioModel:
 
 
 def build_a2(config: A2Config, input_dim: int, num_labels: int) -> AudioModel:
-    from pianoeval.audio.stage1 import load_or_run_stage1
-
     model = AudioModel(LoraEncoder(config), num_labels, config)
     load_or_run_stage1(model, config)
     return model
@@ -281,15 +167,3 @@ def build_a2(config: A2Config, input_dim: int, num_labels: int) -> AudioModel:
 
 def build_a3(config: A3Config, input_dim: int, num_labels: int) -> AudioModel:
     return AudioModel(UnfreezeEncoder(config), num_labels, config)
-
-
-_GROUPED = {"batch_sampler": "grouped"}  # same-music pairs in every batch, for the ranking loss
-
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("a1_lora", A1Config, build_a1, input_kind="audio", data_defaults=_GROUPED,
-               description="A1: LoRA on the attention projections of the backbone's top layers"),
-    ModelEntry("a2_staged", A2Config, build_a2, input_kind="audio", data_defaults=_GROUPED,
-               description="A2: LoRA adapters, self-supervised stage 1 (ASAP) then supervised stage 2"),
-    ModelEntry("a3_unfreeze", A3Config, build_a3, input_kind="audio", data_defaults=_GROUPED,
-               description="A3: gradual top-down unfreezing with discriminative learning rates"),
-)

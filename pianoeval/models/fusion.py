@@ -34,89 +34,12 @@ activation norm) and each modality's pooling entropy.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-import pydantic
 import torch
 from torch import nn
 
-from pianoeval.models.heads import HeadsConfig, PooledEmbedding, shared_mlp
+from pianoeval.models.configs.fusion import FusionConfig
+from pianoeval.models.heads import PooledEmbedding, shared_mlp
 from pianoeval.models.output import ModelOutput
-from pianoeval.models.registry import ModelEntry
-
-FUSIONS = ("audio_only", "symbolic_only", "concat", "gated", "cross_attention", "score_conditioned")
-SYMBOLIC_KINDS = ("notes", "midi_tokens", "note_graph", "hetero_graph", "midi_curves")  # notes: the HAN family
-
-
-class FusionConfig(HeadsConfig):
-    """A fusion model over two frozen encoders.
-
-    Attributes:
-        fusion: one of ``FUSIONS`` (see the module docstring).
-        audio_encoder: a registered audio model config (``{name: a1_lora, ...}``) whose
-            encoder makes the audio frames; its ``audio:`` block sets the soundfonts.
-        audio_checkpoint: a training run's folder (or its ``model.pt``) whose weights the
-            audio encoder loads; ``{fold}`` and ``{seed}`` are filled in. None: the
-            encoder as built (e.g. the pre-trained backbone with untrained adapters).
-        symbolic_encoder: a registered symbolic model config (``{name: s2_gnn, ...}``).
-        symbolic_checkpoint: as ``audio_checkpoint``, for the symbolic encoder.
-        fusion_dim: width both sequences are projected to for cross-attention (F1).
-        fusion_heads: heads of the cross-attention (must divide ``fusion_dim``).
-    """
-
-    fusion: Literal["audio_only", "symbolic_only", "concat", "gated", "cross_attention", "score_conditioned"] = "gated"
-    audio_encoder: dict[str, Any] = pydantic.Field({"name": "a1_lora"}, validate_default=True)
-    audio_checkpoint: str | None = None
-    symbolic_encoder: dict[str, Any] = pydantic.Field({"name": "s2_gnn"}, validate_default=True)
-    symbolic_checkpoint: str | None = None
-    fusion_dim: int = pydantic.Field(128, ge=4)
-    fusion_heads: int = pydantic.Field(4, ge=1)
-
-    @pydantic.field_validator("audio_encoder")
-    @classmethod
-    def _audio_encoder(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _resolved_encoder(value, "audio_encoder", ("audio",))
-
-    @pydantic.field_validator("symbolic_encoder")
-    @classmethod
-    def _symbolic_encoder(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _resolved_encoder(value, "symbolic_encoder", SYMBOLIC_KINDS)
-
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> "FusionConfig":
-        if self.fusion_dim % self.fusion_heads:
-            raise ValueError(f"fusion_dim {self.fusion_dim} is not divisible by fusion_heads {self.fusion_heads}")
-        if self.needs_score and _input_kind(self.symbolic_encoder["name"]) == "notes":
-            raise ValueError(f"symbolic_encoder: {self.symbolic_encoder['name']} reads score-aligned performance "
-                             f"features, which a score MIDI alone does not have; score-conditioned fusion needs an "
-                             f"encoder of MIDI ({', '.join(MIDI_ENCODERS)})")
-        return self
-
-    @property
-    def needs_score(self) -> bool:
-        return self.fusion == "score_conditioned"
-
-
-MIDI_ENCODERS = ("s1_remi", "s2_gnn", "s2h_hetero", "s3_continuous")
-
-
-def _input_kind(name: str) -> str:
-    from pianoeval.models.registry import get_model
-
-    return get_model(name).input_kind
-
-
-def _resolved_encoder(raw: dict[str, Any], key: str, kinds: tuple[str, ...]) -> dict[str, Any]:
-    """The encoder's full config (every default filled in), checked to be of the right track."""
-    from pianoeval.models.registry import get_model, list_models
-
-    if not isinstance(raw, dict) or "name" not in raw:
-        raise ValueError(f"{key} needs a registered model name, e.g. {{name: {'a1_lora' if 'audio' in kinds else 's2_gnn'}}}")
-    entry = get_model(str(raw["name"]), f"model.{key}")
-    if entry.input_kind not in kinds:
-        fitting = [n for n in list_models() if get_model(n).input_kind in kinds]
-        raise ValueError(f"{key}: {entry.name} reads {entry.input_kind} input; use one of {', '.join(fitting)}")
-    return {"name": entry.name, **entry.make_config(raw, f"model.{key}").model_dump(mode="json")}
 
 
 # --- building blocks ----------------------------------------------------------------------
@@ -260,21 +183,3 @@ class FusionModel(nn.Module):
 
 def build_fusion(config: FusionConfig, input_dim: tuple[int, int], num_labels: int) -> FusionModel:
     return FusionModel(config, input_dim, num_labels)
-
-
-_GROUPED = {"batch_sampler": "grouped"}  # same-music pairs in every batch, for the ranking loss
-
-
-def _variant(name: str, fusion: str, description: str) -> ModelEntry:
-    return ModelEntry(name, FusionConfig, build_fusion, input_kind="fusion", defaults={"fusion": fusion},
-                      data_defaults=_GROUPED, description=description)
-
-
-VARIANTS: tuple[ModelEntry, ...] = (
-    _variant("fusion_audio_only", "audio_only", "control: the audio encoder's frames alone through the fusion heads"),
-    _variant("fusion_symbolic_only", "symbolic_only", "control: the symbolic encoder's frames alone, same heads"),
-    _variant("fusion_f1_xattn", "cross_attention", "F1: bidirectional cross-attention between audio and MIDI frames"),
-    _variant("fusion_f2_concat", "concat", "F2: [z_audio; z_symbolic] -> MLP"),
-    _variant("fusion_f3_gated", "gated", "F3: per-dimension gate between z_audio and z_symbolic"),
-    _variant("fusion_score", "score_conditioned", "quality = f(performance audio, performance MIDI, score MIDI)"),
-)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import pydantic
 import torch
 from torch import nn
 
-from pianoeval.config import StrictModel
 from pianoeval.models.attention import ContextAttention
+from pianoeval.models.configs.heads import HeadsConfig
 from pianoeval.models.output import ModelOutput
 from pianoeval.models.segments import normalised_entropy
 
@@ -28,24 +27,6 @@ class Encoder(Protocol):
     output_dim: int
 
     def encode(self, batch) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-class HeadsConfig(StrictModel):
-    """Pooling and heads; encoder config classes inherit these fields (all sweepable).
-
-    Attributes:
-        z_dim: width of the shared embedding z (the design's 512).
-        head_hidden: hidden width of the shared 2-layer MLP.
-        head_dropout: dropout inside the MLP.
-        pool_heads: heads of the attention pooling (must divide the encoder width).
-        pool_temperature: attention temperature of the pooling (1.0 = plain softmax).
-    """
-
-    z_dim: int = pydantic.Field(512, ge=1)
-    head_hidden: int = pydantic.Field(512, ge=1)
-    head_dropout: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
-    pool_heads: int = pydantic.Field(8, ge=1)
-    pool_temperature: float = pydantic.Field(1.0, gt=0.0)
 
 
 def shared_mlp(in_dim: int, config: HeadsConfig) -> nn.Sequential:

@@ -23,18 +23,16 @@ Each is a registry entry with ``fit="closed_form"``: ``build`` returns a predict
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
-import pydantic
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pianoeval.config import StrictModel
 from pianoeval.data.items import LabelledItems
-from pianoeval.models.registry import ModelEntry
+from pianoeval.models.configs.reference import MeanConfig, RidgeProbeConfig
 
 
 class ReferencePredictor(Protocol):
@@ -43,24 +41,6 @@ class ReferencePredictor(Protocol):
 
     def predict(self, items: LabelledItems) -> tuple[np.ndarray, dict[str, float]]:
         """``[N, L]`` predictions on the label scale, and counts worth reporting (e.g. fallbacks)."""
-
-
-class MeanConfig(StrictModel):
-    """``global_mean`` and ``music_mean`` have no settings."""
-
-
-class RidgeProbeConfig(StrictModel):
-    """Attributes:
-        pool: statistics over each segment's notes, per feature column, concatenated.
-        alphas: the ridge penalties ``RidgeCV`` chooses from (leave-one-out on the training set).
-        min_std: pooled columns whose training std is below this are dropped (the note
-            features are z-scored on the training set, so an informative column has a std of
-            order 0.1-1).
-    """
-
-    pool: list[Literal["mean", "std"]] = pydantic.Field(["mean", "std"], min_length=1)
-    alphas: list[pydantic.PositiveFloat] = pydantic.Field([float(a) for a in np.logspace(-2, 5, 15)], min_length=1)
-    min_std: float = pydantic.Field(0.01, ge=0)
 
 
 class GlobalMean:
@@ -113,14 +93,13 @@ class RidgeProbe:
         return self.model.predict(self.pooled(items)), {}
 
 
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("global_mean", MeanConfig, lambda config, input_dim, num_labels: GlobalMean(config),
-               input_kind="labels", fit="closed_form",
-               description="reference: the training set's per-dimension mean label"),
-    ModelEntry("music_mean", MeanConfig, lambda config, input_dim, num_labels: MusicMean(config),
-               input_kind="labels", fit="closed_form",
-               description="reference: the mean label of the same music excerpt in training (else the global mean)"),
-    ModelEntry("ridge_probe", RidgeProbeConfig, lambda config, input_dim, num_labels: RidgeProbe(config),
-               input_kind="notes", fit="closed_form", data_defaults={"feature_set": "full"},
-               description="reference: ridge on note features pooled over time (mean, std), alpha by leave-one-out"),
-)
+def build_global_mean(config: MeanConfig, input_dim: int, num_labels: int) -> GlobalMean:
+    return GlobalMean(config)
+
+
+def build_music_mean(config: MeanConfig, input_dim: int, num_labels: int) -> MusicMean:
+    return MusicMean(config)
+
+
+def build_ridge_probe(config: RidgeProbeConfig, input_dim: int, num_labels: int) -> RidgeProbe:
+    return RidgeProbe(config)

@@ -1,9 +1,10 @@
-"""The symbolic track's registered models (S1, S2, S2H, S3), collected for the registry.
+"""The symbolic track's model families (S1, S2, S2H, S3), by pre-training name.
 
 Each family lives in its own module (``symbolic_remi``, ``symbolic_gnn``,
-``symbolic_hetero``, ``symbolic_curves``) with its config class, encoder, pre-training
-objective and ``VARIANTS``; ``ENCODERS`` maps the pre-training names (``s1`` ...) to
-those modules and the registered variant whose architecture is the default.
+``symbolic_hetero``, ``symbolic_curves``) with its encoder, pre-training objective and
+GPU size; their configs and registered variants are in ``pianoeval.models.configs.symbolic``.
+``ENCODERS`` maps the pre-training names (``s1`` ...) to those modules and the registered
+variant whose architecture is the default.
 """
 
 from __future__ import annotations
@@ -19,8 +20,4 @@ ENCODERS = {
 }
 
 #: registered name -> the model overrides of its GPU default size (the CPU size is the variant's own)
-GPU_SIZES = {entry.name: module.GPU_SIZE for module in (symbolic_remi, symbolic_gnn, symbolic_hetero, symbolic_curves)
-             for entry in module.VARIANTS}
-
-VARIANTS = (symbolic_remi.VARIANTS + symbolic_gnn.VARIANTS + symbolic_hetero.VARIANTS
-            + symbolic_curves.VARIANTS)
+GPU_SIZES = {variant: module.GPU_SIZE for module, _, variant in ENCODERS.values()}

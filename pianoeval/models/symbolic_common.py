@@ -18,46 +18,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import torch
 from torch import nn
 
 from pianoeval.errors import ConfigError, DataError
-from pianoeval.models.heads import EncoderWithHeads, HeadsConfig
+from pianoeval.io import atomic_write, atomic_write_text
+from pianoeval.models.configs.symbolic import SymbolicConfig
+from pianoeval.models.heads import EncoderWithHeads
 from pianoeval.paths import REPO_ROOT, results_root
-
-
-class SymbolicConfig(HeadsConfig):
-    """Fields every symbolic encoder has (plus the shared heads' fields).
-
-    Attributes:
-        hidden_size: encoder width (token / node / frame embeddings).
-        num_layers: Transformer layers (S1, S3) or graph-convolution layers (S2, S2H).
-        num_heads: attention heads (Transformer or GAT); must divide ``hidden_size``.
-        dropout: dropout inside the encoder.
-        pretrained: ``false`` (random initialisation), ``true`` (the checkpoint that
-            ``runners/pretrain_symbolic.py`` made for this architecture) or a path.
-        freeze_encoder: keep the encoder's weights fixed (train pooling and heads only).
-        cross_performer_items: ASAP windows mixed into the training set as unlabelled
-            cross-performer items (T3: contrastive loss only; needs
-            ``train.lambda_contrastive > 0`` to matter). 0 = PercePiano only.
-    """
-
-    hidden_size: int = pydantic.Field(128, ge=4)
-    num_layers: int = pydantic.Field(2, ge=1)
-    num_heads: int = pydantic.Field(4, ge=1)
-    dropout: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
-    pretrained: bool | str = False
-    freeze_encoder: bool = False
-    cross_performer_items: int = pydantic.Field(0, ge=0)
-
-    @pydantic.model_validator(mode="after")
-    def _heads_divide_width(self):
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        if self.freeze_encoder and self.pretrained is False:
-            raise ValueError("freeze_encoder needs pretrained weights (a frozen random encoder learns nothing)")
-        return self
 
 
 # --- a Transformer over fixed-length chunks ---------------------------------------------------
@@ -160,8 +128,6 @@ def load_pretrained(module: nn.Module, weights: Path, encoder: str, config: Symb
 
 def save_pretrained(folder: Path, module: nn.Module, meta: dict) -> Path:
     """Write ``encoder.pt`` (plain state dict) and ``config.json`` atomically."""
-    from pianoeval.io import atomic_write, atomic_write_text
-
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     atomic_write(folder / "encoder.pt", lambda tmp: torch.save(state, tmp))

@@ -40,12 +40,11 @@ distractors on the batch's mean, so that what sets an item apart from the others
 
 from __future__ import annotations
 
-import pydantic
 import torch
 from torch import nn
 
-from pianoeval.models.registry import ModelEntry
-from pianoeval.models.symbolic_common import ChunkedTransformer, SymbolicConfig, build_with_heads
+from pianoeval.models.configs.symbolic import CurveConfig
+from pianoeval.models.symbolic_common import ChunkedTransformer, build_with_heads
 
 ENCODER = "s3"
 EDGE_NAMES: tuple[str, ...] = ()  # not a graph
@@ -55,20 +54,6 @@ KERNELS = (3, 7, 15)
 MASK_SPAN = 5
 DISTRACTORS = 10
 TEMPERATURE = 0.1
-
-
-class CurveConfig(SymbolicConfig):
-    """S3 config (shared symbolic fields, see ``SymbolicConfig``, plus):
-
-    Attributes:
-        conv_layers: multi-scale CNN blocks before the Transformer.
-        downsample: stride of the last convolution (latent frame = downsample x 40 ms).
-        chunk_len: latent frames per attention chunk.
-    """
-
-    conv_layers: int = pydantic.Field(2, ge=1)
-    downsample: int = pydantic.Field(2, ge=1)
-    chunk_len: int = pydantic.Field(256, ge=8)
 
 
 class MultiScaleBlock(nn.Module):
@@ -248,7 +233,3 @@ def make_objective(config: CurveConfig, input_dim: int, mask_prob: float, cross_
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.
 GPU_SIZE = dict(hidden_size=512, num_layers=6, num_heads=8, conv_layers=3)
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("s3_continuous", CurveConfig, build_curves, "midi_curves",
-               description="S3: multi-scale CNN (3/7/15) + Transformer on MIDI curves (CPU: 2 x 128, 4 heads)"),
-)

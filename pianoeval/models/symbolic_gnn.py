@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pianoeval.models.registry import ModelEntry
-from pianoeval.models.symbolic_common import SymbolicConfig, build_with_heads
+from pianoeval.models.configs.symbolic import GraphConfig
+from pianoeval.models.symbolic_common import build_with_heads
 from pianoeval.symbolic.graphs import HOMOGENEOUS_EDGES, TIMING_FEATURES, VELOCITY_FEATURE
 
 ENCODER = "s2"
@@ -30,12 +30,6 @@ ARCH_FIELDS = {"hidden_size": "h", "num_layers": "l", "num_heads": "a"}
 MASKED_COLUMNS = (VELOCITY_FEATURE, *TIMING_FEATURES)
 TARGET_COLUMNS = (VELOCITY_FEATURE, TIMING_FEATURES[1], TIMING_FEATURES[2])  # velocity, log duration, log IOI
 PITCH_COLUMN, ONSET_COLUMN = 0, TIMING_FEATURES[0]
-
-
-class GraphConfig(SymbolicConfig):
-    """S2 / S2H config: the shared symbolic fields (``SymbolicConfig``)."""
-
-    num_layers: int = 3
 
 
 def hide_masked(x: torch.Tensor, masked: torch.Tensor | None) -> torch.Tensor:
@@ -185,7 +179,3 @@ def make_objective(config: GraphConfig, input_dim: int, mask_prob: float) -> Gra
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.
 GPU_SIZE = dict(hidden_size=512, num_layers=6, num_heads=8)
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("s2_gnn", GraphConfig, build_gnn, "note_graph",
-               description="S2: GAT on the homogeneous note graph (CPU size: 3 x 128, 4 heads)"),
-)

@@ -17,14 +17,12 @@ the four binary cross-entropies (an edge type with no held-out edge is left out)
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-from pianoeval.models.registry import ModelEntry
+from pianoeval.models.configs.symbolic import HeteroConfig
 from pianoeval.models.symbolic_common import build_with_heads
-from pianoeval.models.symbolic_gnn import (GraphConfig, LinkScorer, NodeInput, dense_frames, hold_out_edges,
+from pianoeval.models.symbolic_gnn import (LinkScorer, NodeInput, dense_frames, hold_out_edges,
                                            link_loss, random_pairs)
 from pianoeval.symbolic.graphs import HETERO_EDGES
 
@@ -32,16 +30,6 @@ ENCODER = "s2h"
 EDGE_NAMES = HETERO_EDGES
 ARCH_FIELDS = {"hidden_size": "h", "num_layers": "l", "num_heads": "a", "aggr": "agg"}
 NODE = "note"
-
-
-class HeteroConfig(GraphConfig):
-    """S2H config: the S2 fields plus
-
-    Attributes:
-        aggr: how the four relations' messages are combined (``sum`` or ``mean``).
-    """
-
-    aggr: Literal["sum", "mean"] = "sum"
 
 
 def relation(name: str) -> tuple[str, str, str]:
@@ -122,7 +110,3 @@ def make_objective(config: HeteroConfig, input_dim: int, mask_prob: float) -> He
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.
 GPU_SIZE = dict(hidden_size=512, num_layers=6, num_heads=8)
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("s2h_hetero", HeteroConfig, build_hetero, "hetero_graph",
-               description="S2H: HeteroConv (GAT per edge type) on onset/during/follow/silence edges (CPU: 3 x 128)"),
-)

@@ -11,29 +11,16 @@ the tied input embedding; cross-entropy).
 
 from __future__ import annotations
 
-import pydantic
 import torch
 from torch import nn
 
-from pianoeval.models.registry import ModelEntry
-from pianoeval.models.symbolic_common import ChunkedTransformer, SymbolicConfig, build_with_heads
+from pianoeval.models.configs.symbolic import RemiConfig
+from pianoeval.models.symbolic_common import ChunkedTransformer, build_with_heads
 from pianoeval.symbolic import tokens as remi
 
 ENCODER = "s1"
 EDGE_NAMES: tuple[str, ...] = ()  # not a graph
 ARCH_FIELDS = {"hidden_size": "h", "num_layers": "l", "num_heads": "a", "ff_multiplier": "ff", "chunk_len": "c"}
-
-
-class RemiConfig(SymbolicConfig):
-    """S1 config (shared symbolic fields, see ``SymbolicConfig``, plus):
-
-    Attributes:
-        ff_multiplier: feed-forward width = ff_multiplier * hidden_size.
-        chunk_len: tokens per attention chunk (and learned positions).
-    """
-
-    ff_multiplier: int = pydantic.Field(4, ge=1)
-    chunk_len: int = pydantic.Field(256, ge=8)
 
 
 class RemiEncoder(nn.Module):
@@ -103,7 +90,3 @@ def make_objective(config: RemiConfig, input_dim: int, mask_prob: float) -> Mask
 
 #: The GPU default (the seed's 6 x 512, 8 heads): model overrides on the CPU-size variant.
 GPU_SIZE = dict(hidden_size=512, num_layers=6, num_heads=8)
-VARIANTS: tuple[ModelEntry, ...] = (
-    ModelEntry("s1_remi", RemiConfig, build_remi, "midi_tokens",
-               description="S1: Transformer on REMI tokens (CPU size: 2 x 128, 4 heads)"),
-)

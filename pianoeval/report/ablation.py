@@ -22,6 +22,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from pianoeval.ablation.compare import USABLE, AblationRun, load_run, reference_notes, run_warnings
+from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
 from pianoeval.analysis import stats
 from pianoeval.errors import ConfigError
 from pianoeval.report.figures import (BASELINE_COLOUR, Document, cost_scale, dimension_label, message_figure,
@@ -351,8 +352,6 @@ def plot_fusion_answer(answer: dict):
 
 def add_fusion_section(doc: Document, run: AblationRun, prefix: str = "", level: int = 2) -> None:
     """The fusion question (``pianoeval.ablation.fusion``), when the run holds both controls."""
-    from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
-
     answer = fusion_answer(run.trials, run.metrics[0])
     if answer is None:
         return

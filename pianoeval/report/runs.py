@@ -23,6 +23,7 @@ import pandas as pd
 
 from pianoeval.config import load_yaml
 from pianoeval.errors import ConfigError
+from pianoeval.io import read_history  # re-exported: reports read trial histories with it
 from pianoeval.paths import REPO_ROOT, results_root
 
 def run_kind(run_dir: str | Path) -> str:
@@ -108,67 +109,3 @@ def trial_folder(trial_dir: str | None, run_dir: Path) -> Path | None:
     return None
 
 
-def read_history(trial_dir: Path | None, prefer: str = "history") -> tuple[pd.DataFrame | None, str]:
-    """One trial's per-epoch numeric scalars with an ``epoch`` column from 1, and which file they came from.
-
-    ``prefer="history"`` reads ``run/history.csv`` first (the trainer's own record), then
-    ``progress.csv``; ``prefer="progress"`` the other way round. Returns ``(None, why)``
-    when neither file is there or readable. A resumed trial repeats the epochs after its
-    last checkpoint in ``progress.csv``; the last report of each epoch is kept."""
-    if trial_dir is None:
-        return None, "no trial folder recorded"
-    base = trial_dir.parent if trial_dir.name == "run" else trial_dir
-    files = {"history": base / "run" / "history.csv", "progress": base / "progress.csv"}
-    order = ["history", "progress"] if prefer == "history" else ["progress", "history"]
-    tried = []
-    for name in order:
-        path = files[name]
-        if not path.is_file():
-            tried.append(f"{path.name}: missing")
-            continue
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            tried.append(f"{path}: unreadable ({type(err).__name__})")
-            continue
-        if name == "history":
-            epoch = frame["epoch"] if "epoch" in frame else None
-        else:
-            # Tune counts reports, not epochs: an ablation trial's extra final report (final_eval = 1,
-            # the best checkpoint's metrics) is no epoch. Our reports carry the epoch themselves.
-            if "final_eval" in frame:
-                frame = frame[frame["final_eval"].fillna(0) != 1]
-            epoch = frame["epoch"] if "epoch" in frame else frame.get("training_iteration")
-        if epoch is None or epoch.isna().all() or frame.empty:
-            tried.append(f"{path}: no epochs")
-            continue
-        # numbers only, in one consolidated block (read_csv gives one block per column)
-        frame = frame.select_dtypes("number").assign(epoch=epoch).dropna(subset=["epoch"]).copy()
-        frame["epoch"] = frame["epoch"].astype(int)
-        frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
-        return frame, str(path.relative_to(base.parent))
-    return None, "; ".join(tried)
-
-
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10,
-                 print_fn=print) -> Path:
-    """Write ``report.md`` and ``figures/*.png`` for any run directory; return the report's path.
-
-    ``out_dir`` defaults to ``run_dir``. Trials whose history cannot be read are left out
-    of the learning curves, each with one warning line (and a note in the report)."""
-    from pianoeval.report.ablation import ablation_report
-    from pianoeval.report.staged import staged_report
-    from pianoeval.report.sweep import sweep_report
-
-    run_dir = Path(run_dir)
-    kind = run_kind(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir
-    if kind == "sweep":
-        path, notes = sweep_report(run_dir, out_dir, top_k=top_k)
-    elif kind == "ablation":
-        path, notes = ablation_report(run_dir, out_dir)
-    else:
-        path, notes = staged_report(run_dir, out_dir)
-    for note in notes:
-        print_fn(f"[report] warning: {note}")
-    return path

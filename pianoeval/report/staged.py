@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from pianoeval.ablation.compare import AblationRun, load_run
+from pianoeval.ablation.staged import RuleSpec
 from pianoeval.errors import ConfigError
 from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.ablation import add_ablation_sections
@@ -106,8 +107,6 @@ def decision_metric(run: AblationRun) -> str:
     """The metric to show decisions on: the rules' default metric (``RuleSpec.metric``,
     val/pairwise_acc) when the stage recorded it, else its first validation metric.
     ``stages.json`` does not record which metric each stage's rule used."""
-    from pianoeval.ablation.staged import RuleSpec
-
     default = RuleSpec.model_fields["metric"].default
     if default in run.trials:
         return default

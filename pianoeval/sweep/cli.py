@@ -12,7 +12,7 @@ from pianoeval.io import run_id_for
 from pianoeval.provenance import changed_inputs
 from pianoeval.sweep.engine import SweepOptions, results_folder, run_sweep
 from pianoeval.sweep.space import grid_size, load_space, model_variants, variant_config
-from pianoeval.sweep.tracking import parse_loggers
+from pianoeval.sweep.loggers import parse_loggers
 
 
 def describe(space, num_samples: int) -> str:
@@ -54,7 +54,9 @@ def _resumed_run(space, args) -> Path | None:
     return folder / run_id_for(folder, True, args.run_id, "sweep.yaml", f"space {space.name!r}")
 
 
-def main(args) -> int:
+def main(args, confirm_top=None) -> int:
+    """``confirm_top(space, run_dir, k, args)``: what ``--confirm K`` runs after the search (the
+    ablation engine's confirmation, which sits above the sweep engine; the runner passes it)."""
     parse_loggers(args.logger)  # an unknown logger or a missing extra: one line, before anything runs
     space = load_space(args.space, parse_set(args.set or []))
     num_samples = args.num_samples or space.budget.num_samples
@@ -91,17 +93,7 @@ def main(args) -> int:
                    if k.startswith("config/") and not (isinstance(v, float) and v != v)}
         print("[sweep] best config: " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
     if confirm:
-        # lazy: the ablation engine (pandas, torch data) loads only when a confirmation runs
-        from pianoeval.ablation.runner import AblationOptions
-        from pianoeval.sweep.confirm import run_confirmation
-
-        table = run_confirmation(space, result.run_dir, confirm, AblationOptions(
-            address=args.address, storage=args.storage, num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
-            max_failures=args.max_failures, connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ())))
-        top = table.iloc[0]
-        print(f"[sweep] confirmed best: trial {top['trial_id']} (search rank {top['search_rank']}): {space.metric} "
-              f"{top['confirmed']:.4f} +- {top['confirmed_sd']:.4f} over {top['folds']} folds "
-              f"(search score {top['search']:.4f}; optimism {top['search'] - top['confirmed']:+.4f})")
+        confirm_top(space, result.run_dir, confirm, args)
     print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md)")
     print(f"[sweep] report: python runners/report.py {result.run_dir}")
     return 0

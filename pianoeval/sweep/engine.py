@@ -266,7 +266,7 @@ def trial_resources(cpu: float, gpu: float, say=print) -> dict[str, float]:
 def _progress_callback(space: SearchSpace, total: int, print_fn):
     from ray import tune  # lazy: see _fit_sweep
 
-    from pianoeval.sweep.crossval import FOLD_EPOCHS, FOLDS_DONE  # lazy: imports Ray's schedulers
+    from pianoeval.sweep.crossval import FOLD_EPOCHS, FOLDS_DONE  # lazy: imports Ray's schedulers (start-up)
 
     metric, mode = space.metric, space.mode
 
@@ -395,6 +395,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    # lazy: Ray's schedulers, pandas and Lightning load only when a sweep runs (start-up)
     from pianoeval.sweep.crossval import ASHA_EPOCH, FoldPruner, finished_trials
     from pianoeval.sweep.results import write_results
     from pianoeval.sweep.tracking import tracking_callbacks

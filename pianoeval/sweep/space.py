@@ -39,6 +39,7 @@ import pydantic
 
 from pianoeval.config import (Folds, StrictInt, StrictModel, deep_merge, find_spec, load_yaml, route_overrides,
                               spec_names, validate)
+from pianoeval.data.folds import folds_of_split
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.paths import REPO_ROOT
@@ -403,9 +404,6 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
 
 def check_folds(space: "SearchSpace", source: str) -> None:
     """``budget.folds`` against the base split's folds (4 built-in, a folds file's length)."""
-    # lazy: pianoeval.data imports torch; a space without budget.folds never needs it
-    from pianoeval.data.folds import folds_of_split
-
     if space.budget.folds is None:
         return
     if not space.budget.folds:

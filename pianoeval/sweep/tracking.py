@@ -22,12 +22,10 @@ asking for one without it is a one-line error naming the extra.
 
 from __future__ import annotations
 
-import importlib
 import netrc
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -36,10 +34,9 @@ from ray.air.constants import TRAINING_ITERATION
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.result import TIMESTEPS_TOTAL
 
-from pianoeval.errors import ConfigError
+# parse_loggers: defined Ray-free with the flag; the engines (sweep, ablation) import it from here
+from pianoeval.sweep.loggers import LoggerChoice, parse_loggers  # noqa: F401
 
-TRACKING_EXTRA = "tracking"
-LOGGER_MODULES = {"mlflow": "mlflow", "wandb": "wandb"}  # --logger name -> the module it needs
 DEFAULT_WANDB_PROJECT = "pianoeval"
 MLFLOW_DB = "mlflow.db"
 MLFLOW_BATCH = 1000  # the most metrics one MLflow log_batch call takes
@@ -48,35 +45,6 @@ WANDB_UPLOAD_SECONDS = 120  # the most a finished run waits for W&B uploads (Ray
 
 # What a trial is, for the trackers' UIs: (its run name, its tags).
 Describe = Callable[[object], tuple[str, dict[str, str]]]
-
-
-@dataclass(frozen=True)
-class LoggerChoice:
-    """One ``--logger`` flag: ``mlflow`` with an optional tracking URI, ``wandb`` with a project."""
-
-    name: str
-    target: str | None = None
-
-
-def parse_loggers(values: list[str] | tuple[str, ...] | None) -> tuple[LoggerChoice, ...]:
-    """``["mlflow", "wandb=my-project"]`` -> choices; unknown, repeated or not installed
-    loggers are one-line ``ConfigError``s, raised before anything starts."""
-    choices: dict[str, LoggerChoice] = {}
-    for value in values or ():
-        name, _, target = value.partition("=")
-        name = name.strip().lower()
-        if name not in LOGGER_MODULES:
-            raise ConfigError(f"--logger {value}: unknown logger {name!r}; use mlflow[=URI] or wandb[=PROJECT] "
-                              "(TensorBoard files are always written)")
-        if name in choices:
-            raise ConfigError(f"--logger {value}: {name} is given twice; give it once")
-        try:
-            importlib.import_module(LOGGER_MODULES[name])
-        except ImportError:
-            raise ConfigError(f"--logger {name}: {LOGGER_MODULES[name]} is not installed; install the "
-                              f"{TRACKING_EXTRA!r} extra: pip install -e '.[{TRACKING_EXTRA}]'") from None
-        choices[name] = LoggerChoice(name, target.strip() or None)
-    return tuple(choices.values())
 
 
 def _final_scalars(result: dict) -> tuple[dict[str, float], int]:

@@ -21,8 +21,12 @@ from typing import Any
 import lightning as L
 
 from pianoeval.errors import TrialDiverged
+from pianoeval.experiment import ExperimentConfig
+from pianoeval.models.registry import get_model
+from pianoeval.paths import results_root
 from pianoeval.sweep.crossval import (ASHA_EPOCH, FOLD, FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, FOLDS_TOTAL, fold_key,
                                       fold_order, mean_and_sd)
+from pianoeval.train.run import train_run
 
 DIVERGED_MARKER = "diverged.txt"
 CHECKPOINT_NAME = "checkpoint.ckpt"
@@ -105,7 +109,6 @@ def trial_output_dir() -> Path:
     import pyarrow.fs
     import ray.tune
 
-    from pianoeval.paths import results_root
 
     storage = ray.tune.get_context().get_storage()
     if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
@@ -124,8 +127,6 @@ def train_in_trial(experiment, threads: int, evaluate_test: bool, final_report: 
     trial ran. Only without ASHA stopping the trial at its last epoch (ablations)."""
     import ray.tune
 
-    from pianoeval.models.registry import get_model
-    from pianoeval.train.run import train_run
 
     trial_dir = trial_output_dir()
     marker = trial_dir / DIVERGED_MARKER
@@ -160,7 +161,6 @@ def run_trial(config: dict[str, Any], base: dict[str, Any], threads: int, evalua
     sampled ``model.name`` keeps the space's fixed model fields (``fixed_model``). With
     several ``folds`` the trial is cross-validated (``train_folds_in_trial``); ``metrics``:
     the objective first, then the recorded metrics."""
-    from pianoeval.experiment import ExperimentConfig
 
     experiment = ExperimentConfig.resolve(base, "<sweep base>").with_overrides(config, "<sampled config>",
                                                                              keep_model=fixed_model)
@@ -206,7 +206,6 @@ def train_folds_in_trial(experiment, folds: tuple[int, ...], order_seed: int, th
     checkpoint Tune restored, when that checkpoint is the fold's)."""
     import ray.tune
 
-    from pianoeval.train.run import train_run
 
     trial_dir = trial_output_dir()
     marker = trial_dir / DIVERGED_MARKER
@@ -255,7 +254,6 @@ def _fold_done_report(done: dict[int, dict], metrics: tuple[str, ...], fold: int
 
 def run_ablation_trial(config: dict[str, Any], configs: dict[str, dict], threads: int) -> None:
     """Ablation entry point: ``config["trial"]`` names one resolved run of the trial set."""
-    from pianoeval.experiment import ExperimentConfig
 
     experiment = ExperimentConfig.resolve(configs[config["trial"]], f"<ablation trial {config['trial']}>")
     train_in_trial(experiment, threads, evaluate_test=True, final_report=True)

@@ -10,19 +10,30 @@ ASAP windows, cross-performer groups), ``tokens`` / ``graphs`` / ``curves`` (one
 representation each), ``cache`` (parallel pre-processing into ``RaggedStore``s),
 ``sources`` (per-process loading), ``batches`` (batch types, dataset, collate),
 ``datamodule`` (the registered data modules), ``pretrain`` (self-supervised
-pre-training), ``degradation_probe`` (the degradation sanity check). See docs/symbolic.md.
+pre-training; its config: ``pretrain_config``), ``degradation`` (controlled degradation of
+performance MIDI), ``degradation_probe`` (the degradation sanity check). See docs/symbolic.md.
+
+Names are resolved on first use, so ``pianoeval.symbolic.pretrain_config`` is checked without
+importing torch.
 """
 
-from pianoeval.symbolic.batches import CurveBatch, GraphBatch, ItemMeta, SymbolicDataset, TokenBatch, collate_for
-from pianoeval.symbolic.cache import KINDS, RaggedStore, build_store
-from pianoeval.symbolic.corpus import (ASAP_GROUP_OFFSET, WINDOW_BARS, SymbolicItem, asap_items, music_groups,
-                                       percepiano_items)
-from pianoeval.symbolic.midi import MidiError, NoteSequence, RepresentationError, read_midi, to_score
-from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of
+from importlib import import_module
 
-__all__ = [
-    "ASAP_GROUP_OFFSET", "CurveBatch", "GraphBatch", "ItemMeta", "KINDS", "MidiError", "NoteSequence", "RaggedStore",
-    "RepresentationError", "SymbolicDataset", "SymbolicItem", "TokenBatch", "WINDOW_BARS", "asap_items",
-    "build_store", "collate_for", "corpus_items", "corpus_store", "input_dim_of", "music_groups", "percepiano_items",
-    "read_midi", "to_score",
-]
+_EXPORTS = {
+    "CurveBatch": "batches", "GraphBatch": "batches", "ItemMeta": "batches", "SymbolicDataset": "batches",
+    "TokenBatch": "batches", "collate_for": "batches",
+    "KINDS": "cache", "RaggedStore": "cache", "build_store": "cache",
+    "ASAP_GROUP_OFFSET": "corpus", "WINDOW_BARS": "corpus", "SymbolicItem": "corpus", "asap_items": "corpus",
+    "music_groups": "corpus", "percepiano_items": "corpus",
+    "MidiError": "midi", "NoteSequence": "midi", "RepresentationError": "midi", "read_midi": "midi",
+    "to_score": "midi",
+    "corpus_items": "sources", "corpus_store": "sources", "input_dim_of": "sources",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # lazy: a name's module (torch, symusic) is imported when the name is first used (keeps config errors under 1 s)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pianoeval.symbolic' has no attribute {name!r}")
+    return getattr(import_module(f"pianoeval.symbolic.{_EXPORTS[name]}"), name)

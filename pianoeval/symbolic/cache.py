@@ -28,6 +28,7 @@ from pianoeval.errors import DataError
 from pianoeval.io import atomic_write
 from pianoeval.paths import cache_root
 from pianoeval.symbolic.corpus import SymbolicItem
+from pianoeval.symbolic.degradation import degrade
 from pianoeval.symbolic.midi import MidiError, RepresentationError, read_midi
 
 KINDS = ("tokens", "graphs", "curves")
@@ -54,7 +55,7 @@ def code_version(kind: str, tier: str | None = None) -> str:
     digest = hashlib.sha256()
     names = [f"pianoeval.symbolic.{m}" for m in _MODULES[kind]] + [__name__]
     if tier is not None:
-        names.append("pianoeval.data.degradation")
+        names.append("pianoeval.symbolic.degradation")
     for name in names:
         digest.update(Path(importlib.import_module(name).__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -118,8 +119,6 @@ def _represent_files(kind: str, tier: str | None, seed: int, tasks: list[tuple[s
             seq = performance.window(start, end) if (start > 0 or end is not None) else performance
             try:
                 if tier is not None:
-                    from pianoeval.data.degradation import degrade
-
                     seq = degrade(seq, tier, item_id, seed)
                 results.append((item_id, module.represent(seq), None, None))
             except RepresentationError as err:
@@ -133,7 +132,7 @@ def build_store(kind: str, items: list[SymbolicItem], roots: dict[str, Path], la
     """Load the cached ``kind`` representation of ``items``, or compute and cache it.
 
     ``roots`` maps each item source to its folder; ``label`` names the cache file
-    (e.g. ``"asap"``); ``tier`` degrades every item first (``pianoeval.data.degradation``),
+    (e.g. ``"asap"``); ``tier`` degrades every item first (``pianoeval.symbolic.degradation``),
     seeded by item id and ``seed``."""
     _kind_module(kind)
     if not items:

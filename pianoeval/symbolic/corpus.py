@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pianoeval.errors import DataError
+from pianoeval.paths import asap_root
 
 WINDOW_BARS = 8
 #: Shorter windows are dropped: a few ASAP annotation files squeeze dozens of downbeats
@@ -98,8 +99,6 @@ def asap_items(root: Path | None = None, folders: list[str] | None = None, bars:
     ``folders`` keeps only those piece folders (e.g. ``["Bach/Fugue/bwv_848"]``).
     Returns ``(items, skipped)``: a performance whose annotation file is missing or
     malformed is skipped with one warning line and counted by reason."""
-    from pianoeval.paths import asap_root
-
     root = Path(root) if root is not None else asap_root()
     metadata = root / "metadata.csv"
     if not metadata.is_file():

@@ -1,6 +1,6 @@
 """Lightning data modules of the symbolic track, one per input kind.
 
-``DATA_MODULES`` (merged into ``pianoeval.train.data.DATA_MODULES``):
+``DATA_MODULES`` (each registered symbolic model names its own, ``pianoeval.models.configs.symbolic``):
 
     midi_tokens   -> REMI tokens      (S1)    TokenBatch
     note_graph    -> graphs, S2 edges (S2)    GraphBatch
@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pianoeval.data.batch import TIER_CROSS_PERFORMER, TIER_LABELLED
+from pianoeval.data.samplers import GroupedBatchSampler
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.symbolic.cache import RaggedStore, build_store
@@ -107,8 +108,6 @@ class SymbolicDataModule(L.LightningDataModule):
         collate = collate_for(self.kind, self.edge_names)
         cfg = self.config.data
         if train and cfg.batch_sampler == "grouped":
-            from pianoeval.train.data import GroupedBatchSampler
-
             sampler = GroupedBatchSampler(dataset.group, batch_size, cfg.group_size, self.config.seed)
             return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
         generator = torch.Generator().manual_seed(self.config.seed) if train else None

@@ -3,7 +3,7 @@ check that it ranks pristine above poor, then check whether it judges quality or
 detects the artefacts.
 
 1. Windows of ASAP (whole pieces held out for testing) are rendered at the four tiers
-   of ``pianoeval.data.degradation`` (pristine, good, moderate, poor); each version's
+   of ``pianoeval.symbolic.degradation`` (pristine, good, moderate, poor); each version's
    label is its tier score (0.975 ... 0.575) and the four versions of one window form a
    music group, so the shared ranking loss orders them (the "ranking tier").
 2. A registered symbolic model (encoder + shared heads, one output) is trained with the
@@ -26,11 +26,14 @@ import torch
 from scipy import stats
 
 from pianoeval.data.batch import TIER_AUGMENTATION
-from pianoeval.data.degradation import TIERS
+from pianoeval.data.samplers import GroupedBatchSampler
+from pianoeval.models.losses import ranking_loss, regression_loss
+from pianoeval.models.registry import get_model
 from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.symbolic.cache import build_store
 from pianoeval.symbolic.corpus import ASAP, PERCEPIANO
 from pianoeval.symbolic.datamodule import DATA_MODULES
+from pianoeval.symbolic.degradation import TIERS
 from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of, percepiano_data, source_roots
 
 
@@ -106,10 +109,6 @@ def run_probe(model_name: str, model_overrides: dict | None = None, train_window
               epochs: int = 3, batch_size: int = 16, lr: float = 1e-3, lambda_rank: float = 1.0, seed: int = 7,
               log=print) -> ProbeResult:
     """Train ``model_name`` on tier labels and probe it; see the module docstring."""
-    from pianoeval.models.registry import get_model
-    from pianoeval.train.data import GroupedBatchSampler
-    from pianoeval.train.losses import ranking_loss, regression_loss
-
     started = time.time()
     torch.manual_seed(seed)
     entry = get_model(model_name)

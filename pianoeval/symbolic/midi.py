@@ -3,7 +3,7 @@
 ``NoteSequence`` holds the performed notes of one segment (onset / offset in seconds,
 pitch, velocity, sorted by onset then pitch) and its sustain-pedal (CC 64) events.
 Tokens, graphs and curves are all computed from it, and the controlled degradations
-(``pianoeval.data.degradation``) act on it, so a degraded performance goes through
+(``pianoeval.symbolic.degradation``) act on it, so a degraded performance goes through
 exactly the same pre-processing as a clean one.
 
 ``read_midi`` reads any MIDI file (all non-drum tracks merged) with symusic; a file

@@ -31,106 +31,28 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from pianoeval.config import StrictModel
-from pianoeval.errors import ConfigError
-from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.data.percepiano import NUM_LABELS
+from pianoeval.data.samplers import GroupedBatchSampler
+from pianoeval.errors import ConfigError
+from pianoeval.models.losses import infonce_loss
+from pianoeval.models.symbolic import ENCODERS
+from pianoeval.models.symbolic_common import arch_values, pretrained_dir, save_pretrained
+from pianoeval.symbolic.batches import ItemMeta, SymbolicDataset, collate_for
 from pianoeval.symbolic.corpus import ASAP_GROUP_OFFSET, PERCEPIANO, music_groups
 from pianoeval.symbolic.datamodule import MixedDataset
+from pianoeval.symbolic.pretrain_config import PretrainConfig, encoder_config
 from pianoeval.symbolic.sources import corpus_items, corpus_store, input_dim_of, percepiano_data
 
 DEFAULT_MASK_PROB = {"s1": 0.15, "s2": 0.15, "s2h": 0.15, "s3": 0.65}
-
-
-class PretrainConfig(StrictModel):
-    """One pre-training run.
-
-    Attributes:
-        encoder: ``s1`` / ``s2`` / ``s2h`` / ``s3``.
-        variant: registered model whose architecture is pre-trained (default: the
-            encoder's CPU-size variant, e.g. ``s1_remi``); ``model`` overrides its fields.
-        sources: corpus sources (``asap``; add ``percepiano`` for its performances, unlabelled).
-        percepiano_fold: ``(split, fold)``: of PercePiano, only that fold's training
-            segments (so that validation and test performances stay unseen); None: all.
-        pieces: only these pieces (ASAP folders / PercePiano piece names); None = all.
-        max_items: use a seeded subset of this many training windows (None: all).
-        steps, batch_size, lr, weight_decay, warmup_fraction, grad_clip: optimisation.
-        mask_prob: the objective's masking share (None: 0.15, S3 0.65).
-        lambda_contrastive: weight of the cross-performer InfoNCE (0: off).
-        cross_distractors: S3 only: distractors drawn from other windows of the batch, besides
-            the 10 from the window itself (0: the window's own only, as wav2vec 2.0).
-        lambda_performance: S1 / S3 only: weight of the same-performance InfoNCE over two
-            disjoint views of every window (module docstring; 0: off).
-        lambda_reconstruct: S3 only: weight of the masked-curve reconstruction beside the
-            masked-frame contrastive objective (``symbolic_curves``; 0: off).
-        lambda_objective: weight of the encoder's own objective (masked tokens, links,
-            masked frames); 0 leaves the other terms alone (one of them must be on).
-        crop: S1 / S3 see a random crop of this many tokens / curve frames of each window
-            per step (one attention chunk's worth: the encoders attend within chunks
-            anyway, so this cuts cost ~3x at no loss of context); None = whole windows.
-            With ``lambda_performance > 0`` each of the two views is at most half of it.
-        validation_items: windows of held-out pieces for the validation loss.
-        eval_every: steps between validation passes.
-    """
-
-    encoder: Literal["s1", "s2", "s2h", "s3"]
-    variant: str | None = None
-    model: dict[str, Any] = {}
-    sources: tuple[Literal["asap", "percepiano"], ...] = ("asap",)
-    percepiano_fold: tuple[Literal["performer", "piece"], pydantic.NonNegativeInt] | None = None
-    pieces: tuple[str, ...] | None = None
-    max_items: int | None = pydantic.Field(None, ge=2)
-    steps: int = pydantic.Field(1000, ge=1)
-    batch_size: int = pydantic.Field(16, ge=2)
-    lr: float = pydantic.Field(5e-4, gt=0)
-    weight_decay: float = pydantic.Field(0.01, ge=0)
-    warmup_fraction: float = pydantic.Field(0.05, ge=0, lt=1)
-    grad_clip: float = pydantic.Field(1.0, gt=0)
-    mask_prob: float | None = pydantic.Field(None, gt=0, lt=1)
-    lambda_contrastive: float = pydantic.Field(0.0, ge=0)
-    contrastive_temperature: float = pydantic.Field(0.1, gt=0)
-    cross_distractors: int = pydantic.Field(0, ge=0)
-    lambda_performance: float = pydantic.Field(0.0, ge=0)
-    lambda_reconstruct: float = pydantic.Field(0.0, ge=0)
-    lambda_objective: float = pydantic.Field(1.0, ge=0)
-    crop: int | None = pydantic.Field(256, ge=8)
-    validation_items: int = pydantic.Field(256, ge=0)
-    eval_every: int = pydantic.Field(100, ge=1)
-    seed: int = 7
-
-    @pydantic.field_validator("cross_distractors", "lambda_reconstruct")
-    @classmethod
-    def _s3_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
-        encoder = info.data.get("encoder")
-        if value and encoder != "s3":
-            what = {"cross_distractors": "S3's frame contrastive objective", "lambda_reconstruct": "S3's input curves"}
-            raise ValueError(f"{value:g} is for {what[info.field_name]}, not {encoder}; leave it at 0")
-        return value
-
-    @pydantic.field_validator("lambda_performance")
-    @classmethod
-    def _sequences_only(cls, value: float, info: pydantic.ValidationInfo) -> float:
-        encoder = info.data.get("encoder")
-        if value and encoder not in ("s1", "s3"):
-            raise ValueError(f"{value:g} needs two views cut from a token or curve sequence (S1, S3), "
-                             f"not {encoder}'s graphs; leave it at 0")
-        return value
-
-    @pydantic.model_validator(mode="after")
-    def _something_to_learn(self):
-        if self.lambda_objective == 0 and not (self.lambda_contrastive or self.lambda_performance
-                                                or self.lambda_reconstruct):
-            raise ValueError("lambda_objective is 0 and no other term is on: nothing to learn; "
-                             "set lambda_performance, lambda_contrastive or lambda_reconstruct above 0")
-        return self
 
 
 @dataclass
@@ -246,11 +168,7 @@ def _loader(dataset, collate, config: PretrainConfig, epoch: int, seed: int, tra
     """Batches of one pass: cross-performer pairs when an InfoNCE term is on (so the
     validation loss sees the batches training sees: in file order, the windows of one
     performance would sit side by side as negatives), else shuffled."""
-    from torch.utils.data import DataLoader
-
     if config.lambda_contrastive > 0 or config.lambda_performance > 0:
-        from pianoeval.train.data import GroupedBatchSampler
-
         sampler = GroupedBatchSampler(dataset.group, config.batch_size, 2, seed)
         sampler.set_epoch(epoch)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
@@ -283,8 +201,6 @@ class Pretrainer(nn.Module):
         self.project_performance = head() if config.lambda_performance > 0 else None
 
     def forward(self, batch, generator):
-        from pianoeval.train.losses import infonce_loss
-
         terms, metrics, frames, mask = self.objective(batch, generator)
         weights = {name: self.config.lambda_objective for name in terms}
         if "reconstruct" in terms:
@@ -343,12 +259,8 @@ class PretrainSetup:
 
 def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
     """The objective (around a fresh encoder), the corpus datasets and the collate function."""
-    from pianoeval.models.registry import get_model
-    from pianoeval.models.symbolic import ENCODERS
-
-    family, kind, default_variant = ENCODERS[config.encoder]
-    entry = get_model(config.variant or default_variant)
-    model_config = entry.make_config({**config.model, "pretrained": False, "freeze_encoder": False}, "pretrain.model")
+    family, kind, _ = ENCODERS[config.encoder]
+    entry, model_config = encoder_config(config)
     mask_prob = config.mask_prob or DEFAULT_MASK_PROB[config.encoder]
     torch.manual_seed(config.seed)
     train_set, val_set = corpus_datasets(kind, config, log)
@@ -364,10 +276,6 @@ def setup_pretraining(config: PretrainConfig, log=print) -> PretrainSetup:
 
 def pretrain(config: PretrainConfig, out_dir: Path | None = None, progress: bool = True, log=print) -> PretrainResult:
     """Pre-train ``config.encoder``; see the module docstring."""
-    from tqdm.auto import tqdm
-
-    from pianoeval.models.symbolic_common import arch_values, pretrained_dir, save_pretrained
-
     setup = setup_pretraining(config, log)
     model, train_set, val_set, collate = setup.model, setup.train_set, setup.val_set, setup.collate
     family, model_config, input_dim, mask_prob = setup.family, setup.model_config, setup.input_dim, setup.mask_prob

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+from pianoeval.data.dataset import load_percepiano
 from pianoeval.errors import DataError
+from pianoeval.paths import asap_root, percepiano_root
+from pianoeval.symbolic import curves, graphs, tokens
 from pianoeval.symbolic.cache import RaggedStore, build_store
 from pianoeval.symbolic.corpus import ASAP, PERCEPIANO, asap_items, percepiano_items
 
@@ -18,15 +21,11 @@ from pianoeval.symbolic.corpus import ASAP, PERCEPIANO, asap_items, percepiano_i
 @lru_cache(maxsize=4)
 def percepiano_data(labels: str = "percepiano19"):
     """``load_percepiano(labels=labels)`` (labels and splits), once per process and label set."""
-    from pianoeval.data import load_percepiano
-
     return load_percepiano(labels=labels)
 
 
 def source_roots(sources=(PERCEPIANO, ASAP)) -> dict:
     """Folder of each source; ASAP's raises a DataError with instructions when absent."""
-    from pianoeval.paths import asap_root, percepiano_root
-
     roots = {}
     if PERCEPIANO in sources:
         roots[PERCEPIANO] = percepiano_root()
@@ -62,8 +61,6 @@ def corpus_store(kind: str, source: str, tier: str | None = None, seed: int = 0,
 
 def input_dim_of(kind: str) -> int:
     """Model input width of a representation: vocabulary size, node features or curve channels."""
-    from pianoeval.symbolic import curves, graphs, tokens
-
     widths = {"tokens": tokens.vocab_size, "graphs": lambda: graphs.NODE_FEATURE_DIM,
               "curves": lambda: len(curves.CHANNELS)}
     return widths[kind]()

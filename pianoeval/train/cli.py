@@ -10,6 +10,7 @@ from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.io import check_output_root
 from pianoeval.models.registry import get_model
+from pianoeval.provenance import changed_inputs
 
 #: Files whose presence means a folder holds a run (a later run must not overwrite them).
 RUN_FILES = ("resolved.yaml", "metrics.json", "history.csv", "checkpoints")
@@ -34,9 +35,6 @@ def build_config(model: str | None, config_path: str | None, split: str | None, 
 
 
 def main(args) -> int:
-    from pianoeval.provenance import changed_inputs  # with train.run: the data and torch stack, after parsing
-    from pianoeval.train.run import evaluate_stopped_run, final_table, train_run
-
     config = build_config(args.model, args.config, args.split, args.fold, args.seed, args.set or [])
     if getattr(args, "dry_run", False):
         print(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
@@ -47,6 +45,9 @@ def main(args) -> int:
     if args.evaluate_stopped:
         if not args.out:
             raise ConfigError("--evaluate-stopped needs --out: the run directory whose best checkpoint to evaluate")
+        # lazy: Lightning and torch load once the config is valid (keeps config errors under 1 s)
+        from pianoeval.train.run import evaluate_stopped_run, final_table
+
         result = evaluate_stopped_run(config, Path(args.out), threads=args.threads)
         print(final_table(result.metrics, result.warnings))
         print(f"[train] evaluated the best checkpoint (epoch {result.best_epoch} of {result.epochs_run} run) "
@@ -68,6 +69,9 @@ def main(args) -> int:
         if not resume_from.is_file():
             raise ConfigError(f"{resume_from}: no checkpoint to resume from; run without --resume to start afresh")
         print(f"[train] resuming from {resume_from}")
+    # lazy: Lightning and torch load once the config is valid (keeps config errors under 1 s)
+    from pianoeval.train.run import final_table, train_run
+
     result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
                        resume_from=resume_from)
     if result.metrics:

@@ -8,15 +8,14 @@ import time
 import torch
 
 from pianoeval.experiment import ExperimentConfig
+from pianoeval.train.data import build_datamodule
+from pianoeval.train.module import PerformanceModule
 
 
 def epoch_seconds(config: ExperimentConfig, threads: int = 1) -> float:
     """Seconds one epoch of ``config`` takes here: one timed training step on a real
     batch times the steps per epoch, plus one timed evaluation batch times the
     validation batches. A rough guide (batches differ in length), not a promise."""
-    from pianoeval.train.data import build_datamodule
-    from pianoeval.train.module import PerformanceModule
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

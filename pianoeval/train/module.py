@@ -43,7 +43,7 @@ from pianoeval.experiment import ExperimentConfig
 from pianoeval.metrics import evaluate, pairwise_accuracy
 from pianoeval.models.output import NamesDimensions
 from pianoeval.models.registry import get_model
-from pianoeval.train.losses import combine_losses, infonce_loss, invariance_loss, ranking_loss, regression_loss
+from pianoeval.models.losses import combine_losses, infonce_loss, invariance_loss, ranking_loss, regression_loss
 
 
 class PerformanceModule(L.LightningModule):

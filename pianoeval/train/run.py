@@ -37,7 +37,7 @@ import torch
 from pianoeval.config import dump_yaml
 from pianoeval.data import leakage_warnings
 from pianoeval.data.labels import label_dimensions
-from pianoeval.errors import TrialDiverged
+from pianoeval.errors import ConfigError, TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
 from pianoeval.io import atomic_write, atomic_write_parquet, atomic_write_text
 from pianoeval.models.registry import get_model
@@ -296,8 +296,6 @@ def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int |
     out_dir = Path(out_dir)
     best = out_dir / "checkpoints" / "best.ckpt"
     if not best.is_file():
-        from pianoeval.errors import ConfigError
-
         raise ConfigError(f"{best}: no best checkpoint to evaluate; train first")
     threads = _set_threads(threads)
     started = time.time()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from pianoeval.audio.source import source_of
 from pianoeval.errors import ConfigError, DataError
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.train import train_run
@@ -101,9 +102,9 @@ def test_config_errors_name_the_key_and_the_fix(backbone, tmp_path, monkeypatch)
 
         LoraEncoder(tiny("a1_lora", backbone, lora_layers=[2, 3]).model_spec())
     with pytest.raises(ConfigError, match="backbone_path: required for backbone 'muq'"):
-        ExperimentConfig.resolve({"model": {"name": "a1_lora", "backbone": "muq"}}).model_spec().backbone_source()
+        source_of(ExperimentConfig.resolve({"model": {"name": "a1_lora", "backbone": "muq"}}).model_spec())
     with pytest.raises(DataError, match="python runners/pretrain_audio.py --name pianoeval_small"):
-        ExperimentConfig.resolve({"model": {"name": "a1_lora"}}).model_spec().backbone_source()
+        source_of(ExperimentConfig.resolve({"model": {"name": "a1_lora"}}).model_spec())
     with pytest.raises(ConfigError, match="soundfonts"):
         ExperimentConfig.resolve({"model": {"name": "a1_lora", "audio": {"soundfonts": ["steinway"]}}})
     from pianoeval.audio.data import AudioDataModule

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from pianoeval.data.batch import NoteBatch
 from pianoeval.errors import ConfigError
-from pianoeval.models.han import VARIANTS, HanConfig, HanModel
+from pianoeval.models.configs.han import VARIANTS, HanConfig
+from pianoeval.models.han import HanModel
 from pianoeval.models.registry import get_model
 
 NUM_LABELS = 19

@@ -19,7 +19,7 @@ from ray.tune.schedulers import TrialScheduler
 from pianoeval.errors import ConfigError
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep import SweepOptions, load_space, run_sweep
-from pianoeval.sweep.confirm import check_confirm, run_confirmation
+from pianoeval.ablation.confirm import check_confirm, run_confirmation
 from pianoeval.sweep.crossval import FOLD_DONE, FoldPruner, behind_incumbent, fold_order
 from pianoeval.sweep.engine import check_extension, planned_parts
 

@@ -3,7 +3,7 @@
 import pytest
 import numpy as np
 
-from pianoeval.data.degradation import TIERS
+from pianoeval.symbolic.degradation import TIERS
 from pianoeval.symbolic.degradation_probe import run_probe
 
 

@@ -53,7 +53,7 @@ def test_frames_that_cover_too_few_segments_of_the_fold_are_refused(exported_fra
     import torch
 
     from pianoeval.data.frames import write_frames
-    from pianoeval.train.data import FramesDataModule
+    from pianoeval.models.datamodules import FramesDataModule
 
     frames = torch.load(exported_frames, weights_only=True)
     one = sorted(frames)[0]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pianoeval.train.data import GroupedBatchSampler
+from pianoeval.data.samplers import GroupedBatchSampler
 
 
 def test_grouped_batches_pair_same_music_and_cover_every_item_once():

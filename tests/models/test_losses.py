@@ -1,11 +1,11 @@
-"""pianoeval.train.losses: hand-computed values, the no-pair cases and gradient safety."""
+"""pianoeval.models.losses: hand-computed values, the no-pair cases and gradient safety."""
 
 import math
 
 import pytest
 import torch
 
-from pianoeval.train import losses
+from pianoeval.models import losses
 
 
 def test_regression_loss_is_mse_after_sigmoid():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pianoeval.data.degradation import (TIERS, compress_dynamics, degrade, degradation_pairs, inject_wrong_notes,
+from pianoeval.symbolic.degradation import (TIERS, compress_dynamics, degrade, degradation_pairs, inject_wrong_notes,
                                         jitter_timing, tier)
 from pianoeval.paths import BUNDLED_PERCEPIANO
 from pianoeval.symbolic.midi import read_midi

@@ -1,4 +1,5 @@
-"""The training objective, written once for every track (HAN, audio, symbolic, fusion).
+"""The training objective, written once for every track (HAN, audio, symbolic, fusion), and the
+terms the tracks' own pre-training reuses (a shared model part, below the tracks and ``train/``).
 
     L_total = L_regression
             + lambda_rank        * L_ranking       (same-segment pairs in the batch)

@@ -59,6 +59,20 @@ def confirmation_spec(space, top: pd.DataFrame) -> AblationSpec:
     return with_trials(spec)
 
 
+def confirm_from_args(space, run_dir: Path, k: int, args, say=print) -> pd.DataFrame:
+    """``runners/sweep.py --confirm K``: the confirmation with the sweep's own cluster flags,
+    and its one-line answer."""
+    table = run_confirmation(space, run_dir, k, AblationOptions(
+        address=args.address, storage=args.storage, num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures, connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ())),
+        say=say)
+    top = table.iloc[0]
+    say(f"[sweep] confirmed best: trial {top['trial_id']} (search rank {top['search_rank']}): {space.metric} "
+        f"{top['confirmed']:.4f} +- {top['confirmed_sd']:.4f} over {top['folds']} folds "
+        f"(search score {top['search']:.4f}; optimism {top['search'] - top['confirmed']:+.4f})")
+    return table
+
+
 def run_confirmation(space, run_dir: Path, k: int, options: AblationOptions, say=print) -> pd.DataFrame:
     """Retrain the top ``k`` (resumable), write ``confirm/comparison.md``, the confirmation
     table in ``summary.md`` and the confirmed winner as ``best.yaml``; returns the table."""
