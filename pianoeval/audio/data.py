@@ -1,7 +1,7 @@
 """Audio batches for training: tiers T1 (labelled PercePiano renders), T3 (ASAP
 cross-performer windows) and T4 (augmented views), from cached features.
 
-``AudioDataModule`` (``DATA_MODULES["audio"]``) reads the tiers, split and batching
+``AudioDataModule`` (the audio models' data module) reads the tiers, split and batching
 from ``data:`` (``data.tiers``), its audio options from the model config's ``audio:``
 block (``AudioDataConfig``; ``model.audio.*`` in a sweep) and the loss weights from
 ``train:``:

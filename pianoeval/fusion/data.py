@@ -1,6 +1,6 @@
 """Fusion batches: the frozen encoders' cached frames of each PercePiano segment, paired.
 
-``FusionDataModule`` (``DATA_MODULES["fusion"]``) pairs, per segment of the fold, the
+``FusionDataModule`` (the fusion models' data module) pairs, per segment of the fold, the
 audio frames (one soundfont drawn per item per epoch, as the audio track does; the
 evaluation soundfont for validation and test), the performance-MIDI frames and, for
 score-conditioned fusion, the score-MIDI frames. Tiers, as in the audio track's

@@ -6,12 +6,13 @@ defaults filled in), calls ``entry.build`` and builds the data module the entry 
 Variants are listed explicitly by each family's config module in a ``VARIANTS`` tuple
 (``pianoeval.models.configs``) and collected here, by name, with no import side effects;
 ``tests/models/test_registry.py`` runs every registered name and every spec under
-``search_spaces/`` and ``ablations/`` forward on a real batch of two, and checks that the set
-of registered names equals the set of names the YAML files use.
+``search_spaces/`` and ``ablations/`` forward on a real batch of two, and checks that every
+trained model is used by some spec.
 
 Lookups are lazy: the config modules are torch-free and an entry names its builder and
 data module by import path, so resolving a config (and reporting its errors) imports no
-model code, torch, Lightning or the audio stack.
+model code, torch, Lightning or the audio stack. ``tests/models/test_registry.py`` checks
+that every path resolves and that resolving every registered config imports none of them.
 """
 
 from __future__ import annotations
