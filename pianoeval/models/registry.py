@@ -11,7 +11,7 @@ trained model is used by some spec.
 
 Lookups are lazy: the config modules are torch-free and an entry names its builder and
 data module by import path, so resolving a config (and reporting its errors) imports no
-model code, torch, Lightning or the audio stack. ``tests/models/test_registry.py`` checks
+model code, torch, Lightning or the audio stack. ``tests/models/test_registry_lazy.py`` checks
 that every path resolves and that resolving every registered config imports none of them.
 """
 
