@@ -38,7 +38,8 @@ from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, 
                                     trial_dirname, trial_resources, tune_experiment, unfinished_trials)
 from pianoeval.sweep.results import error_text, trial_status
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
-from pianoeval.sweep.tracking import parse_loggers, tracking_callbacks
+from pianoeval.sweep.loggers import parse_loggers
+from pianoeval.sweep.tracking import tracking_callbacks
 from pianoeval.sweep.trainable import run_ablation_trial
 from pianoeval.train.data import build_datamodule
 from pianoeval.train.module import PerformanceModule

@@ -44,6 +44,7 @@ from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.io import check_output_root, run_id_for
 from pianoeval.paths import results_root
 from pianoeval.provenance import git_commit
+from pianoeval.sweep.loggers import parse_loggers
 from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
 
 MAX_FAILURES = 2  # retries of a crashed trial, from its last checkpoint
@@ -190,6 +191,26 @@ def init_ray(options: SweepOptions) -> str | None:
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return None
+    with _keep_sigterm_handler():
+        return _connect(options)
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler():
+    """``ray.init`` installs Ray's own SIGTERM handler in the driver (it exits with status 15);
+    the runner's handler (SIGTERM -> a clean stop that prints the resume command) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _connect(options: SweepOptions) -> str | None:
+    import ray  # lazy: see init_ray
+
     runtime_env = {"env_vars": {k: os.environ[k] for k in _QUIET_ENV}}
     if options.address:
         probe_address(options.address, options.connect_timeout)
@@ -317,8 +338,6 @@ def _short(value) -> str:
 
 def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepResult:
     """Run (or resume, or extend) a sweep of ``space``; see the module docstring."""
-    from pianoeval.sweep.tracking import parse_loggers  # lazy: imports Ray's logger callbacks
-
     options = options or SweepOptions()
     loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
