@@ -294,6 +294,8 @@ def epoch_table(frame: pd.DataFrame, stage_dir: Path, metric: str) -> pd.DataFra
     """The per-epoch table of a stage's trained runs (columns variant, fold, seed, epoch, ``metric``)
     from each run's ``run/history.csv`` (Tune's ``progress.csv`` where that is missing). Runs
     with neither, eval-only rows and failed runs are absent; the rules say when that matters."""
+    import pandas as pd  # lazy: a staged spec loads without pandas (keeps config errors under 1 s)
+
     parts = []
     for row in frame.to_dict("records"):
         if row.get("eval_only") or row["status"] not in FINISHED or not row.get("trial_dir"):
