@@ -33,7 +33,7 @@ def _median_rate(work, count: int, repeats: int) -> float:
 def preprocessing(repeats: int) -> dict:
     from pianoeval.paths import asap_root, percepiano_root
     from pianoeval.symbolic import curves, graphs, tokens
-    from pianoeval.symbolic.midi import read_midi
+    from pianoeval.data.midi import read_midi
     from pianoeval.symbolic.sources import corpus_items
 
     percepiano = list(corpus_items("percepiano"))[::12][:100]

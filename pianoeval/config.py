@@ -49,6 +49,11 @@ class StrictModel(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
 
+    def input_files(self) -> dict[str, str]:
+        """Files this block reads, by config key, recorded with their content hash in
+        ``resolved.yaml``; a block that reads files (a model's pre-trained weights) says so."""
+        return {}
+
 
 #: How many values a YAML file may expand to once its aliases are followed: a spec is a
 #: few hundred; an alias bomb (a few lines whose aliases nest) is billions.

@@ -260,7 +260,8 @@ class ExperimentConfig(StrictModel):
 
     def input_files(self) -> dict[str, str]:
         """The input files this run reads, by config key (recorded with their content hash)."""
-        return {"data.frames": self.data.frames} if self.data.frames else {}
+        files = {"data.frames": self.data.frames} if self.data.frames else {}
+        return {**files, **self.model_spec().input_files()}
 
     def require_inputs(self, source: str = "<config>") -> "ExperimentConfig":
         """``self``, or a ConfigError when the model needs a ``data:`` input that is unset

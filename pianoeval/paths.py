@@ -16,6 +16,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 #: The bundled, MIT-licensed PercePiano copy (MIDI, MusicXML as .mxl, labels).
 BUNDLED_PERCEPIANO = PACKAGE_ROOT / "data" / "bundled" / "percepiano"
+#: Audio backbones shipped with the package (small; each folder's config.json names the
+#: command that rebuilds it and the content hash of its weights).
+SHIPPED_BACKBONES = PACKAGE_ROOT / "audio" / "weights"
 
 ASAP_ENV = "PIANOEVAL_ASAP"
 PERCEPIANO_ENV = "PIANOEVAL_PERCEPIANO"

@@ -1,12 +1,40 @@
-"""Pre-train the default pianoeval audio backbone (self-supervised, on rendered ASAP windows).
+"""Pre-train a pianoeval audio backbone on rendered audio (ASAP windows, PercePiano training segments).
 
-    python runners/pretrain_audio.py                       # results/pretrained/audio/pianoeval_small/
-    python runners/pretrain_audio.py --name wide --hidden-size 256 --steps 2000 --force
+    python runners/pretrain_audio.py --name pianoeval_small --objective contrastive
+    python runners/pretrain_audio.py --name pianoeval_aligned --objective aligned     # the shipped default
+    python runners/pretrain_audio.py --name mix --objective aligned:1,contrastive:0.5 --force
+
+Objectives: `contrastive` (cross-performer InfoNCE + augmentation invariance on ASAP
+passages), `aligned` (predict the source MIDI's performance curves and onset roll frame by
+frame), or a weighted sum `name:weight,...`. See docs/audio.md.
 """
 
+import argparse
 import sys
 
-from pianoeval.cli import Parser, positive_float, positive_int, run_cli
+from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int, run_cli, run_name
+
+OBJECTIVES = ("contrastive", "aligned")
+
+
+def objective(text: str) -> dict[str, float]:
+    """``aligned`` / ``contrastive`` / ``aligned:1,contrastive:0.5`` -> {name: weight}."""
+    weights = {}
+    for part in text.split(","):
+        name, _, weight = part.strip().partition(":")
+        if name not in OBJECTIVES:
+            raise argparse.ArgumentTypeError(f"{name!r} is not an objective (use {', '.join(OBJECTIVES)}, or "
+                             f"weights like aligned:1,contrastive:0.5)")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight {weight!r} of {name} is not a number") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"weight {weight!r} of {name} must be a finite number >= 0")
+        weights[name] = value
+    if not any(weights.values()):
+        raise argparse.ArgumentTypeError(f"{text!r} gives every objective weight 0")
+    return weights
 
 
 def main(args) -> int:
@@ -18,9 +46,18 @@ def main(args) -> int:
 
 if __name__ == "__main__":
     p = Parser(description=__doc__)
-    p.add_argument("--name", default="pianoeval_small", help="folder under results/pretrained/audio/")
+    p.add_argument("--name", type=run_name, default="pianoeval_small", help="folder under results/pretrained/audio/")
     p.add_argument("--force", action="store_true", help="pre-train again even if the folder exists")
-    p.add_argument("--steps", type=positive_int, help="optimiser steps (default 150)")
+    p.add_argument("--objective", type=objective, default="contrastive",
+                   help="contrastive (default), aligned, or weights like aligned:1,contrastive:0.5")
+    p.add_argument("--steps", type=positive_int,
+                   help="optimiser steps (default 150 contrastive only, 1500 with the aligned objective)")
+    p.add_argument("--percepiano-fold", type=non_negative_int, default=0,
+                   help="aligned objective: also the training segments of this performer-split fold (default 0)")
+    p.add_argument("--no-percepiano", action="store_true",
+                   help="aligned objective: ASAP windows only, no PercePiano training segments")
+    p.add_argument("--items-per-batch", type=positive_int, help="aligned objective: rendered items per step (default 16)")
+    p.add_argument("--seed", type=non_negative_int, help="seed of windows, batches and initialisation (default 0)")
     p.add_argument("--window-seconds", type=positive_float, help="ASAP window length (default 5)")
     p.add_argument("--windows-per-performance", type=positive_int, help="windows cut from each performance (default 2)")
     p.add_argument("--max-pieces", type=positive_int, help="use only N ASAP pieces (default: all with 2+ performances)")
@@ -35,4 +72,4 @@ if __name__ == "__main__":
     p.add_argument("--workers", type=positive_int, help="processes for rendering / features (default: all cores)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    sys.exit(run_cli(lambda: main(p.parse_args())))
+    sys.exit(run_cli(lambda: main(p.parse_args(namespace=argparse.Namespace(argv=sys.argv[1:])))))

@@ -124,6 +124,12 @@ def _subsampled(lengths: torch.Tensor) -> torch.Tensor:
     return torch.div(lengths + 1, 2, rounding_mode="floor")  # a stride-2, padding-1, 3-wide conv
 
 
+def hidden_frames(mel_frames: int) -> int:
+    """Frames of every hidden state for ``mel_frames`` log-mel frames (the front end halves
+    time twice)."""
+    return int(_subsampled(_subsampled(torch.tensor(mel_frames))))
+
+
 class Conv2dSubsampling(nn.Module):
     """Log-mel [B, n_mels, T] -> frames [B, ceil(ceil(T/2)/2), width]; padding masked."""
 

@@ -24,9 +24,11 @@ The front end is fixed by MuQ's code: 24 kHz, n_fft 2048 (``melspec_2048``), pow
 mel in dB. Only ``position_embeddings_type: rotary`` and ``label_rate: 25`` (MuQ's
 published models) are supported.
 
-**pianoeval** (``results/pretrained/audio/<name>/``): ``config.json`` =
-``{"format": "pianoeval-audio-backbone", "spec": {...}, "pretraining": {...}}`` and
-keys without the ``model.`` prefix.
+**pianoeval** (``results/pretrained/audio/<name>/`` or shipped in
+``pianoeval/audio/weights/<name>/``): ``config.json`` = ``{"format":
+"pianoeval-audio-backbone", "spec": {...}, "weights_sha256": ..., "pretraining": {...,
+"command": ...}}`` and keys without the ``model.`` prefix. The weights are checked against
+``weights_sha256`` on every load.
 """
 
 from __future__ import annotations
@@ -112,6 +114,29 @@ def checkpoint_hash(folder: Path) -> str:
     return hashlib.sha256(f"{file_hash(folder / 'config.json')}|{file_hash(weights)}".encode()).hexdigest()[:16]
 
 
+def weights_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_weights(folder: Path) -> None:
+    """A pianoeval checkpoint records its weights' sha256 in config.json; a file that no
+    longer matches (edited, truncated, an LFS pointer) is a DataError with the rebuild command."""
+    cfg = read_config(folder)
+    expected = cfg.get("weights_sha256")
+    if cfg.get("format") != OUR_FORMAT or not expected:
+        return
+    weights = Path(folder) / "model.safetensors"
+    actual = weights_sha256(weights)
+    if actual != expected:
+        command = (cfg.get("pretraining") or {}).get("command") or "python runners/pretrain_audio.py --help"
+        raise DataError(f"{weights}: content hash {actual[:12]} does not match weights_sha256 {expected[:12]} in "
+                        f"its config.json; rebuild it with `{command} --force`")
+
+
 def load_backbone(folder: Path, first_layer: int = 0) -> ConformerBackbone:
     """Build the backbone of ``folder`` (layers above ``first_layer`` only, when > 0) and
     load its weights; a missing or mis-shaped tensor is a DataError naming the key."""
@@ -124,6 +149,7 @@ def load_backbone(folder: Path, first_layer: int = 0) -> ConformerBackbone:
     wanted = {k: v for k, v in model.state_dict().items() if not k.startswith("conformer.embed_positions.")}
     weights = folder / "model.safetensors"
     checkpoint_hash(folder)  # raises when missing
+    check_weights(folder)
     state = {}
     with safe_open(str(weights), framework="pt") as handle:
         available = set(handle.keys())
@@ -151,7 +177,8 @@ def save_backbone(model: ConformerBackbone, folder: Path, pretraining: dict) -> 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
              if not k.startswith("conformer.embed_positions.")}
     atomic_write(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
-    config = {"format": OUR_FORMAT, "spec": model.spec.to_json(), "pretraining": pretraining}
+    config = {"format": OUR_FORMAT, "spec": model.spec.to_json(),
+              "weights_sha256": weights_sha256(folder / "model.safetensors"), "pretraining": pretraining}
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
 
 

@@ -17,6 +17,21 @@ held-out passage retrieval: for each clean window of held-out pieces, is its nea
 neighbour (cosine) another performer of the same passage? ``retrieval_accuracy`` before
 and after training is saved with the checkpoint.
 
+Alignment-supervised objective (``aligned_weight`` > 0; ``python runners/pretrain_audio.py
+--objective aligned``): every rendered item comes with its source MIDI, aligned to the
+sample, so the backbone's last hidden state is trained to predict, frame by frame, what
+the performer did (``pianoeval.audio.targets``): the 9 performance curves (standardised
+with the training frames' statistics; MSE) and the 88-key onset roll (binary
+cross-entropy divided by the entropy of the training onset rate, so that predicting the
+base rate scores 1, as predicting the curve means does). Items: the ASAP training windows
+and, with ``percepiano_split``, the training segments of one PercePiano fold (their
+first ``percepiano_max_seconds``, the crop A1 trains on, so the log-mel cache is shared);
+both soundfonts; the augmented view of an item in a share ``augmented_share`` of the
+picks. Targets come from MIDI, never from ratings. Weighted with the contrastive
+objective (``contrastive_weight``): ``L = contrastive_weight * L_ssl + aligned_weight *
+(L_curves + L_roll)``. Held-out quality per target (R2 of each curve, average precision
+and F1 of the onset roll, on the held-out ASAP pieces) is saved with the checkpoint.
+
 * ``pretrain_backbone``: the whole ``pianoeval`` backbone from random initialisation
   (z = projection of the mean-pooled last hidden state), saved to
   ``results/pretrained/audio/<name>/`` and reused.
@@ -40,10 +55,12 @@ import torch
 from torch import nn
 
 from pianoeval.audio.asap import AsapWindow, asap_windows, split_by_piece
-from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
+from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone, hidden_frames
 from pianoeval.audio.checkpoint import save_backbone
 from pianoeval.audio.data import AudioBatch
-from pianoeval.audio.features import Frontend, MelStore, build_mels
+from pianoeval.audio.features import AudioItem, Frontend, MelStore, build_mels
+from pianoeval.audio.targets import CURVE_NAMES, PIANO_KEYS, TargetTable, build_targets, curve_statistics
+from pianoeval.data.dataset import load_percepiano
 from pianoeval.models.configs.audio import AugmentConfig
 from pianoeval.models.losses import infonce_loss, invariance_loss
 
@@ -71,6 +88,22 @@ class SSLConfig:
     positives: Literal["passage", "recording"] = "passage"  # "recording": only a window's own augmented view
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # the objective: weights of the contrastive (cross-performer + invariance) and the
+    # alignment-supervised terms (see the module docstring)
+    contrastive_weight: float = 1.0
+    aligned_weight: float = 0.0
+    items_per_batch: int = 16  # aligned objective: rendered items per step
+    augmented_share: float = 0.5  # aligned objective: share of picks that take the augmented view
+    percepiano_split: str | None = None  # aligned objective: also a PercePiano fold's training segments
+    percepiano_fold: int = 0
+    percepiano_max_seconds: float = 12.0
+    percepiano_max_segments: int | None = None  # a seeded subset (tests, quick runs); None = the whole fold
+
+    @property
+    def objective(self) -> str:
+        parts = [f"{name} {weight:g}" for name, weight in (("contrastive", self.contrastive_weight),
+                                                          ("aligned", self.aligned_weight)) if weight > 0]
+        return " + ".join(parts)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -139,45 +172,186 @@ def retrieval_accuracy(embed: Callable[[AudioBatch], torch.Tensor], windows: lis
     return float((groups[nearest] == groups).float().mean())
 
 
-def train_ssl(module: nn.Module, embed: Callable[[AudioBatch], torch.Tensor], train_windows: list[AsapWindow],
-              table: Table, config: SSLConfig, level: int, progress: bool = True, desc: str = "self-supervised",
-              log=print) -> list[dict]:
-    """AdamW + warm-up/cosine on the parameters of ``module`` that require grad."""
+def _optimise(module: nn.Module, steps: int, step_loss: Callable[[int, np.random.Generator], tuple[torch.Tensor, dict]],
+              config: SSLConfig, progress: bool | None, desc: str, log) -> list[dict]:
+    """AdamW + warm-up/cosine on the parameters of ``module`` that require grad, ``steps``
+    steps of ``step_loss(step, rng) -> (loss, parts)``; the mean parts every tenth of the run
+    are logged and returned."""
     from tqdm.auto import tqdm
 
-    passages = _passages(train_windows)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
     def factor(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)))
+        return 0.5 * (1 + math.cos(math.pi * (step - config.warmup_steps) / max(1, steps - config.warmup_steps)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     rng = np.random.default_rng(config.seed)
     history, window = [], []
-    bar = tqdm(range(config.steps), desc=desc, unit="step", disable=None if progress is None else not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, unit="step", disable=None if progress is None else not progress, leave=False)
     for step in bar:
-        clean, augmented = ssl_step_batch(passages, rng, config, table, level)
-        loss, parts = ssl_loss(embed, clean, augmented, config)
+        loss, parts = step_loss(step, rng)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"self-supervised loss became {float(loss)} at step {step}")
+            raise FloatingPointError(f"pre-training loss became {float(loss)} at step {step}")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 2.0)
         optimizer.step()
         scheduler.step()
         window.append({"loss": float(loss.detach()), **parts})
-        if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
+        if (step + 1) % max(1, steps // 10) == 0 or step + 1 == steps:
             mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
             history.append({"step": step + 1, **mean})
             bar.set_postfix(loss=f"{mean['loss']:.3f}")
-            log(f"[pretrain] step {step + 1}/{config.steps}  loss {mean['loss']:.4f}  contrastive "
-                f"{mean['contrastive']:.4f}  invariance {mean['invariance']:.4f}")
+            log(f"[pretrain] step {step + 1}/{steps}  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items()))
             window = []
     bar.close()
     return history
+
+
+def train_ssl(module: nn.Module, embed: Callable[[AudioBatch], torch.Tensor], train_windows: list[AsapWindow],
+              table: Table, config: SSLConfig, level: int, progress: bool = True, desc: str = "self-supervised",
+              log=print) -> list[dict]:
+    """The contrastive objective alone (A2's stage 1)."""
+    passages = _passages(train_windows)
+
+    def step_loss(step, rng):
+        clean, augmented = ssl_step_batch(passages, rng, config, table, level)
+        return ssl_loss(embed, clean, augmented, config)
+
+    return _optimise(module, config.steps, step_loss, config, progress, desc, log)
+
+
+# -- the alignment-supervised objective ---------------------------------------------------
+@dataclass
+class AlignedData:
+    """The aligned objective's items, targets and target statistics."""
+
+    train_ids: list[str]
+    held_out_ids: list[str]
+    targets: TargetTable
+    curve_mean: np.ndarray  # [9] over the training frames
+    curve_std: np.ndarray  # [9]
+    onset_rate: float  # share of (frame, key) cells with an onset, training frames
+
+    @property
+    def roll_entropy(self) -> float:
+        """Binary cross-entropy of predicting the base rate everywhere (the roll loss's unit)."""
+        p = min(max(self.onset_rate, 1e-6), 1 - 1e-6)
+        return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+
+    def record(self) -> dict:
+        return {"train_items": len(self.train_ids), "held_out_items": len(self.held_out_ids),
+                "skipped_items": len(self.targets.skipped), "onset_rate": self.onset_rate,
+                "curve_mean": dict(zip(CURVE_NAMES, map(float, self.curve_mean))),
+                "curve_std": dict(zip(CURVE_NAMES, map(float, self.curve_std)))}
+
+
+def percepiano_train_items(config: SSLConfig) -> list[AudioItem]:
+    """The training segments of PercePiano fold ``percepiano_fold`` of ``percepiano_split``
+    (never its validation or test segments)."""
+    data = load_percepiano(warn=lambda msg: None)
+    ids = list(data.fold(config.percepiano_split, config.percepiano_fold).train)
+    if config.percepiano_max_segments is not None and config.percepiano_max_segments < len(ids):
+        keep = np.random.default_rng(config.seed).permutation(len(ids))[: config.percepiano_max_segments]
+        ids = [ids[i] for i in sorted(keep)]
+    return [AudioItem(sid, data.by_id[sid].performance_midi(data.root)) for sid in ids]
+
+
+def aligned_data(items: list[AudioItem], held_out: set[str], table: Table, soundfont: str, frame_rate: float,
+                 warn=print) -> AlignedData:
+    """Targets of every item with a clean render in ``table`` (its frames decide the grid)."""
+    frames = {i.item_id: hidden_frames(table[(i.item_id, soundfont, 0)].shape[0])
+              for i in items if (i.item_id, soundfont, 0) in table}
+    targets = build_targets(items, frames, frame_rate, warn=warn)
+    train_ids = [i.item_id for i in items if i.item_id in targets.targets and i.item_id not in held_out]
+    held_ids = [i.item_id for i in items if i.item_id in targets.targets and i.item_id in held_out]
+    if not train_ids:
+        raise ValueError("no training item has alignment targets (see the skipped items above)")
+    mean, std = curve_statistics(targets, train_ids)
+    rate = float(np.mean([targets.targets[i][1].mean() for i in train_ids]))
+    return AlignedData(train_ids, held_ids, targets, mean, std, rate)
+
+
+def aligned_batch(ids: list[str], keys: list[tuple[str, str, int]], table: Table, data: AlignedData,
+                  ) -> tuple[AudioBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log-mel batch, standardised curves [B, T', 9], roll [B, T', 88], valid [B, T'])."""
+    batch = _batch(table, keys, list(range(len(keys))), 0)
+    frames = hidden_frames(batch.frames.shape[1])
+    curves = torch.zeros(len(keys), frames, len(CURVE_NAMES))
+    roll = torch.zeros(len(keys), frames, PIANO_KEYS)
+    valid = torch.zeros(len(keys), frames, dtype=torch.bool)
+    for b, item_id in enumerate(ids):
+        c, r = data.targets.targets[item_id]
+        n = min(len(c), frames)
+        curves[b, :n] = torch.from_numpy((c[:n] - data.curve_mean) / data.curve_std)
+        roll[b, :n] = torch.from_numpy(r[:n].astype(np.float32))
+        valid[b, :n] = True
+    return batch, curves, roll, valid
+
+
+def aligned_loss(model: PretrainHead, batch: AudioBatch, curves: torch.Tensor, roll: torch.Tensor,
+                 valid: torch.Tensor, data: AlignedData) -> tuple[torch.Tensor, dict[str, float]]:
+    predicted, logits, mask = model.aligned(batch)
+    keep = mask & valid[:, : mask.shape[1]]
+    curve_loss = ((predicted - curves[:, : mask.shape[1]]) ** 2)[keep].mean()
+    roll_loss = nn.functional.binary_cross_entropy_with_logits(logits[keep], roll[:, : mask.shape[1]][keep])
+    roll_loss = roll_loss / data.roll_entropy
+    return curve_loss + roll_loss, {"curves": float(curve_loss.detach()), "roll": float(roll_loss.detach())}
+
+
+@torch.no_grad()
+def aligned_quality(model: PretrainHead, ids: list[str], table: Table, data: AlignedData, soundfont: str,
+                    batch_size: int = 16) -> dict[str, float]:
+    """Held-out prediction quality per target on clean renders: R2 of each curve (original
+    units) and their mean, average precision and F1 (threshold 0.5) of the onset roll."""
+    from sklearn.metrics import average_precision_score, f1_score, r2_score
+
+    true_c, pred_c, true_r, prob_r = [], [], [], []
+    for i in range(0, len(ids), batch_size):
+        chunk = ids[i:i + batch_size]
+        batch, curves, roll, valid = aligned_batch(chunk, [(k, soundfont, 0) for k in chunk], table, data)
+        predicted, logits, mask = model.aligned(batch)
+        keep = mask & valid[:, : mask.shape[1]]
+        scale, shift = torch.from_numpy(data.curve_std), torch.from_numpy(data.curve_mean)
+        true_c.append((curves[:, : mask.shape[1]][keep] * scale + shift).numpy())
+        pred_c.append((predicted[keep] * scale + shift).numpy())
+        true_r.append(roll[:, : mask.shape[1]][keep].numpy().ravel())
+        prob_r.append(torch.sigmoid(logits[keep]).numpy().ravel())
+    true_c, pred_c = np.concatenate(true_c), np.concatenate(pred_c)
+    true_r, prob_r = np.concatenate(true_r), np.concatenate(prob_r)
+    out = {f"r2/{name}": float(r2_score(true_c[:, c], pred_c[:, c])) for c, name in enumerate(CURVE_NAMES)}
+    out["r2_mean"] = float(np.mean([out[f"r2/{name}"] for name in CURVE_NAMES]))
+    out["onset_average_precision"] = float(average_precision_score(true_r, prob_r))
+    out["onset_f1"] = float(f1_score(true_r, prob_r > 0.5))
+    out["onset_rate"] = float(true_r.mean())
+    out["frames"] = int(len(true_c))
+    return out
+
+
+def train_pretraining(model: PretrainHead, train_windows: list[AsapWindow], table: Table, config: SSLConfig,
+                      aligned: AlignedData | None, progress: bool, log=print) -> list[dict]:
+    """The weighted objective of the module docstring on the whole backbone."""
+    passages = _passages(train_windows) if config.contrastive_weight > 0 else []
+
+    def step_loss(step, rng):
+        total, parts = torch.zeros(()), {}
+        if config.contrastive_weight > 0:
+            clean, augmented = ssl_step_batch(passages, rng, config, table, 0)
+            loss, more = ssl_loss(model, clean, augmented, config)
+            total, parts = total + config.contrastive_weight * loss, {**parts, **more}
+        if config.aligned_weight > 0:
+            chosen = rng.choice(len(aligned.train_ids), size=min(config.items_per_batch, len(aligned.train_ids)),
+                                replace=False)
+            ids = [aligned.train_ids[i] for i in chosen]
+            keys = [(i, str(rng.choice(config.soundfonts)), int(rng.random() < config.augmented_share)) for i in ids]
+            loss, more = aligned_loss(model, *aligned_batch(ids, keys, table, aligned), aligned)
+            total, parts = total + config.aligned_weight * loss, {**parts, **more}
+        return total, parts
+
+    return _optimise(model, config.steps, step_loss, config, progress, "pre-training backbone", log)
 
 
 def ssl_windows(config: SSLConfig, warn=print) -> tuple[list[AsapWindow], list[AsapWindow]]:
@@ -192,19 +366,31 @@ def window_mels(windows: list[AsapWindow], frontend: Frontend, config: SSLConfig
 
 
 class PretrainHead(nn.Module):
-    """Mean-pool the last hidden state, project to z (discarded after pre-training)."""
+    """The pre-training heads on the backbone's last hidden state (discarded afterwards):
+    mean-pool + projection to z (contrastive), and per-frame linear read-outs of the
+    performance curves and the onset roll (aligned)."""
 
     def __init__(self, backbone: ConformerBackbone, z_dim: int = 128):
         super().__init__()
         self.backbone = backbone
         width = backbone.hidden_size
         self.projection = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, z_dim))
+        self.curves = nn.Linear(width, len(CURVE_NAMES))
+        self.roll = nn.Linear(width, PIANO_KEYS)
+
+    def hidden(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        h, mask = self.backbone.embed(batch.frames.transpose(1, 2), batch.lengths)
+        return self.backbone.run_layers(h, mask, 0), mask
 
     def forward(self, batch: AudioBatch) -> torch.Tensor:
-        h, mask = self.backbone.embed(batch.frames.transpose(1, 2), batch.lengths)
-        h = self.backbone.run_layers(h, mask, 0)
+        h, mask = self.hidden(batch)
         pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return self.projection(pooled)
+
+    def aligned(self, batch: AudioBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(curves [B, T', 9], onset-roll logits [B, T', 88], frame mask [B, T'])."""
+        h, mask = self.hidden(batch)
+        return self.curves(h), self.roll(h), mask
 
 
 def log_mel_stats(store: MelStore, keys: list, limit: int = 256) -> tuple[float, float]:
@@ -214,33 +400,54 @@ def log_mel_stats(store: MelStore, keys: list, limit: int = 256) -> tuple[float,
 
 
 def pretrain_backbone(folder: Path, spec: BackboneSpec, config: SSLConfig, workers: int | None = None,
-                      progress: bool = True, log=print) -> dict:
-    """Pre-train a ``pianoeval`` backbone from scratch and save it to ``folder``; returns
-    the ``pretraining`` record saved in its config.json."""
+                      progress: bool = True, log=print, command: str | None = None) -> dict:
+    """Pre-train a ``pianoeval`` backbone from scratch with ``config``'s objective and save it
+    to ``folder``; returns the ``pretraining`` record saved in its config.json (with
+    ``command``, the command line that rebuilds it)."""
     started = time.time()
     torch.manual_seed(config.seed)
     train_windows, held_out = ssl_windows(config, warn=log)
-    store = window_mels(train_windows + held_out, Frontend.of(spec), config, workers, progress, warn=log)
-    prepared = time.time() - started
+    frontend = Frontend.of(spec)
+    store = window_mels(train_windows + held_out, frontend, config, workers, progress, warn=log)
     table: Table = {key: store.load(*key).T for key in store.paths}
+    extra = percepiano_train_items(config) if config.aligned_weight > 0 and config.percepiano_split else []
+    if extra:
+        segments = build_mels(extra, list(config.soundfonts), 1, frontend, config.augment,
+                              config.percepiano_max_seconds, workers=workers, progress=progress, warn=log,
+                              label="PercePiano train")
+        table.update({key: segments.load(*key).T for key in segments.paths})
+    prepared = time.time() - started
     mean, std = log_mel_stats(store, sorted(k for k in store.paths if k[2] == 0))
     spec = replace(spec, db_mean=mean, db_std=std)
     model = PretrainHead(ConformerBackbone(spec))
-    log(f"[pretrain] backbone: {model.backbone.parameter_count():,} parameters; {len(train_windows)} training "
-        f"windows ({len(_passages(train_windows))} passages), {len(held_out)} held out; "
-        f"log-mel dB mean {mean:.2f} std {std:.2f}")
+    aligned = None
+    if config.aligned_weight > 0:
+        aligned = aligned_data([w.item for w in train_windows + held_out] + extra, {w.item.item_id for w in held_out},
+                               table, config.soundfonts[0], spec.frames_per_second, warn=log)
+    log(f"[pretrain] backbone: {model.backbone.parameter_count():,} parameters; objective {config.objective}; "
+        f"{len(train_windows)} training windows ({len(_passages(train_windows))} passages)"
+        + (f" + {len(extra)} PercePiano {config.percepiano_split} fold-{config.percepiano_fold} training segments"
+           if extra else "") + f", {len(held_out)} held out; log-mel dB mean {mean:.2f} std {std:.2f}")
     model.eval()
     before = retrieval_accuracy(model, held_out, table, config.soundfonts[0], 0)
     model.train()
-    history = train_ssl(model, model, train_windows, table, config, level=0, progress=progress, log=log,
-                        desc="pre-training backbone")
+    history = train_pretraining(model, train_windows, table, config, aligned, progress, log=log)
     model.eval()
     after = retrieval_accuracy(model, held_out, table, config.soundfonts[0], 0)
-    record = {"objective": "cross-performer InfoNCE + augmentation invariance on ASAP windows",
-              "config": config.to_json(), "history": history, "held_out_retrieval_before": before,
-              "held_out_retrieval_after": after, "data_seconds": prepared,
-              "wall_seconds": time.time() - started, "train_windows": len(train_windows),
-              "held_out_windows": len(held_out)}
+    record = {"objective": config.objective, "config": config.to_json(), "history": history,
+              "held_out_retrieval_before": before, "held_out_retrieval_after": after, "data_seconds": prepared,
+              "train_windows": len(train_windows), "held_out_windows": len(held_out),
+              "percepiano_train_segments": len(extra)}
+    if aligned is not None:
+        quality = aligned_quality(model, aligned.held_out_ids, table, aligned, config.soundfonts[0])
+        record["aligned"] = {**aligned.record(), "held_out_quality": quality}
+        log(f"[pretrain] held-out alignment targets ({quality['frames']} frames): curve R2 "
+            + ", ".join(f"{name} {quality[f'r2/{name}']:.2f}" for name in CURVE_NAMES)
+            + f" (mean {quality['r2_mean']:.3f}); onset roll AP {quality['onset_average_precision']:.3f}, "
+              f"F1 {quality['onset_f1']:.3f} (onset rate {quality['onset_rate']:.4f})")
+    record["wall_seconds"] = time.time() - started
+    if command:
+        record["command"] = command
     save_backbone(model.backbone, folder, record)
     log(f"[pretrain] held-out passage retrieval {before:.3f} -> {after:.3f}; saved {folder} "
         f"({record['wall_seconds'] / 60:.1f} min)")

@@ -1,8 +1,9 @@
 """Which backbone a config means, where its weights are, and its cache key.
 
 * ``backbone: pianoeval`` reads ``results/pretrained/audio/<backbone_name>/`` (made by
-  ``python runners/pretrain_audio.py``); if it is missing the run stops with that
-  command, so a randomly initialised backbone is never used by accident.
+  ``python runners/pretrain_audio.py``) or, when none was built here, the copy shipped in
+  ``pianoeval/audio/weights/<backbone_name>/``; if neither exists the run stops with the
+  command that makes it, so a randomly initialised backbone is never used by accident.
 * ``backbone: muq`` reads the MuQ checkpoint folder ``backbone_path`` (nothing is
   downloaded, ever).
 * ``backbone_path`` (either kind) names a checkpoint folder explicitly.
@@ -22,13 +23,14 @@ import torch
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import checkpoint_hash, checkpoint_spec, load_backbone
 from pianoeval.errors import ConfigError, DataError
-from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
+from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME, pretrained_backbone_dir
 from pianoeval.paths import results_root
 
 PRETRAIN_COMMAND = "python runners/pretrain_audio.py --name {name}"
 
 
 def pretrained_dir(name: str = DEFAULT_BACKBONE_NAME) -> Path:
+    """Where ``runners/pretrain_audio.py --name <name>`` writes (and, once there, what is read)."""
     return results_root() / "pretrained" / "audio" / name
 
 
@@ -76,7 +78,7 @@ def backbone_source(backbone: str, backbone_name: str, backbone_path: str | None
         raise ConfigError("model.backbone_path: required for backbone 'muq' (a local MuQ checkpoint folder, e.g. "
                           "a copy of OpenMuQ/MuQ-large-msd-iter: config.json + model.safetensors)")
     else:
-        folder = pretrained_dir(backbone_name)
+        folder = pretrained_backbone_dir(backbone_name)
         if not (folder / "config.json").is_file():
             raise DataError(f"no pretrained pianoeval audio backbone at {folder}: make one with "
                             f"`{PRETRAIN_COMMAND.format(name=backbone_name)}` (20-45 minutes on 2 CPU cores, most of it rendering audio the first time), "

@@ -5,7 +5,8 @@
     >>> tokens = corpus_store("tokens", "percepiano")     # cached REMI ids of every segment
     >>> windows = corpus_store("curves", "asap")          # ASAP cut into 8-bar windows
 
-Modules: ``midi`` (NoteSequence, reading, the fixed-clock score), ``corpus`` (items,
+Modules: ``pianoeval.data.midi`` (NoteSequence, reading, the fixed-clock score; in the data
+layer, since the audio track's aligned pre-training reads it too), ``corpus`` (items,
 ASAP windows, cross-performer groups), ``tokens`` / ``graphs`` / ``curves`` (one
 representation each), ``cache`` (parallel pre-processing into ``RaggedStore``s),
 ``sources`` (per-process loading), ``batches`` (batch types, dataset, collate),
@@ -25,8 +26,8 @@ _EXPORTS = {
     "KINDS": "cache", "RaggedStore": "cache", "build_store": "cache",
     "ASAP_GROUP_OFFSET": "corpus", "WINDOW_BARS": "corpus", "SymbolicItem": "corpus", "asap_items": "corpus",
     "music_groups": "corpus", "percepiano_items": "corpus",
-    "MidiError": "midi", "NoteSequence": "midi", "RepresentationError": "midi", "read_midi": "midi",
-    "to_score": "midi",
+    "MidiError": "pianoeval.data.midi", "NoteSequence": "pianoeval.data.midi",
+    "RepresentationError": "pianoeval.data.midi", "read_midi": "pianoeval.data.midi", "to_score": "pianoeval.data.midi",
     "corpus_items": "sources", "corpus_store": "sources", "input_dim_of": "sources",
 }
 __all__ = sorted(_EXPORTS)
@@ -36,4 +37,5 @@ def __getattr__(name: str):
     # lazy: a name's module (torch, symusic) is imported when the name is first used (keeps config errors under 1 s)
     if name not in _EXPORTS:
         raise AttributeError(f"module 'pianoeval.symbolic' has no attribute {name!r}")
-    return getattr(import_module(f"pianoeval.symbolic.{_EXPORTS[name]}"), name)
+    module = _EXPORTS[name]
+    return getattr(import_module(module if "." in module else f"pianoeval.symbolic.{module}"), name)

@@ -29,13 +29,13 @@ from pianoeval.io import atomic_write
 from pianoeval.paths import cache_root
 from pianoeval.symbolic.corpus import SymbolicItem
 from pianoeval.symbolic.degradation import degrade
-from pianoeval.symbolic.midi import MidiError, RepresentationError, read_midi
+from pianoeval.data.midi import MidiError, RepresentationError, read_midi
 
 KINDS = ("tokens", "graphs", "curves")
 _MODULES = {  # modules whose source code determines each kind (all part of its cache key)
-    "tokens": ("midi", "tokens"),
-    "graphs": ("midi", "graphs"),
-    "curves": ("midi", "graphs", "curves"),
+    "tokens": ("pianoeval.data.midi", "pianoeval.symbolic.tokens"),
+    "graphs": ("pianoeval.data.midi", "pianoeval.symbolic.graphs"),
+    "curves": ("pianoeval.data.midi", "pianoeval.data.curves", "pianoeval.symbolic.curves"),
 }
 FILES_PER_TASK = 8
 
@@ -53,7 +53,7 @@ def code_version(kind: str, tier: str | None = None) -> str:
     import importlib
 
     digest = hashlib.sha256()
-    names = [f"pianoeval.symbolic.{m}" for m in _MODULES[kind]] + [__name__]
+    names = [*_MODULES[kind], __name__]
     if tier is not None:
         names.append("pianoeval.symbolic.degradation")
     for name in names:

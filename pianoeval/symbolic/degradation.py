@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pianoeval.symbolic.midi import MIN_DURATION, NoteSequence
+from pianoeval.data.midi import MIN_DURATION, NoteSequence
 
 PIANO_RANGE = (21, 108)
 

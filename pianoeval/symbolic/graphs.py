@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pianoeval.symbolic.midi import NoteSequence, RepresentationError
+from pianoeval.data.midi import CHORD_TOLERANCE, NoteSequence, RepresentationError, onset_groups
 
-CHORD_TOLERANCE = 0.035  # seconds
 MAX_LEAP = 12  # semitones
 MAX_VOICES = 8
 NODE_ATTRIBUTES = ("onset", "duration", "pitch", "velocity", "pedal", "voice")
@@ -48,19 +47,6 @@ EDGE_SETS = HOMOGENEOUS_EDGES + HETERO_EDGES
 NODE_FEATURE_DIM = 1 + 12 + 1 + 4 + 1 + MAX_VOICES
 VELOCITY_FEATURE = 13  # columns of node_features masked and predicted in pre-training
 TIMING_FEATURES = (14, 15, 16)  # onset position, log duration, log IOI
-
-
-def onset_groups(onset: np.ndarray, tolerance: float = CHORD_TOLERANCE) -> np.ndarray:
-    """[N] int group index of each note (notes sorted by onset)."""
-    group = np.zeros(len(onset), dtype=np.int64)
-    start = onset[0] if len(onset) else 0.0
-    g = 0
-    for i in range(1, len(onset)):
-        if onset[i] - start > tolerance:
-            g += 1
-            start = onset[i]
-        group[i] = g
-    return group
 
 
 def assign_voices(seq: NoteSequence, groups: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ The tokenizer is fixed here (the cache key includes this file):
   and ``Duration`` tokens; special tokens ``PAD`` (id 0), ``BOS``, ``EOS``, ``MASK``.
 * Time: performance MIDI has no musical grid (PercePiano and ASAP files both carry one
   constant tempo), so every sequence is laid on the fixed clock of
-  ``pianoeval.symbolic.midi.to_score`` (120 qpm, 4/4): a ``Bar`` is 2 s of performance
+  ``pianoeval.data.midi.to_score`` (120 qpm, 4/4): a ``Bar`` is 2 s of performance
   and ``Position`` counts 1/16 beat = 31.25 ms inside it. miditok's REMI expresses time
   by Bar + Position; it has no ``TimeShift`` token (that is TSD / MIDI-like), and the
   position inside the bar plays that role. The Tempo token therefore always reads the
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pianoeval.symbolic.midi import NoteSequence, RepresentationError, to_score
+from pianoeval.data.midi import NoteSequence, RepresentationError, to_score
 
 PAD_ID = 0
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")

@@ -82,3 +82,44 @@ def test_our_format_round_trips(tmp_path):
     assert loaded.spec == spec
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items()
                if not k.startswith("conformer.embed_positions"))
+
+
+def test_weights_that_no_longer_match_their_config_name_the_file_and_the_rebuild_command(tmp_path):
+    import json
+
+    from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
+    from pianoeval.audio.checkpoint import load_backbone, save_backbone
+    from pianoeval.errors import DataError
+
+    spec = BackboneSpec(hidden_size=16, num_heads=2, intermediate_size=32, conv_channels=4, num_layers=2)
+    save_backbone(ConformerBackbone(spec), tmp_path / "bb", {"command": "python runners/pretrain_audio.py --name bb"})
+    assert len(json.loads((tmp_path / "bb" / "config.json").read_text())["weights_sha256"]) == 64
+    load_backbone(tmp_path / "bb")
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    save_backbone(ConformerBackbone(spec), other, {})
+    (tmp_path / "bb" / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(DataError, match=r"bb/model.safetensors: content hash .* does not match weights_sha256 .*"
+                                        r"rebuild it with `python runners/pretrain_audio.py --name bb --force`"):
+        load_backbone(tmp_path / "bb")
+
+
+def test_a_shipped_backbone_is_found_recorded_and_overridden_by_one_built_here(tmp_path, monkeypatch, tiny_backbone):
+    import shutil
+
+    from pianoeval.audio.source import backbone_source
+    from pianoeval.experiment import ExperimentConfig
+    from pianoeval.models.configs import audio as audio_configs
+
+    shipped = tmp_path / "weights"
+    shutil.copytree(tiny_backbone, shipped / "tiny")
+    monkeypatch.setattr(audio_configs, "SHIPPED_BACKBONES", shipped)
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
+    assert backbone_source("pianoeval", "tiny", None, "pretrained").folder == shipped / "tiny"
+    config = ExperimentConfig.model_validate({"model": {"name": "a1_lora", "backbone_name": "tiny"}})
+    assert config.input_files() == {"model.backbone": str(shipped / "tiny" / "model.safetensors")}
+    built = tmp_path / "results" / "pretrained" / "audio" / "tiny"
+    shutil.copytree(tiny_backbone, built)
+    assert backbone_source("pianoeval", "tiny", None, "pretrained").folder == built
+    with pytest.raises(ValueError, match="not one folder name"):
+        ExperimentConfig.model_validate({"model": {"name": "a1_lora", "backbone_name": "../x"}}).model_spec()

@@ -4,7 +4,7 @@ import numpy as np
 
 from pianoeval.paths import BUNDLED_PERCEPIANO
 from pianoeval.symbolic import curves
-from pianoeval.symbolic.midi import read_midi
+from pianoeval.data.midi import read_midi
 
 
 def test_curves_count_onsets_and_follow_the_pedal():

@@ -6,7 +6,7 @@ import pytest
 from pianoeval.symbolic.degradation import (TIERS, compress_dynamics, degrade, degradation_pairs, inject_wrong_notes,
                                         jitter_timing, tier)
 from pianoeval.paths import BUNDLED_PERCEPIANO
-from pianoeval.symbolic.midi import read_midi
+from pianoeval.data.midi import read_midi
 
 # a long, dense segment (a few hundred notes) keeps the statistical checks tight
 SEGMENT = "Schubert_D960_mv2_8bars_8_09"

@@ -5,7 +5,7 @@ import pytest
 
 from pianoeval.paths import BUNDLED_PERCEPIANO, asap_root
 from pianoeval.symbolic import graphs
-from pianoeval.symbolic.midi import read_midi
+from pianoeval.data.midi import read_midi
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pianoeval.paths import BUNDLED_PERCEPIANO
-from pianoeval.symbolic.midi import TICKS_PER_SECOND, MidiError, read_midi, to_score
+from pianoeval.data.midi import TICKS_PER_SECOND, MidiError, read_midi, to_score
 
 MIDI = BUNDLED_PERCEPIANO / "performance_midi" / "Schubert_D960_mv2_8bars_10_12.mid"
 

@@ -5,7 +5,7 @@ import pytest
 
 from pianoeval.paths import BUNDLED_PERCEPIANO
 from pianoeval.symbolic import tokens
-from pianoeval.symbolic.midi import RepresentationError, read_midi
+from pianoeval.data.midi import RepresentationError, read_midi
 
 MIDI = BUNDLED_PERCEPIANO / "performance_midi" / "Schubert_D960_mv2_8bars_10_12.mid"
 

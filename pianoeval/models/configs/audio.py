@@ -9,12 +9,15 @@ The audio track's data config (``AudioDataConfig``, ``AugmentConfig``) lives her
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import pydantic
 
 from pianoeval.config import StrictModel
 from pianoeval.errors import ConfigError
+from pianoeval.io import is_safe_name
+from pianoeval.paths import SHIPPED_BACKBONES, results_root
 from pianoeval.models.configs.heads import HeadsConfig
 from pianoeval.models.entry import ModelEntry
 
@@ -99,6 +102,18 @@ class AudioDataConfig(StrictModel):
         return value
 
 
+def pretrained_backbone_dir(name: str) -> Path:
+    """The checkpoint folder of the pre-trained ``pianoeval`` backbone ``name``:
+    ``results/pretrained/audio/<name>/`` when one was built here (``runners/pretrain_audio.py``
+    writes there), else the copy shipped in the package (``pianoeval/audio/weights/<name>/``),
+    else the ``results`` path (absent: the loader says how to build it)."""
+    built = results_root() / "pretrained" / "audio" / name
+    shipped = SHIPPED_BACKBONES / name
+    if (built / "config.json").is_file() or not (shipped / "config.json").is_file():
+        return built
+    return shipped
+
+
 def _top_third(num_layers: int) -> int:
     return math.ceil(num_layers / 3)  # MuQ: 4 of 12 (layers 9-12); 4-layer default: 2
 
@@ -108,7 +123,9 @@ class AudioEncoderConfig(HeadsConfig):
 
     Attributes:
         backbone: ``pianoeval`` (the pre-trained CPU-sized default) or ``muq``.
-        backbone_name: folder under ``results/pretrained/audio/`` (``pianoeval``).
+        backbone_name: the pre-trained ``pianoeval`` backbone: a folder under
+            ``results/pretrained/audio/`` or, when none was built here, the shipped one
+            (``pretrained_backbone_dir``).
         backbone_path: a checkpoint folder (config.json + model.safetensors); required
             for ``muq``, overrides ``backbone_name``.
         backbone_init: ``pretrained`` or ``random`` (same architecture, re-initialised
@@ -126,6 +143,27 @@ class AudioEncoderConfig(HeadsConfig):
     backbone_seed: int = 0
     hidden_cache: bool = True
     audio: AudioDataConfig = AudioDataConfig()
+
+    @pydantic.field_validator("backbone_name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not is_safe_name(value):
+            raise ValueError(f"{value!r} is not one folder name (letters, digits, '.', '_', '-', not starting "
+                             f"with '.')")
+        return value
+
+    def backbone_folder(self) -> Path | None:
+        """The checkpoint folder this config reads (None: ``muq`` without ``backbone_path``)."""
+        if self.backbone_path:
+            return Path(self.backbone_path).expanduser()
+        return pretrained_backbone_dir(self.backbone_name) if self.backbone == "pianoeval" else None
+
+    def input_files(self) -> dict[str, str]:
+        """The backbone's weights, recorded with their content hash in every run's
+        ``resolved.yaml`` (shipped, built here or given by path alike)."""
+        folder = self.backbone_folder()
+        weights = folder / "model.safetensors" if folder is not None else None
+        return {"model.backbone": str(weights)} if weights is not None and weights.is_file() else {}
 
     def adapted_layers(self, spec) -> range:
         """The backbone layers (1-based) this encoder adapts; ``spec`` is the backbone's ``BackboneSpec``."""

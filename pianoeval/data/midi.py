@@ -25,6 +25,7 @@ CLOCK_QPM = 120.0
 CLOCK_TPQ = 480
 TICKS_PER_SECOND = CLOCK_TPQ * CLOCK_QPM / 60.0
 MIN_DURATION = 0.01  # seconds: notes are never shorter than this after any edit
+CHORD_TOLERANCE = 0.035  # seconds: onsets this close to a group's first onset are one chord
 
 
 class MidiError(ValueError):
@@ -95,6 +96,19 @@ class NoteSequence:
         if down is not None:
             intervals.append((down, max(self.end, down + MIN_DURATION)))
         return intervals
+
+
+def onset_groups(onset: np.ndarray, tolerance: float = CHORD_TOLERANCE) -> np.ndarray:
+    """[N] int group index of each note (notes sorted by onset)."""
+    group = np.zeros(len(onset), dtype=np.int64)
+    start = onset[0] if len(onset) else 0.0
+    g = 0
+    for i in range(1, len(onset)):
+        if onset[i] - start > tolerance:
+            g += 1
+            start = onset[i]
+        group[i] = g
+    return group
 
 
 def read_midi(path: str | Path) -> NoteSequence:
