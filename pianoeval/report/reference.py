@@ -150,7 +150,9 @@ def find_runs(roots: Iterable[str | Path], cite: str | None = None) -> RunSet:
             runs.skipped.append(chosen)
         used_root = copies[pick][0].parent
         runs.not_used += [OtherRun(run.model, run.split, run.fold, path.name,
-                                   f"under {path.parent} too; the one under {used_root} is used")
+                                   # cited: the roots are not where the tables say the runs are
+                                   f"under {path.parent} too; the one under {used_root} is used" if not cite else
+                                   f"in {len(copies)} of the --runs folders; the first finished copy is used")
                           for (path, _), run in zip(copies, loaded) if run is not chosen]
     return runs
 

@@ -146,6 +146,8 @@ def test_a_name_under_two_roots_is_read_once(fitted, tmp_path):
     runs = find_runs([first, second])
     assert [r.cited for r in runs.finished] == [str(first / "music_mean-performer0")]
     assert [r.why for r in runs.not_used] == [f"under {second} too; the one under {first} is used"]
+    cited = find_runs([first, second], cite="results/runs/reference")  # no read paths where the tables cite others
+    assert [r.why for r in cited.not_used] == ["in 2 of the --runs folders; the first finished copy is used"]
 
 
 def test_a_root_without_runs_is_a_one_line_error(tmp_path):
