@@ -159,7 +159,8 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
     failed = trials[~trials["status"].isin(USABLE)]
     if len(failed):
         lines += ["## Runs that did not finish", ""]
-        lines += [f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}" + (f" ({r.error})" if r.error else "")
+        lines += [f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}"
+                  + (f" ({r.error})" if isinstance(r.error, str) else "")  # missing: NaN in a string column
                   for r in failed.itertuples()]
         lines.append("")
     lines += ["Data: `trials.parquet` (one row per run, every val/test metric and per-dimension value); "

@@ -10,7 +10,8 @@ baselines (closed-form predictors, seconds each) are fitted last, in this proces
 ``references/<name>/fold<k>-seed<s>/``; their rows have ``reference`` set.
 
 Results: ``<storage>/ablations/<name>/<run-id>/trials.parquet`` (one row per run of
-the trial set) and ``comparison.md`` (paired comparison tables with confidence
+the trial set: the columns every trials table has, ``pianoeval.sweep.rows``, then the
+variant, its flags and its ``val/*``, ``test/*`` and ``fit/*`` metrics) and ``comparison.md`` (paired comparison tables with confidence
 intervals, tests, per-dimension deltas and cost; see ``pianoeval.ablation.compare``).
 Each trained trial's folder, ``trial_<id>-<variant>-fold<k>-seed<s>``, holds its
 TensorBoard curves; ``--logger`` adds MLflow and W&B (``pianoeval.sweep.tracking``).
@@ -21,13 +22,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pianoeval.ablation.spec import AblationSpec, ResourcesSpec, Trial
+from pianoeval.ablation.spec import AblationSpec, Trial
 from pianoeval.data import leakage_warnings
 from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
@@ -36,7 +38,7 @@ from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, init_ray, results_folder,
                                     trial_dirname, trial_resources, tune_experiment, unfinished_trials)
-from pianoeval.sweep.results import error_text, trial_status
+from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, trial_row, tune_trial_id
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 from pianoeval.sweep.loggers import parse_loggers
 from pianoeval.sweep.tracking import tracking_callbacks
@@ -172,60 +174,61 @@ def _data_warnings(config) -> list[str]:
     return leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
 
 
-def _row(trial: Trial, status: str, error: str | None, summary: dict, trial_dir: str | None,
-         resources, eval_only: bool) -> dict[str, Any]:
-    wall = float(summary.get("wall_seconds", 0.0) or 0.0)
-    row = {
-        "variant": trial.variant, "fold": trial.fold, "seed": trial.seed, "model": trial.config.model_name,
-        "status": status, "error": error, "eval_only": eval_only, "reference": trial.reference,
-        "source_variant": trial.eval_only_source,
-        "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
-        "wall_seconds": wall, "cpu_seconds": wall * resources.cpu, "gpu_seconds": wall * resources.gpu,
-        "git_commit": git_commit(), "trial_dir": trial_dir,
+def run_context(spec: AblationSpec, resources, run_dir: Path, commit: str) -> RunContext:
+    """What the trial set's rows share; ``resources``: what a trained trial held."""
+    return RunContext(cpu=resources.cpu, gpu=resources.gpu, git_commit=commit, run_dir=run_dir,
+                      metric=spec.budget.asha_metric, mode=monitor_mode(spec.budget.asha_metric),
+                      max_epochs=spec.budget.max_epochs)
+
+
+def _row(trial: Trial, source, context: RunContext, eval_only: bool = False, **where) -> dict[str, Any]:
+    """A run's row: the common columns (``trial_row`` of its Tune result or summary), then the
+    ablation's: which run of the trial set it is, and its ``val/*`` and ``test/*`` metrics
+    (the best checkpoint's; a pruned run's: its last epoch's ``val/*``)."""
+    row = trial_row(source, context, fold=trial.fold, seed=trial.seed, **where)
+    row.update({
+        "variant": trial.variant, "model": trial.config.model_name, "eval_only": eval_only,
+        "reference": trial.reference, "source_variant": trial.eval_only_source,
         "warnings": "\n".join(_data_warnings(trial.config)) or None,  # e.g. piece leakage let through
-    }
-    row.update({k: v for k, v in summary.items() if k.startswith(("val/", "test/"))})
+    })
+    if row["status"] not in ("error", "diverged"):  # a failed run's last epoch is no result
+        metrics = source if isinstance(source, Mapping) else (source.metrics or {})
+        row.update({k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))})
     return row
 
 
-def collect_trained(results, trials: dict[str, Trial], resources) -> list[dict[str, Any]]:
+def collect_trained(results, trials: dict[str, Trial], context: RunContext) -> list[dict[str, Any]]:
     rows = []
     for result in results:
         key = (result.config or {}).get("trial")
         if key not in trials:
             continue
-        trial_dir = Path(result.path)
         last = result.metrics or {}
-        metrics_file = trial_dir / "run" / "metrics.json"
-        error = error_text(result.error)
-        if error:
-            status = trial_status(result.error, 0, 1, False)  # diverged or error, from the exception's type
-            summary = {}
-        elif last.get("final_eval"):  # the trial's own final evaluation, reported to Tune
-            status, summary = "completed", dict(last)
-        elif metrics_file.is_file():
-            summary = json.loads(metrics_file.read_text())
-            status = summary.get("status", "completed")
-        else:
-            status = "pruned"  # stopped by ASHA before its final evaluation
-            summary = {"epochs_run": last.get("training_iteration"), "wall_seconds": last.get("time_total_s", 0.0),
-                       **{k: v for k, v in last.items() if k.startswith("val/") and isinstance(v, float)}}
-        rows.append(_row(trials[key], status, error, summary, str(trial_dir), resources, False))
+        metrics_file = Path(result.path) / "run" / "metrics.json"
+        if result.error is None and not last.get("final_eval") and metrics_file.is_file():
+            # the run wrote its summary but Tune's last result is not its final evaluation
+            summary = {**json.loads(metrics_file.read_text()), "node_id": last.get("node_id")}
+            summary["wall_seconds"] = last.get("time_total_s", summary.get("wall_seconds"))
+            rows.append(_row(trials[key], summary, context, trial_id=tune_trial_id(Path(result.path)),
+                             trial_dir=result.path))
+        else:  # its final evaluation, pruned by ASHA, or failed (diverged / error from the exception's type)
+            rows.append(_row(trials[key], result, context))
     return rows
 
 
-def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources, print_fn) -> list[dict]:
+def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], context: RunContext, print_fn) -> list[dict]:
     """Evaluate eval-only variants on their source variant's trained weights."""
 
     sources = {(r["variant"], r["fold"], r["seed"]): r for r in trained_rows}
     rows = []
     for trial in trials:
         source = sources.get((trial.eval_only_source, trial.fold, trial.seed))
-        weights = Path(source["trial_dir"]) / "run" / "model.pt" if source and source["trial_dir"] else None
+        folder = source["trial_dir"] if source else None  # relative to the run folder
+        weights = context.run_dir / folder / "run" / "model.pt" if folder else None
         if weights is None or not weights.is_file():
             why = f"source run {trial.eval_only_source}/fold{trial.fold}/seed{trial.seed} has no trained weights"
             print_fn(f"[ablate] skip {trial.key}: {why}")
-            rows.append(_row(trial, "error", why, {}, None, resources, True))
+            rows.append(_row(trial, {"status": "error", "error": why}, context, eval_only=True))
             continue
         started = time.time()
         datamodule = build_datamodule(trial.config)
@@ -233,38 +236,38 @@ def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], resources,
         module = PerformanceModule(trial.config, datamodule.input_dim)
         load_weights(module, weights)
         metrics, _ = evaluate_weights(trial.config, module, datamodule)
-        summary = {**metrics, "wall_seconds": time.time() - started, "epochs_run": 0,
+        summary = {**metrics, "status": "completed", "wall_seconds": time.time() - started, "epochs_run": 0,
                    "best_epoch": source.get("best_epoch")}
-        rows.append(_row(trial, "completed", None, summary, str(weights.parent), resources, True))
+        rows.append(_row(trial, summary, context, eval_only=True, trial_dir=weights.parent))
         print_fn(f"[ablate] {trial.key} evaluated on {trial.eval_only_source}'s weights: "
                  f"test/r2={metrics.get('test/r2', float('nan')):.4f}")
     return rows
 
 
-def fit_references(trials: list[Trial], run_dir: Path, print_fn) -> list[dict]:
-    """Fit the reference baselines (closed form, in this process) and evaluate them; a finished
-    one (its ``metrics.json`` says completed) is read back, not fitted again."""
+def fit_references(trials: list[Trial], context: RunContext, print_fn) -> list[dict]:
+    """Fit the reference baselines (closed form, in this process, on one CPU) and evaluate them;
+    a finished one (its ``metrics.json`` says completed) is read back, not fitted again."""
 
+    context = replace(context, cpu=1, gpu=0)
     rows = []
     for trial in trials:
-        out_dir = run_dir / "references" / trial.variant / f"fold{trial.fold}-seed{trial.seed}"
+        out_dir = context.run_dir / "references" / trial.variant / f"fold{trial.fold}-seed{trial.seed}"
         metrics_file = out_dir / "metrics.json"
         summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         if summary.get("status") != "completed":
             try:
                 result = train_run(trial.config, out_dir=out_dir, threads=1, verbose=False)
             except Exception as err:  # recorded, not raised: the trained runs' results must still be written
-                why = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:500] if str(err).strip() else ''}"
-                print_fn(f"[ablate] reference {trial.key} failed: {why}")
-                rows.append(_row(trial, "error", why, {}, None, ResourcesSpec(cpu=1), False))
+                summary = failure_summary(err)
+                print_fn(f"[ablate] reference {trial.key} failed: {summary['error']}")
+                rows.append(_row(trial, summary, context))
                 continue
             summary = json.loads(metrics_file.read_text())
             fallback = {k: v for k, v in result.fit.items() if "fallback" in k}
             print_fn(f"[ablate] reference {trial.key}: test/r2={summary.get('test/r2', float('nan')):.4f} "
                      f"test/pairwise_acc={summary.get('test/pairwise_acc', float('nan')):.4f}"
                      + "".join(f", {k} {v:g}" for k, v in fallback.items()))
-        row = _row(trial, summary.get("status", "error"), summary.get("error"), summary, str(out_dir),
-                   ResourcesSpec(cpu=1), False)
+        row = _row(trial, {"status": "error", **summary}, context, trial_dir=out_dir)
         row.update({f"fit/{k}": v for k, v in summary.get("fit", {}).items()})
         rows.append(row)
     return rows
@@ -299,29 +302,19 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
     if unfinished_trials(results, len(trained)):
         # Tune saved its state; finished trials keep their folders and are not retrained on resume
         raise RunInterrupted(run_dir.name)
-    rows = collect_trained(results, {t.key: t for t in trained}, resources)
+    context = run_context(spec, resources, run_dir, git_commit())
+    rows = collect_trained(results, {t.key: t for t in trained}, context)
     ran = {(r["variant"], r["fold"], r["seed"]) for r in rows}
     for trial in trained:  # never expected; recorded rather than lost if Tune's state drops a trial
         if (trial.variant, trial.fold, trial.seed) not in ran:
             why = "missing from Ray Tune's results; rerun with --resume to train it"
             options.print_fn(f"[ablate] {trial.key}: {why}")
-            rows.append(_row(trial, "error", why, {}, None, resources, False))
-    rows += evaluate_eval_only(evaluated, rows, resources, options.print_fn)
-    rows += fit_references(references, run_dir, options.print_fn)
+            rows.append(_row(trial, {"status": "error", "error": why}, context))
+    rows += evaluate_eval_only(evaluated, rows, context, options.print_fn)
+    rows += fit_references(references, context, options.print_fn)
     order = {name: i for i, name in enumerate([*spec.variants, *spec.eval_only, *spec.references])}
-    frame = pd.DataFrame(rows)
-    frame["trial_dir"] = frame["trial_dir"].map(lambda p: _relative(p, run_dir))
+    frame = rows_frame(rows)
     frame = frame.sort_values(["variant", "fold", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
     frame = frame.reset_index(drop=True)
     atomic_write_parquet(frame, run_dir / "trials.parquet")
     return frame
-
-
-def _relative(path: str | None, run_dir: Path) -> str | None:
-    """Trial folders relative to the run folder (portable when a run is copied); else as they are."""
-    if not path:
-        return path
-    try:
-        return str(Path(path).resolve().relative_to(run_dir.resolve()))
-    except ValueError:
-        return path

@@ -308,7 +308,8 @@ def add_ablation_sections(doc: Document, run: AblationRun, prefix: str = "", lev
     unfinished = run.trials[~run.trials["status"].isin(USABLE)]
     if len(unfinished):
         doc.text(f"{heading} Runs that did not finish",
-                 *[f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}" + (f" ({r.error})" if r.error else "")
+                 *[f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}"
+                   + (f" ({r.error})" if isinstance(r.error, str) else "")  # missing: NaN in a string column
                    for r in unfinished.itertuples()])
     if notes:
         doc.text(f"{heading} History notes", *[f"- {note}" for note in notes])

@@ -46,6 +46,14 @@ def fold_values(result: dict, metric: str, folds: tuple[int, ...]) -> dict[int, 
     return {k: float(result[fold_key(k, metric)]) for k in folds if fold_key(k, metric) in result}
 
 
+def last_fold_done(history) -> "pandas.Series | None":
+    """A trial's last fold-done result in its reported results (a DataFrame), None before its first fold ends."""
+    if history is None or FOLD_DONE not in history:
+        return None
+    done = history[history[FOLD_DONE] == 1]
+    return done.iloc[-1] if len(done) else None
+
+
 def behind_incumbent(trial: dict[int, float], incumbent: dict[int, float], mode: str, max_gap: float) -> bool:
     """Whether a trial's mean over its finished folds is behind the incumbent's mean on the
     same folds by more than ``max_gap`` (in the metric's units)."""

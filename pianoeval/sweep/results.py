@@ -1,15 +1,15 @@
 """The results a sweep leaves behind, written atomically into its run directory.
 
-* ``trials.parquet``: one row per trial: ``config/<key>`` for every sampled
-  parameter, status (completed / pruned / error / diverged) and error message,
-  epochs run, the ASHA rung a pruned trial stopped at, ``best/<metric>`` (the
-  objective's best epoch and the recorded metrics at that epoch), ``final/<key>``
-  for every scalar reported at the last epoch (metrics, diagnostics, gradient
-  norms), wall time, CPU- and GPU-seconds, seed, git commit, trial directory.
-  A cross-validated trial (``budget.folds``) has instead ``fold<k>/<metric>`` for each
-  finished fold, ``best/<metric>`` the mean over them and ``sd/<metric>``, ``folds_done``,
-  ``pruned_after`` (epoch: ASHA in its first fold; fold: fold pruning) and ``epochs_run``
-  counted over all its folds.
+* ``trials.parquet``: one row per trial: the common columns of every trials table
+  (``pianoeval.sweep.rows``: trial id, fold, seed, status and error, epochs run, best
+  epoch, wall time, CPU- and GPU-seconds, node, git commit, trial directory), then
+  ``config/<key>`` for every sampled parameter, the ASHA rung a pruned trial stopped at,
+  ``best/<metric>`` (the objective's best epoch and the recorded metrics at that epoch)
+  and ``final/<key>`` for every scalar reported at the last epoch (metrics, diagnostics,
+  gradient norms). A cross-validated trial (``budget.folds``) has instead ``fold<k>/<metric>``
+  for each finished fold, ``best/<metric>`` the mean over them and ``sd/<metric>``,
+  ``folds_done``, ``pruned_after`` (epoch: ASHA in its first fold; fold: fold pruning); its
+  ``epochs_run`` counts all its folds and its ``fold`` is empty.
 * ``best.yaml``: the best trial's resolved config, ready to run
   (``python runners/train.py --config best.yaml``) or to be an ablation's base.
 * ``summary.md``: the top-k trials as a table, how many were pruned / failed, the
@@ -27,65 +27,31 @@ from typing import Any
 import pandas as pd
 
 from pianoeval.config import dump_yaml
-from pianoeval.errors import TrialDiverged
+from pianoeval.sweep.crossval import FOLDS_DONE, fold_key, fold_values, last_fold_done, mean_and_sd
+from pianoeval.sweep.rows import STATUS_ORDER, RunContext, best_epoch_row, rows_frame, trial_row
 from pianoeval.sweep.space import Categorical, IntRange
-from pianoeval.sweep.crossval import FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, fold_key, fold_values, mean_and_sd
 from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
 from pianoeval.provenance import git_commit
 
-STATUS_ORDER = ("completed", "pruned", "diverged", "error")
-
-
-def trial_status(error: BaseException | None, epochs_run: int, max_epochs: int, early_stopped: bool,
-                 closed_form: bool = False) -> str:
-    """completed / pruned / diverged / error; a failure's kind from its exception type (Ray
-    re-raises a trial's exception as a subclass of it)."""
-    if error is not None:
-        return "diverged" if isinstance(error, TrialDiverged) else "error"
-    if epochs_run < max_epochs and not early_stopped and not closed_form:  # a closed-form fit is one step
-        return "pruned"
-    return "completed"
-
-
-def _best_row(history: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
-    if history is None or history.empty or metric not in history:
-        return None
-    values = history[metric].astype(float)
-    if values.isna().all():
-        return None
-    index = values.idxmax() if mode == "max" else values.idxmin()
-    return history.loc[index]
-
-
-def error_text(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1][:500] if text else ''}"
-
-
 def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = None) -> pd.DataFrame:
     """Rows of ``trials.parquet`` from Tune ``ResultGrid``s (one, or a list: a run and its
-    extensions); ``trial_dir`` relative to ``run_dir`` when given."""
+    extensions): the common columns of ``pianoeval.sweep.rows``, then the sweep's own;
+    ``trial_dir`` relative to ``run_dir`` when given."""
     grids = results if isinstance(results, (list, tuple)) else [results]
+    context = RunContext(cpu=space.resources.cpu, gpu=space.resources.gpu,
+                         git_commit=run_meta.get("git_commit") or git_commit(), run_dir=run_dir,
+                         metric=space.metric, mode=space.mode, max_epochs=space.budget.max_epochs)
     rows = []
     for result in (r for grid in grids for r in grid):
-        row = _cv_row(result, space) if space.cross_validated else _row(result, space)
-        last = result.metrics or {}
-        row["error"] = error_text(result.error)
-        row.update({f"config/{k}": v for k, v in (result.config or {}).items()})
-        wall = float(last.get("time_total_s", 0.0) or 0.0)
-        row["wall_seconds"] = wall
-        row["cpu_seconds"] = wall * space.resources.cpu
-        row["gpu_seconds"] = wall * space.resources.gpu
-        row["seed"] = int((result.config or {}).get("seed", space.base.seed))
-        row["node_id"] = last.get("node_id")
-        row["git_commit"] = run_meta.get("git_commit", git_commit())
-        path = Path(result.path)
-        row["trial_dir"] = str(path.relative_to(run_dir)) if run_dir and path.is_relative_to(run_dir) else path.name
+        config = result.config or {}
+        fold = (None if space.cross_validated else space.folds[0] if space.budget.folds
+                else int(config.get("data.fold", space.base.data.fold)))
+        row = trial_row(result, context, fold=fold, seed=int(config.get("seed", space.base.seed)))
+        row.update(_cv_columns(result, space, row) if space.cross_validated else _columns(result, space, row))
+        row.update({f"config/{k}": v for k, v in config.items()})
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = rows_frame(rows)
     if not frame.empty:
         complete = frame["status"].eq("completed")
         frame = (frame.assign(_complete=complete)
@@ -95,64 +61,49 @@ def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = 
     return frame.reset_index(drop=True)
 
 
-def _row(result, space) -> dict[str, Any]:
-    """A single-fold trial: its best epoch's values."""
+def _columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
+    """A single-fold trial: the ASHA rung it stopped at, its best epoch's values and its last
+    epoch's scalars."""
     history, last = result.metrics_dataframe, result.metrics or {}
-    epochs = int(last.get("training_iteration", 0) or 0)
-    status = trial_status(result.error, epochs, space.budget.max_epochs, bool(last.get("early_stopped", 0)),
-                          bool(last.get("closed_form", 0)))
-    row: dict[str, Any] = {
-        "trial_id": Path(result.path).name.removeprefix("trial_"),
-        "status": status,
-        "epochs_run": epochs,
-        "pruned_at_rung": epochs if status == "pruned" else None,  # the rung, as its epoch milestone
+    columns: dict[str, Any] = {
+        "pruned_at_rung": row["epochs_run"] if row["status"] == "pruned" else None,  # the rung, as its epoch
     }
-    best = _best_row(history, space.metric, space.mode)
-    row["best_epoch"] = int(best["training_iteration"]) if best is not None else None
+    best = best_epoch_row(history, space.metric, space.mode)
     for key in (space.metric, *space.record):
-        row[f"best/{key}"] = float(best[key]) if best is not None and key in best else math.nan
+        columns[f"best/{key}"] = float(best[key]) if best is not None and key in best else math.nan
     for key, value in last.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and "/" in key:
-            row[f"final/{key}"] = float(value)
-    return row
+            columns[f"final/{key}"] = float(value)
+    return columns
 
 
-def _cv_row(result, space) -> dict[str, Any]:
+def _cv_columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
     """A cross-validated trial: each finished fold's value (its best epoch), the mean and sd
     over the finished folds (``best/<metric>``: the mean), and how far it got."""
     history, last = result.metrics_dataframe, result.metrics or {}
     folds = space.folds
-    done_rows = history[history[FOLD_DONE] == 1] if history is not None and FOLD_DONE in history else pd.DataFrame()
-    final = done_rows.iloc[-1] if len(done_rows) else None
+    final = last_fold_done(history)
     done = int(final[FOLDS_DONE]) if final is not None else 0
-    epochs = int(final[FOLD_EPOCHS]) if final is not None else int(last.get("epoch", 0) or 0)
-    if result.error is not None:
-        status = trial_status(result.error, 0, 1, False)
-    else:
-        status = "completed" if done == len(folds) else "pruned"
-    row: dict[str, Any] = {
-        "trial_id": Path(result.path).name.removeprefix("trial_"),
-        "status": status,
+    pruned = row["status"] == "pruned"
+    columns: dict[str, Any] = {
         "folds_done": done,
-        "pruned_after": ("fold" if done else "epoch") if status == "pruned" else None,
-        "epochs_run": epochs,  # over all the trial's folds: its compute, in fold-epochs
-        "pruned_at_rung": None if done or status != "pruned" else int(last.get("epoch", 0) or 0),
-        "best_epoch": None,
+        "pruned_after": ("fold" if done else "epoch") if pruned else None,
+        "pruned_at_rung": None if done or not pruned else int(last.get("epoch", 0) or 0),
     }
     for key in (space.metric, *space.record):
         values = fold_values(final, key, folds) if final is not None else {}
         for k in folds:
-            row[f"{fold_key(k, key)}"] = values.get(k, math.nan)
+            columns[f"{fold_key(k, key)}"] = values.get(k, math.nan)
         mean, sd = mean_and_sd(list(values.values()))
-        row[f"best/{key}"], row[f"sd/{key}"] = mean, sd
+        columns[f"best/{key}"], columns[f"sd/{key}"] = mean, sd
     if final is not None:
         for key, value in final.items():
             if key.startswith("cv/test/") and isinstance(value, (int, float)):
-                row[key] = float(value)
+                columns[key] = float(value)
     elif history is not None and space.metric in history:  # stopped in its first fold: its best epoch there
-        first = _best_row(history, space.metric, space.mode)
-        row["first_fold/" + space.metric] = float(first[space.metric]) if first is not None else math.nan
-    return row
+        first = best_epoch_row(history, space.metric, space.mode)
+        columns["first_fold/" + space.metric] = float(first[space.metric]) if first is not None else math.nan
+    return columns
 
 
 def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:

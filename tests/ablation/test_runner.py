@@ -199,7 +199,8 @@ def test_gpu_trials_on_a_cluster_without_gpus_run_on_cpu_and_count_no_gpu_time(r
         print_fn=lines.append))
     assert spec.resources.gpu == 0.5 and resources.gpu == 0 and resources.cpu == spec.resources.cpu
     assert any("no GPU" in line for line in lines)
-    row = runner._row(spec.trials[0], "completed", None, {"wall_seconds": 10.0}, None, resources, False)
+    row = runner._row(spec.trials[0], {"status": "completed", "wall_seconds": 10.0},
+                      runner.run_context(spec, resources, tmp_path / "run", "abc1234"))
     assert row["gpu_seconds"] == 0 and row["cpu_seconds"] == 10.0 * spec.resources.cpu
 
 
