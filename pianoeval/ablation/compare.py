@@ -24,6 +24,7 @@ import yaml
 from pianoeval.ablation.fusion import fusion_answer, fusion_markdown
 from pianoeval.analysis import stats
 from pianoeval.io import RESUME_FIX, read_table
+from pianoeval.sweep.rows import text
 
 USABLE = ("completed",)
 
@@ -94,7 +95,7 @@ def load_run(run_dir: str | Path) -> AblationRun:
     meta = yaml.safe_load((run_dir / "ablation.yaml").read_text())
     trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
     trials["trial_dir"] = trials["trial_dir"].map(
-        lambda p: p if not isinstance(p, str) or Path(p).is_absolute() else str(run_dir / p))
+        lambda p: p if text(p) is None or Path(p).is_absolute() else str(run_dir / p))
     return AblationRun(run_dir, trials, meta["baseline"], tuple(meta["metrics"]), meta)
 
 
@@ -140,7 +141,8 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
     eval_only = trials[trials["eval_only"]].drop_duplicates("variant")
     if len(eval_only):
         lines += ["Eval-only variants (no training; the source variant's weights evaluated differently): "
-                  + ", ".join(f"`{r.variant}` <- `{r.source_variant}`" for r in eval_only.itertuples()), ""]
+                  + ", ".join(f"`{r.variant}` <- `{text(r.source_variant) or '?'}`"
+                              for r in eval_only.itertuples()), ""]
     for i, metric in enumerate(run.metrics):
         if metric not in trials.columns:
             lines += [f"## `{metric}`", "", "No run produced this metric.", ""]
@@ -159,9 +161,8 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
     failed = trials[~trials["status"].isin(USABLE)]
     if len(failed):
         lines += ["## Runs that did not finish", ""]
-        lines += [f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}"
-                  + (f" ({r.error})" if isinstance(r.error, str) else "")  # missing: NaN in a string column
-                  for r in failed.itertuples()]
+        lines += [f"- `{r.variant}` fold {r.fold} seed {r.seed}: {text(r.status) or 'no status'}"
+                  + (f" ({text(r.error)})" if text(r.error) else "") for r in failed.itertuples()]
         lines.append("")
     lines += ["Data: `trials.parquet` (one row per run, every val/test metric and per-dimension value); "
               "plots: `python runners/report.py " + str(run.run_dir) + "`.", ""]

@@ -24,6 +24,7 @@ from pianoeval.data.folds import folds_of_split
 from pianoeval.errors import ConfigError
 from pianoeval.io import atomic_write_text, read_table
 from pianoeval.sweep.results import sampled_config, write_summary
+from pianoeval.sweep.rows import text
 
 CONFIRM_DIR = "confirm"
 FRESH_SEED_OFFSET = 1000  # the confirmation's seed: the space's seed + this (never a search seed)
@@ -48,7 +49,7 @@ def check_confirm(space, trials: pd.DataFrame, k: int, run_dir: Path) -> pd.Data
 def confirmation_spec(space, top: pd.DataFrame) -> AblationSpec:
     """The K configs as an ablation: every fold of the split, one fresh seed, no pruning."""
     seed = space.base.seed + FRESH_SEED_OFFSET
-    variants = {f"top{rank}-{row['trial_id']}": sampled_config(space, row)
+    variants = {"-".join(filter(None, [f"top{rank}", text(row["trial_id"])])): sampled_config(space, row)
                 for rank, (_, row) in enumerate(top.iterrows(), start=1)}
     folds = tuple(range(folds_of_split(space.base.data.split)))
     test = space.metric.replace("val/", "test/", 1)
@@ -67,8 +68,8 @@ def confirm_from_args(space, run_dir: Path, k: int, args, say=print) -> pd.DataF
         max_failures=args.max_failures, connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ())),
         say=say)
     top = table.iloc[0]
-    say(f"[sweep] confirmed best: trial {top['trial_id']} (search rank {top['search_rank']}): {space.metric} "
-        f"{top['confirmed']:.4f} +- {top['confirmed_sd']:.4f} over {top['folds']} folds "
+    say(f"[sweep] confirmed best: trial {text(top['trial_id']) or '?'} (search rank {top['search_rank']}): "
+        f"{space.metric} {top['confirmed']:.4f} +- {top['confirmed_sd']:.4f} over {top['folds']} folds "
         f"(search score {top['search']:.4f}; optimism {top['search'] - top['confirmed']:+.4f})")
     return table
 
@@ -114,10 +115,10 @@ def _write_best(space, run_dir: Path, table: pd.DataFrame, top: pd.DataFrame) ->
     if best.is_file() and not (run_dir / "best_search.yaml").is_file():
         (run_dir / "best_search.yaml").write_text(best.read_text())
     winner = table.iloc[0]
-    row = top[top["trial_id"] == winner["trial_id"]].iloc[0]
+    row = top.iloc[int(winner["search_rank"]) - 1]  # by rank: a trial id may be missing (NaN)
     config = sampled_config(space, row).to_dict()
     search = load_yaml(run_dir / "best_search.yaml").get("provenance", {}) if (run_dir / "best_search.yaml").is_file() else {}
-    config["provenance"] = {**search, "trial_id": str(winner["trial_id"]), "chosen_by": "confirmation",
+    config["provenance"] = {**search, "trial_id": text(winner["trial_id"]), "chosen_by": "confirmation",
                             "confirmed_value": float(winner["confirmed"]), "confirmed_sd": float(winner["confirmed_sd"]),
                             "search_value": float(winner["search"]), "confirm_dir": CONFIRM_DIR}
     config["provenance"].pop("value", None)

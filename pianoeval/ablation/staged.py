@@ -273,13 +273,20 @@ def fusion_encoders(staged: StagedSpec, stage: str, run_dir: Path, state: dict, 
                  f"{', '.join(sorted({staged.candidates[c].track for c in state['stages'][source]['candidates']}))}); "
                  f"stopping")
         return None
+    from pianoeval.sweep.rows import text  # lazy: it loads pandas (a staged spec loads without it)
+
     trials = read_table(run_dir / source / "trials.parquet", RESUME_FIX)
     fused: dict[str, Any] = {}
     for track in FUSED_TRACKS:
         winner = winners[track]
         folder = run_dir / stage / "encoders" / track
         for row in trials[(trials["variant"] == winner) & (trials["status"] == "completed")].itertuples():
-            trial = Path(row.trial_dir) if Path(row.trial_dir).is_absolute() else run_dir / source / row.trial_dir
+            recorded = text(row.trial_dir)
+            if recorded is None:  # no weights to copy: that fold and seed's fused run fails, as a row
+                print_fn(f"[staged] {stage}: {winner} fold {row.fold} seed {row.seed} has no trial folder "
+                         f"recorded in {source}/trials.parquet; its encoder is not copied")
+                continue
+            trial = Path(recorded) if Path(recorded).is_absolute() else run_dir / source / recorded
             target = folder / f"fold{row.fold}-s{row.seed}"
             target.mkdir(parents=True, exist_ok=True)
             for name in ("model.pt", "resolved.yaml"):
@@ -296,9 +303,11 @@ def epoch_table(frame: pd.DataFrame, stage_dir: Path, metric: str) -> pd.DataFra
     with neither, eval-only rows and failed runs are absent; the rules say when that matters."""
     import pandas as pd  # lazy: a staged spec loads without pandas (keeps config errors under 1 s)
 
+    from pianoeval.sweep.rows import present  # lazy: it loads pandas
+
     parts = []
     for row in frame.to_dict("records"):
-        if row.get("eval_only") or row["status"] not in FINISHED or not row.get("trial_dir"):
+        if row.get("eval_only") or row["status"] not in FINISHED or not present(row.get("trial_dir")):
             continue
         folder = Path(row["trial_dir"]) if Path(row["trial_dir"]).is_absolute() else stage_dir / row["trial_dir"]
         history, _ = read_history(folder, prefer="history")

@@ -28,6 +28,7 @@ from pianoeval.errors import ConfigError
 from pianoeval.report.figures import (BASELINE_COLOUR, Document, cost_scale, dimension_label, message_figure,
                                       metric_label, new_figure, plural, variant_colours)
 from pianoeval.report.runs import read_history, run_kind, trial_folder
+from pianoeval.sweep.rows import text
 
 
 def variant_order(run: AblationRun) -> list[str]:
@@ -55,7 +56,7 @@ def epoch_histories(run: AblationRun) -> tuple[pd.DataFrame, list[str]]:
     for row in run.trials.itertuples(index=False):
         if row.eval_only or row.variant in run.references:  # nothing trained, no curve
             continue
-        key = f"{row.variant} fold {row.fold} seed {row.seed} ({row.status})"
+        key = f"{row.variant} fold {row.fold} seed {row.seed} ({text(row.status) or 'no status'})"
         history, source = read_history(trial_folder(row.trial_dir, run.run_dir), prefer="history")
         if history is None:
             notes.append(f"{key}: no epoch history ({source})")
@@ -268,7 +269,8 @@ def ablation_overview(run: AblationRun) -> str:
     eval_only = trials[trials["eval_only"].astype(bool)].drop_duplicates("variant")
     if len(eval_only):
         lines.append("Eval-only variants (the source variant's weights, evaluated differently): "
-                     + ", ".join(f"`{r.variant}` ← `{r.source_variant}`" for r in eval_only.itertuples()) + ".")
+                     + ", ".join(f"`{r.variant}` ← `{text(r.source_variant) or '?'}`" for r in eval_only.itertuples())
+                     + ".")
     lines += [f"**{line}**" for line in run_warnings(trials)]
     return "\n".join(lines)
 
@@ -308,9 +310,8 @@ def add_ablation_sections(doc: Document, run: AblationRun, prefix: str = "", lev
     unfinished = run.trials[~run.trials["status"].isin(USABLE)]
     if len(unfinished):
         doc.text(f"{heading} Runs that did not finish",
-                 *[f"- `{r.variant}` fold {r.fold} seed {r.seed}: {r.status}"
-                   + (f" ({r.error})" if isinstance(r.error, str) else "")  # missing: NaN in a string column
-                   for r in unfinished.itertuples()])
+                 *[f"- `{r.variant}` fold {r.fold} seed {r.seed}: {text(r.status) or 'no status'}"
+                   + (f" ({text(r.error)})" if text(r.error) else "") for r in unfinished.itertuples()])
     if notes:
         doc.text(f"{heading} History notes", *[f"- {note}" for note in notes])
     return notes

@@ -25,6 +25,7 @@ from pianoeval.config import load_yaml
 from pianoeval.errors import ConfigError
 from pianoeval.io import read_history  # re-exported: reports read trial histories with it
 from pianoeval.paths import REPO_ROOT, results_root
+from pianoeval.sweep.rows import present
 
 def run_kind(run_dir: str | Path) -> str:
     """``"sweep"``, ``"ablation"`` or ``"staged"``; a ConfigError naming the fix otherwise."""
@@ -97,7 +98,7 @@ def trial_folder(trial_dir: str | None, run_dir: Path) -> Path | None:
 
     ``trials.parquet`` records absolute paths; a run synced from a cluster keeps its
     layout but not its location, so the folder's own name is looked up in ``run_dir``."""
-    if not trial_dir:
+    if not present(trial_dir):  # None, or NaN: a missing value of the str column
         return None
     recorded = Path(trial_dir)
     if recorded.is_dir():

@@ -25,6 +25,7 @@ from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.ablation import add_ablation_sections
 from pianoeval.report.figures import Document, frame_markdown, message_figure, metric_label, new_figure, plural
 from pianoeval.report.runs import run_kind
+from pianoeval.sweep.rows import text
 
 DECISION_COLOURS = {"winner": "#d4a017", "kept": "#2ca02c", "dropped": "#d62728"}
 
@@ -100,7 +101,8 @@ def _tracks(stage_dir: Path) -> dict[str, str]:
     trials = read_table(path, RESUME_FIX)
     if "track" not in trials:
         return {}
-    return trials.drop_duplicates("variant").set_index("variant")["track"].to_dict()
+    tracks = trials.drop_duplicates("variant").set_index("variant")["track"]
+    return tracks.dropna().to_dict()  # a missing track (NaN) is no track
 
 
 def decision_metric(run: AblationRun) -> str:
@@ -162,7 +164,7 @@ def staged_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tup
     winners = decisions[decisions["decision"] == "winner"]
     doc.text(f"Run `{run_dir}`: {plural(len(state['stages']), 'stage')} ("
              + ", ".join(f"{s} {e.get('status', '?')}" for s, e in state["stages"].items()) + "). Winners: "
-             + (", ".join(f"`{r.candidate}` (track {r.track or '?'}, {r.stage})" for r in winners.itertuples())
+             + (", ".join(f"`{r.candidate}` (track {text(r.track) or '?'}, {r.stage})" for r in winners.itertuples())
                 or "none yet") + ".",
              "The protocol and each stage's rule: `elimination.md`; every stage folder is an ablation run "
              "with its own `comparison.md`.")

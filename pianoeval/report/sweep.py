@@ -26,6 +26,7 @@ from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.figures import STATUS_COLOURS, Document, cost_scale, message_figure, metric_label, new_figure
 from pianoeval.report.runs import read_history, run_kind, trial_folder
 from pianoeval.sweep.results import STATUS_ORDER
+from pianoeval.sweep.rows import text
 
 
 @dataclass
@@ -97,11 +98,14 @@ def load_sweep(run_dir: str | Path) -> SweepRun:
     trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
     run = SweepRun(run_dir, trials, space, {})
     for row in trials.itertuples(index=False):
+        trial = f"trial {text(row.trial_id) or '?'} ({text(row.status) or 'no status'})"
         history, source = read_history(trial_folder(row.trial_dir, run_dir), prefer="progress")
         if history is None:
-            run.notes.append(f"trial {row.trial_id} ({row.status}): no epoch history ({source})")
+            run.notes.append(f"{trial}: no epoch history ({source})")
         elif run.metric not in history:
-            run.notes.append(f"trial {row.trial_id} ({row.status}): {source} has no column {run.metric}")
+            run.notes.append(f"{trial}: {source} has no column {run.metric}")
+        elif text(row.trial_id) is None:  # its curve could not be told apart from another's
+            run.notes.append(f"{trial}: no trial id recorded, its curve not drawn")
         else:
             run.histories[row.trial_id] = history
     return run
@@ -299,7 +303,7 @@ def plot_objective_vs_cost(run: SweepRun):
     running = ordered[run.objective].cummax() if run.mode == "max" else ordered[run.objective].cummin()
     ax.step(ordered["cost"], running, where="post", color="0.4", lw=1, ls="--", label="best so far at this cost")
     best = frame.iloc[0]
-    ax.annotate(f"best: {best['trial_id']}", (best["cpu_seconds"] / divisor, best[run.objective]),
+    ax.annotate(f"best: {text(best['trial_id']) or '?'}", (best["cpu_seconds"] / divisor, best[run.objective]),
                 xytext=(6, 6), textcoords="offset points", fontsize=8)
     ax.set_xlabel(f"{unit} per trial (wall time × CPUs)")
     ax.set_ylabel(metric_label(run.objective[len("best/"):]))
@@ -319,7 +323,7 @@ def sweep_overview(run: SweepRun) -> str:
     sampler = run.space.get("sampler", {})
     model = run.space.get("base", {}).get("model", {}).get("name")
     cpu_h, gpu_h = run.trials["cpu_seconds"].sum() / 3600, run.trials["gpu_seconds"].sum() / 3600
-    commit = run.trials["git_commit"].iloc[0] if len(run.trials) else "?"
+    commit = (text(run.trials["git_commit"].iloc[0]) if len(run.trials) else None) or "?"
     return "\n".join([
         f"Run `{run.run_dir}`: {len(run.trials)} trials of `{model}`"
         f" ({', '.join(f'{counts.get(s, 0)} {s}' for s in STATUS_ORDER)}).",
@@ -353,7 +357,8 @@ def sweep_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: 
     doc.table(top_trials(run, top_k))
     failed = run.trials[run.trials["status"].isin(["error", "diverged"])]
     if len(failed):
-        doc.text("## Failed trials", *[f"- `{r.trial_id}` ({r.status}): {r.error}" for r in failed.itertuples()])
+        doc.text("## Failed trials", *[f"- `{text(r.trial_id) or '?'}` ({r.status}): "
+                                        f"{text(r.error) or 'no error recorded'}" for r in failed.itertuples()])
     doc.text("## Figures")
     doc.figure(plot_learning_curves(run), "learning_curves",
                f"{run.metric} per epoch for every trial, coloured by status; crosses mark where pruned or failed "

@@ -28,7 +28,7 @@ import pandas as pd
 
 from pianoeval.config import dump_yaml
 from pianoeval.sweep.crossval import FOLDS_DONE, fold_key, fold_values, last_fold_done, mean_and_sd
-from pianoeval.sweep.rows import STATUS_ORDER, RunContext, best_epoch_row, rows_frame, trial_row
+from pianoeval.sweep.rows import STATUS_ORDER, RunContext, best_epoch_row, rows_frame, text, trial_row
 from pianoeval.sweep.space import Categorical, IntRange
 from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
@@ -117,8 +117,8 @@ def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:
     top = ranked.iloc[0]
     config = sampled_config(space, top).to_dict()
     config["provenance"] = {
-        "sweep": space.name, "trial_id": top["trial_id"], "objective": space.metric,
-        "value": float(top[f"best/{space.metric}"]), "git_commit": top["git_commit"],
+        "sweep": space.name, "trial_id": text(top["trial_id"]), "objective": space.metric,
+        "value": float(top[f"best/{space.metric}"]), "git_commit": text(top["git_commit"]),
         **({"folds": list(space.folds), "value_is": f"mean over folds {list(space.folds)}",
             "sd": float(top[f"sd/{space.metric}"])} if space.cross_validated else
            {"best_epoch": int(top["best_epoch"])}),
@@ -129,7 +129,7 @@ def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:
 def sampled_config(space, row: pd.Series):
     """A trial's resolved config: the space's base with the trial's sampled values."""
     sampled = {k[len("config/"):]: _plain(v) for k, v in row.items() if k.startswith("config/") and not _missing(v)}
-    return space.base.with_overrides(sampled, f"<trial {row['trial_id']}>", keep_model=space.fixed_model)
+    return space.base.with_overrides(sampled, f"<trial {text(row['trial_id']) or '?'}>", keep_model=space.fixed_model)
 
 
 def _missing(value) -> bool:
@@ -183,7 +183,7 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
                 + [p[len("config/"):] for p in params])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (_, row) in enumerate(frame.head(top_k).iterrows(), start=1):
-        cells = [str(rank), str(row["trial_id"]), row["status"]]
+        cells = [str(rank), text(row["trial_id"]) or "", text(row["status"]) or ""]
         if cv:
             cells += [f"{int(row['folds_done'])}/{len(space.folds)}", str(int(row["epochs_run"])),
                       _num(row.get(metrics[0])), _num(row.get(f"sd/{space.metric}"))]
@@ -196,7 +196,8 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
     failed = frame[frame["status"].isin(["error", "diverged"])] if not frame.empty else frame
     if len(failed):
         lines += ["", "## Failed trials", ""]
-        lines += [f"- `{r.trial_id}` ({r.status}): {r.error}" for r in failed.itertuples()]
+        lines += [f"- `{text(r.trial_id) or '?'}` ({r.status}): {text(r.error) or 'no error recorded'}"
+                  for r in failed.itertuples()]
     if importance is not None:
         lines += ["", *importance_markdown(importance, space)]
     if confirmation is not None and len(confirmation):
@@ -237,9 +238,9 @@ def confirmation_markdown(confirmation: pd.DataFrame, space) -> list[str]:
              f"confirmed {metric.replace('val/', 'test/', 1)} | folds |",
              "|---|---|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(confirmation.itertuples(), start=1):
-        lines.append(f"| {rank} | {row.trial_id} | {row.search_rank} | {row.search:.4f} | {row.confirmed:.4f} | "
-                     f"{row.confirmed_sd:.4f} | {row.search - row.confirmed:+.4f} | {_num(row.confirmed_test)} | "
-                     f"{row.folds} |")
+        lines.append(f"| {rank} | {text(row.trial_id) or '?'} | {row.search_rank} | {row.search:.4f} | "
+                     f"{row.confirmed:.4f} | {row.confirmed_sd:.4f} | {row.search - row.confirmed:+.4f} | "
+                     f"{_num(row.confirmed_test)} | {row.folds} |")
     return lines
 
 

@@ -78,6 +78,20 @@ class RunContext:
     max_epochs: int
 
 
+def text(value) -> str | None:
+    """A text column's value, or None where the row has none. A missing value of a ``str``
+    column reads back from parquet as NaN, and ``bool(nan)`` is True: read a row's text with
+    this (or ``present``), never by its truth (``if row.error``, ``row.get("trial_dir") or ...``)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value) or None
+
+
+def present(value) -> bool:
+    """Whether a row has a value in a text column (not None, NaN or empty)."""
+    return text(value) is not None
+
+
 def trial_status(error: BaseException | None, epochs_run: int, max_epochs: int, early_stopped: bool) -> str:
     """completed / pruned / diverged / error; a failure's kind from its exception type (Ray
     re-raises a trial's exception as a subclass of it)."""

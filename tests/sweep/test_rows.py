@@ -12,7 +12,8 @@ import pandas as pd
 from pianoeval.errors import TrialDiverged
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.crossval import FOLD, FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, FOLDS_TOTAL
-from pianoeval.sweep.rows import COLUMN_NAMES, COLUMNS, RunContext, failure_summary, rows_frame, trial_row
+from pianoeval.sweep.rows import (COLUMN_NAMES, COLUMNS, RunContext, failure_summary, present, rows_frame, text,
+                                  trial_row)
 
 RUN = Path("/runs/han/20261122-101500")
 CONTEXT = RunContext(cpu=2, gpu=0.5, git_commit="abc1234", run_dir=RUN, metric="val/r2", mode="max", max_epochs=3)
@@ -84,6 +85,18 @@ def test_rows_frame_puts_the_common_columns_first_with_their_dtypes():
         assert {c.name: str(frame[c.name].dtype) for c in COLUMNS} == {c.name: c.dtype for c in COLUMNS}
     frame = rows_frame(rows)
     assert frame["fold"].isna().tolist() == [False, True] and frame["variant"].tolist() == ["han", "note_sa"]
+
+
+def test_a_missing_text_value_read_back_is_none_not_nan(tmp_path):
+    # pandas' str columns read a missing value back as NaN, and bool(nan) is True
+    rows = [trial_row({"status": "completed"}, CONTEXT, fold=0, seed=1),
+            trial_row({"status": "error", "error": "OSError: disk"}, CONTEXT, fold=0, seed=1, trial_dir="trial_a")]
+    rows_frame(rows).to_parquet(tmp_path / "trials.parquet")
+    first, second = pd.read_parquet(tmp_path / "trials.parquet").to_dict("records")
+    assert first["error"] != first["error"] and bool(first["error"])  # NaN, and truthy
+    assert [text(first[c]) for c in ("error", "trial_dir", "node_id", "trial_id")] == [None] * 4
+    assert not present(first["error"]) and not present(None) and not present("") and not present(pd.NA)
+    assert text(second["error"]) == "OSError: disk" and present(second["trial_dir"])
 
 
 def test_the_documented_column_table_is_the_schema():
