@@ -38,7 +38,7 @@ from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, init_ray, results_folder,
                                     trial_dirname, trial_resources, tune_experiment, unfinished_trials)
-from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, trial_row, tune_trial_id
+from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, text, trial_row, tune_trial_id
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 from pianoeval.sweep.loggers import parse_loggers
 from pianoeval.sweep.tracking import tracking_callbacks
@@ -216,31 +216,50 @@ def collect_trained(results, trials: dict[str, Trial], context: RunContext) -> l
     return rows
 
 
+def evaluate_one(trial: Trial, weights: Path) -> dict[str, Any]:
+    """One eval-only trial: ``trial``'s config evaluated on the trained ``weights``; its metrics."""
+    datamodule = build_datamodule(trial.config)
+    datamodule.setup()
+    module = PerformanceModule(trial.config, datamodule.input_dim)
+    load_weights(module, weights)
+    metrics, _ = evaluate_weights(trial.config, module, datamodule)
+    return metrics
+
+
 def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], context: RunContext, print_fn) -> list[dict]:
-    """Evaluate eval-only variants on their source variant's trained weights."""
+    """Evaluate eval-only variants on their source variant's trained weights. A trial that
+    cannot be evaluated (no weights, or its evaluation raised) is a failed row, not the end
+    of the trial set: the others are evaluated and every row is written."""
 
     sources = {(r["variant"], r["fold"], r["seed"]): r for r in trained_rows}
-    rows = []
+    rows, failed = [], []
     for trial in trials:
         source = sources.get((trial.eval_only_source, trial.fold, trial.seed))
-        folder = source["trial_dir"] if source else None  # relative to the run folder
+        folder = text(source["trial_dir"]) if source else None  # relative to the run folder
         weights = context.run_dir / folder / "run" / "model.pt" if folder else None
         if weights is None or not weights.is_file():
             why = f"source run {trial.eval_only_source}/fold{trial.fold}/seed{trial.seed} has no trained weights"
             print_fn(f"[ablate] skip {trial.key}: {why}")
             rows.append(_row(trial, {"status": "error", "error": why}, context, eval_only=True))
+            failed.append(trial.key)
             continue
         started = time.time()
-        datamodule = build_datamodule(trial.config)
-        datamodule.setup()
-        module = PerformanceModule(trial.config, datamodule.input_dim)
-        load_weights(module, weights)
-        metrics, _ = evaluate_weights(trial.config, module, datamodule)
+        try:
+            metrics = evaluate_one(trial, weights)
+        except Exception as err:  # recorded, not raised: the other trials' rows and the report must be written
+            summary = {**failure_summary(err), "wall_seconds": time.time() - started}
+            print_fn(f"[ablate] {trial.key} failed on {trial.eval_only_source}'s weights: {summary['error']}")
+            rows.append(_row(trial, summary, context, eval_only=True, trial_dir=weights.parent))
+            failed.append(trial.key)
+            continue
         summary = {**metrics, "status": "completed", "wall_seconds": time.time() - started, "epochs_run": 0,
                    "best_epoch": source.get("best_epoch")}
         rows.append(_row(trial, summary, context, eval_only=True, trial_dir=weights.parent))
         print_fn(f"[ablate] {trial.key} evaluated on {trial.eval_only_source}'s weights: "
                  f"test/r2={metrics.get('test/r2', float('nan')):.4f}")
+    if failed:
+        print_fn(f"[ablate] {len(failed)} of {len(trials)} eval-only trials failed (their rows say why): "
+                 + ", ".join(failed))
     return rows
 
 

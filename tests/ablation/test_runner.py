@@ -63,12 +63,32 @@ def test_han_incremental_runs_every_variant_and_compares_them(ray_session, tmp_p
     assert "| *music_mean (reference)* |" in text and "### Reference baselines" in text and not notes
 
 
-def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tmp_path):
-    only = ["zero_beat_eval", "zero_beat_train"]
+def test_han_zeroed_evaluates_trained_weights_with_levels_zeroed(ray_session, tmp_path, monkeypatch, capsys):
+    from pianoeval.ablation import runner
+
+    evaluate_one = runner.evaluate_one
+
+    def measure_eval_fails(trial, weights):  # a deterministic failure of one eval-only trial
+        if trial.variant == "zero_measure_eval":
+            raise RuntimeError("injected: evaluation failed\non its last line")
+        return evaluate_one(trial, weights)
+
+    monkeypatch.setattr(runner, "evaluate_one", measure_eval_fails)
+    only = ["zero_beat_eval", "zero_measure_eval", "zero_beat_train"]
     assert main(_args("han_zeroed", tmp_path, only=only)) == 0
-    run = load_run(tmp_path / "ablations" / "han_zeroed" / "test")
+    run_dir = tmp_path / "ablations" / "han_zeroed" / "test"
+    run = load_run(run_dir)
     rows = run.trials.set_index("variant")
-    assert set(rows.index) == {"han_total_cat", "zero_beat_train", "zero_beat_eval", "global_mean", "music_mean"}
+    assert set(rows.index) == {"han_total_cat", "zero_beat_train", "zero_beat_eval", "zero_measure_eval",
+                               "global_mean", "music_mean"}
+    # the failed eval-only trial is a row, counted in one line; the others went on and the results were written
+    failed = rows.loc["zero_measure_eval"]
+    assert failed["status"] == "error" and failed["error"] == "RuntimeError: on its last line"
+    assert failed["eval_only"] and pd.isna(failed["test/r2"]) and failed["epochs_run"] == 0
+    out = capsys.readouterr().out
+    assert "[ablate] 1 of 2 eval-only trials failed (their rows say why): zero_measure_eval/fold0/seed0" in out
+    line = "- `zero_measure_eval` fold 0 seed 0: error (RuntimeError: on its last line)"
+    assert line in (run_dir / "comparison.md").read_text() and line in ablation_report(run_dir)[0].read_text()
     assert rows.loc["zero_beat_eval", "eval_only"] and rows.loc["zero_beat_eval", "source_variant"] == "han_total_cat"
     assert rows.loc["zero_beat_eval", "epochs_run"] == 0
     # same weights, beat block removed at evaluation: the predictions change
