@@ -1,7 +1,7 @@
 """Pre-train a pianoeval audio backbone on rendered audio (ASAP windows, PercePiano training segments).
 
+    python runners/pretrain_audio.py --force                 # rebuild the shipped default, pianoeval_aligned
     python runners/pretrain_audio.py --name pianoeval_small --objective contrastive
-    python runners/pretrain_audio.py --name pianoeval_aligned --objective aligned     # the shipped default
     python runners/pretrain_audio.py --name mix --objective aligned:1,contrastive:0.5 --force
 
 Objectives: `contrastive` (cross-performer InfoNCE + augmentation invariance on ASAP
@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int, run_cli, run_name
+from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
 
 OBJECTIVES = ("contrastive", "aligned")
 
@@ -46,10 +47,11 @@ def main(args) -> int:
 
 if __name__ == "__main__":
     p = Parser(description=__doc__)
-    p.add_argument("--name", type=run_name, default="pianoeval_small", help="folder under results/pretrained/audio/")
+    p.add_argument("--name", type=run_name, default=DEFAULT_BACKBONE_NAME,
+                   help=f"folder under results/pretrained/audio/ (default {DEFAULT_BACKBONE_NAME}, the shipped default)")
     p.add_argument("--force", action="store_true", help="pre-train again even if the folder exists")
-    p.add_argument("--objective", type=objective, default="contrastive",
-                   help="contrastive (default), aligned, or weights like aligned:1,contrastive:0.5")
+    p.add_argument("--objective", type=objective, default="aligned",
+                   help="aligned (default), contrastive, or weights like aligned:1,contrastive:0.5")
     p.add_argument("--steps", type=positive_int,
                    help="optimiser steps (default 150 contrastive only, 1500 with the aligned objective)")
     p.add_argument("--percepiano-fold", type=non_negative_int, default=0,

@@ -94,7 +94,10 @@ def test_objective_mode_and_record_can_be_set():
 
 
 def test_a_dry_run_lists_what_must_be_prepared_instead_of_failing(tmp_path, capsys, monkeypatch):
+    from pianoeval.models.configs import audio as audio_configs
+
     monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "fresh"))  # no pre-trained encoders here
+    monkeypatch.setattr(audio_configs, "SHIPPED_BACKBONES", tmp_path / "not-shipped")  # nor the shipped audio default
     monkeypatch.setattr(sys, "argv", ["runners/ablate.py", "fusion_variants", "--dry-run"])
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(REPO_ROOT / "runners" / "ablate.py"), run_name="__main__")

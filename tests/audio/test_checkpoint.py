@@ -123,3 +123,21 @@ def test_a_shipped_backbone_is_found_recorded_and_overridden_by_one_built_here(t
     assert backbone_source("pianoeval", "tiny", None, "pretrained").folder == built
     with pytest.raises(ValueError, match="not one folder name"):
         ExperimentConfig.model_validate({"model": {"name": "a1_lora", "backbone_name": "../x"}}).model_spec()
+
+
+def test_a_fresh_clone_reads_the_shipped_default_backbone(tmp_path, monkeypatch):
+    import json
+
+    from pianoeval.audio.source import source_of
+    from pianoeval.experiment import ExperimentConfig
+    from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
+    from pianoeval.paths import SHIPPED_BACKBONES
+
+    monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path))  # nothing pre-trained here
+    config = ExperimentConfig.resolve({"model": {"name": "a1_lora"}})
+    source = source_of(config.model_spec())
+    assert source.folder == SHIPPED_BACKBONES / DEFAULT_BACKBONE_NAME
+    assert load_backbone(source.folder).spec.num_layers == 4  # and its weights match config.json's hash
+    record = json.loads((source.folder / "config.json").read_text())["pretraining"]
+    assert record["objective"].startswith("aligned") and record["command"].startswith("python runners/pretrain_audio.py")
+    assert config.input_files() == {"model.backbone": str(source.folder / "model.safetensors")}

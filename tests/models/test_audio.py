@@ -103,8 +103,8 @@ def test_config_errors_name_the_key_and_the_fix(backbone, tmp_path, monkeypatch)
         LoraEncoder(tiny("a1_lora", backbone, lora_layers=[2, 3]).model_spec())
     with pytest.raises(ConfigError, match="backbone_path: required for backbone 'muq'"):
         source_of(ExperimentConfig.resolve({"model": {"name": "a1_lora", "backbone": "muq"}}).model_spec())
-    with pytest.raises(DataError, match="python runners/pretrain_audio.py --name pianoeval_small"):
-        source_of(ExperimentConfig.resolve({"model": {"name": "a1_lora"}}).model_spec())
+    with pytest.raises(DataError, match="python runners/pretrain_audio.py --name not_built"):
+        source_of(ExperimentConfig.resolve({"model": {"name": "a1_lora", "backbone_name": "not_built"}}).model_spec())
     with pytest.raises(ConfigError, match="soundfonts"):
         ExperimentConfig.resolve({"model": {"name": "a1_lora", "audio": {"soundfonts": ["steinway"]}}})
     from pianoeval.audio.data import AudioDataModule

@@ -23,8 +23,9 @@ from pianoeval.models.entry import ModelEntry
 
 #: the soundfonts a config may name (their files: ``pianoeval.audio.render.SOUNDFONTS``)
 SOUNDFONT_NAMES = ("musescore", "timgm6mb")
-#: the pre-trained backbone under ``results/pretrained/audio/`` that ``backbone: pianoeval`` reads
-DEFAULT_BACKBONE_NAME = "pianoeval_small"
+#: the pre-trained backbone that ``backbone: pianoeval`` reads (shipped in
+#: ``pianoeval/audio/weights/``; alignment-supervised, docs/audio.md)
+DEFAULT_BACKBONE_NAME = "pianoeval_aligned"
 #: the self-attention projections of a conformer layer that LoRA can adapt
 ATTENTION_PROJECTIONS = ("linear_q", "linear_k", "linear_v", "linear_out")
 
