@@ -123,6 +123,11 @@ CASES = {
     "prepare_workers_zero": ("prepare_data.py", ["--workers", "0"], "--workers"),
     "pretrain_symbolic_steps_zero": ("pretrain_symbolic.py", ["--encoder", "s1", "--steps", "0"], "--steps"),
     "pretrain_audio_steps_negative": ("pretrain_audio.py", ["--steps", "-5"], "--steps"),
+    "pretrain_audio_objective_unknown": ("pretrain_audio.py", ["--objective", "aligned:1,magic:2"], "'magic'"),
+    "pretrain_audio_objective_weight": ("pretrain_audio.py", ["--objective", "aligned:-1"], "'-1'"),
+    "pretrain_audio_name_climbs": ("pretrain_audio.py", ["--name", "../x"], "'../x'"),
+    "reference_tables_no_folder": ("reference_tables.py", ["--runs", "{specs}/no_such_folder"], "no_such_folder"),
+    "reference_tables_no_runs": ("reference_tables.py", ["--runs", "{specs}"], "holds no runs"),
     "probe_epochs_zero": ("degradation_probe.py", ["--epochs", "0"], "--epochs"),
     # run ids are one safe name
     "sweep_run_id_climbs": ("sweep.py", ["--space", "smoke", "--run-id", "../../x"], "'../../x'"),
