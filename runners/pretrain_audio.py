@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int, run_cli, run_name
+from pianoeval.data.splits import NUM_FOLDS
 from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
 
 OBJECTIVES = ("contrastive", "aligned")
@@ -32,6 +33,8 @@ def objective(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"weight {weight!r} of {name} is not a number") from None
         if not value >= 0 or value == float("inf"):
             raise argparse.ArgumentTypeError(f"weight {weight!r} of {name} must be a finite number >= 0")
+        if name in weights:
+            raise argparse.ArgumentTypeError(f"{name!r} is named twice in {text!r} (give each objective once)")
         weights[name] = value
     if not any(weights.values()):
         raise argparse.ArgumentTypeError(f"{text!r} gives every objective weight 0")
@@ -54,7 +57,7 @@ if __name__ == "__main__":
                    help="aligned (default), contrastive, or weights like aligned:1,contrastive:0.5")
     p.add_argument("--steps", type=positive_int,
                    help="optimiser steps (default 150 contrastive only, 1500 with the aligned objective)")
-    p.add_argument("--percepiano-fold", type=non_negative_int, default=0,
+    p.add_argument("--percepiano-fold", type=int, choices=range(NUM_FOLDS), default=0, metavar="FOLD",
                    help="aligned objective: also the training segments of this performer-split fold (default 0)")
     p.add_argument("--no-percepiano", action="store_true",
                    help="aligned objective: ASAP windows only, no PercePiano training segments")

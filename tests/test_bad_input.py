@@ -126,6 +126,8 @@ CASES = {
     "pretrain_audio_objective_unknown": ("pretrain_audio.py", ["--objective", "aligned:1,magic:2"], "'magic'"),
     "pretrain_audio_objective_weight": ("pretrain_audio.py", ["--objective", "aligned:-1"], "'-1'"),
     "pretrain_audio_name_climbs": ("pretrain_audio.py", ["--name", "../x"], "'../x'"),
+    "pretrain_audio_objective_twice": ("pretrain_audio.py", ["--objective", "aligned,aligned:2"], "named twice"),
+    "pretrain_audio_fold_out_of_range": ("pretrain_audio.py", ["--percepiano-fold", "9"], "--percepiano-fold"),
     "reference_tables_no_folder": ("reference_tables.py", ["--runs", "{specs}/no_such_folder"], "no_such_folder"),
     "reference_tables_no_runs": ("reference_tables.py", ["--runs", "{specs}"], "holds no runs"),
     "probe_epochs_zero": ("degradation_probe.py", ["--epochs", "0"], "--epochs"),

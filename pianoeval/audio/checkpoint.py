@@ -41,6 +41,7 @@ import torch
 
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.render import file_hash
+from pianoeval.data.frames import content_hash
 from pianoeval.errors import DataError
 from pianoeval.io import atomic_write, atomic_write_text
 
@@ -114,14 +115,6 @@ def checkpoint_hash(folder: Path) -> str:
     return hashlib.sha256(f"{file_hash(folder / 'config.json')}|{file_hash(weights)}".encode()).hexdigest()[:16]
 
 
-def weights_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_weights(folder: Path) -> None:
     """A pianoeval checkpoint records its weights' sha256 in config.json; a file that no
     longer matches (edited, truncated, an LFS pointer) is a DataError with the rebuild command."""
@@ -130,7 +123,7 @@ def check_weights(folder: Path) -> None:
     if cfg.get("format") != OUR_FORMAT or not expected:
         return
     weights = Path(folder) / "model.safetensors"
-    actual = weights_sha256(weights)
+    actual = content_hash(weights)
     if actual != expected:
         command = (cfg.get("pretraining") or {}).get("command") or "python runners/pretrain_audio.py --help"
         raise DataError(f"{weights}: content hash {actual[:12]} does not match weights_sha256 {expected[:12]} in "
@@ -178,7 +171,7 @@ def save_backbone(model: ConformerBackbone, folder: Path, pretraining: dict) -> 
              if not k.startswith("conformer.embed_positions.")}
     atomic_write(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
     config = {"format": OUR_FORMAT, "spec": model.spec.to_json(),
-              "weights_sha256": weights_sha256(folder / "model.safetensors"), "pretraining": pretraining}
+              "weights_sha256": content_hash(folder / "model.safetensors"), "pretraining": pretraining}
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1) + "\n")
 
 

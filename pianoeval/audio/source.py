@@ -23,15 +23,14 @@ import torch
 from pianoeval.audio.backbones import BackboneSpec, ConformerBackbone
 from pianoeval.audio.checkpoint import checkpoint_hash, checkpoint_spec, load_backbone
 from pianoeval.errors import ConfigError, DataError
-from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME, pretrained_backbone_dir
-from pianoeval.paths import results_root
+from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME, built_backbone_dir, pretrained_backbone_dir
 
 PRETRAIN_COMMAND = "python runners/pretrain_audio.py --name {name}"
 
 
 def pretrained_dir(name: str = DEFAULT_BACKBONE_NAME) -> Path:
     """Where ``runners/pretrain_audio.py --name <name>`` writes (and, once there, what is read)."""
-    return results_root() / "pretrained" / "audio" / name
+    return built_backbone_dir(name)
 
 
 @dataclass(frozen=True)

@@ -103,12 +103,17 @@ class AudioDataConfig(StrictModel):
         return value
 
 
+def built_backbone_dir(name: str) -> Path:
+    """Where ``runners/pretrain_audio.py --name <name>`` writes a backbone."""
+    return results_root() / "pretrained" / "audio" / name
+
+
 def pretrained_backbone_dir(name: str) -> Path:
     """The checkpoint folder of the pre-trained ``pianoeval`` backbone ``name``:
     ``results/pretrained/audio/<name>/`` when one was built here (``runners/pretrain_audio.py``
     writes there), else the copy shipped in the package (``pianoeval/audio/weights/<name>/``),
     else the ``results`` path (absent: the loader says how to build it)."""
-    built = results_root() / "pretrained" / "audio" / name
+    built = built_backbone_dir(name)
     shipped = SHIPPED_BACKBONES / name
     if (built / "config.json").is_file() or not (shipped / "config.json").is_file():
         return built
