@@ -58,9 +58,11 @@ def read_config(folder: Path) -> dict:
         raise DataError(f"{folder}: not a backbone checkpoint (config.json missing; expected config.json + "
                         f"model.safetensors)")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (a checkpoint's config.json is JSON)") from None
 
 
 def spec_from_muq_config(cfg: dict, source: str = "config.json") -> BackboneSpec:

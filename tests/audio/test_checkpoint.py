@@ -141,3 +141,9 @@ def test_a_fresh_clone_reads_the_shipped_default_backbone(tmp_path, monkeypatch)
     record = json.loads((source.folder / "config.json").read_text())["pretraining"]
     assert record["objective"].startswith("aligned") and record["command"].startswith("python runners/pretrain_audio.py")
     assert config.input_files() == {"model.backbone": str(source.folder / "model.safetensors")}
+
+
+def test_a_config_json_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe{not json")
+    with pytest.raises(DataError, match="config.json: not UTF-8 text"):
+        checkpoint_spec(tmp_path)
