@@ -5,6 +5,7 @@
     python runners/sweep.py --space han --resume           # continue the latest run after a crash
     python runners/sweep.py --space han --resume --num-samples 64   # extend a finished 32-trial run by 32
     python runners/sweep.py --space han --set "budget.folds=[0,1,2,3]" --confirm 3   # cross-validated, confirmed
+    python runners/sweep.py --space han_cv --evaluate-test    # 4 folds; the winner's fold models scored on test
     python runners/sweep.py --space han --dry-run --set budget.max_epochs=5
     python runners/sweep.py --space smoke --logger mlflow --logger wandb   # also to MLflow and W&B
 """
@@ -29,6 +30,10 @@ if __name__ == "__main__":
     p.add_argument("--confirm", type=positive_int, metavar="K",
                    help="after the search, retrain the top K configs on every fold with a fresh seed; the summary shows "
                         "search vs confirmed scores and best.yaml becomes the confirmed winner")
+    p.add_argument("--evaluate-test", action="store_true",
+                   help="also score each trial's best checkpoint (each fold's, cross-validated) on the test set: "
+                        "recorded in its metrics.json, predictions.parquet and the fold<k>/test/ columns, never used "
+                        "to select or prune (runners/reference_tables.py --sweep pairs the winner with a reference)")
     p.add_argument("--max-failures", type=non_negative_int, default=2,
                    help="retries of a crashed trial from its last checkpoint (default 2; 0: a failure is final)")
     p.add_argument("--max-concurrent", type=positive_int, help="trials at once (default: as many as resources allow)")

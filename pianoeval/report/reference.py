@@ -157,10 +157,14 @@ def find_runs(roots: Iterable[str | Path], cite: str | None = None) -> RunSet:
     return runs
 
 
-def load_run(path: Path, cited: str) -> FoldRun | OtherRun:
-    """One run folder: a FoldRun when finished and readable, else an OtherRun saying why."""
-    match = RUN_NAME.match(path.name)
-    model, split, fold = match["model"], match["split"], int(match["fold"])
+def load_run(path: Path, cited: str, identity: tuple[str, str, int] | None = None) -> FoldRun | OtherRun:
+    """One run folder: a FoldRun when finished and readable, else an OtherRun saying why.
+    ``identity``: (model, split, fold) of a folder not named ``<model>-<split><fold>`` (a sweep
+    trial's ``fold<k>``)."""
+    if identity is None:
+        match = RUN_NAME.match(path.name)
+        identity = match["model"], match["split"], int(match["fold"])
+    model, split, fold = identity
 
     def other(why: str) -> OtherRun:
         return OtherRun(model, split, fold, cited, why)
@@ -297,7 +301,11 @@ class Gain:
 
 
 def paired_gain(runs: RunSet, split: str, model: str, baseline: str) -> Gain:
-    a, b = runs.folds(model, split), runs.folds(baseline, split)
+    return paired_difference(runs.folds(model, split), runs.folds(baseline, split), model, baseline)
+
+
+def paired_difference(a: dict[int, FoldRun], b: dict[int, FoldRun], model: str, baseline: str) -> Gain:
+    """``a`` minus ``b`` (fold -> run) on the folds both have, with a 95% t interval."""
     folds = tuple(sorted(set(a) & set(b)))
     mean, ci = {}, {}
     for key in ("r2", "pairwise_acc"):
@@ -315,3 +323,68 @@ def landing(mean: float, sd: float, paper: float) -> str:
     if math.isfinite(sd) and abs(paper - mean) <= sd:
         return "within"
     return "above" if mean > paper else "below"
+
+
+# --------------------------------------------------------------------------- a sweep's winner
+
+
+@dataclass(frozen=True)
+class SweepWinner:
+    """A cross-validated sweep's best trial (``best.yaml``), its fold models as FoldRuns, and
+    what the whole sweep cost (every trial, pruned ones included)."""
+
+    cited: str
+    space: str
+    split: str
+    trial_id: str
+    objective: str
+    value: float
+    sampled: dict[str, object]  # the trial's sampled parameters
+    folds: dict[int, FoldRun]
+    trials: int
+    statuses: dict[str, int]
+    fold_epochs: int
+    cpu_seconds: float
+    winner_cpu_seconds: float
+
+
+def load_sweep_winner(run_dir: str | Path, cite: str | None = None) -> SweepWinner:
+    """The winner of the sweep run in ``run_dir`` (``results/sweeps/<space>/<run>``), each of its
+    folds read as a finished run with test predictions (a sweep run with ``--evaluate-test``).
+    Anything missing is a one-line ConfigError naming the file and the fix."""
+    run_dir = Path(run_dir)
+    cited = cite or str(run_dir)
+    where = f"--sweep {run_dir}"
+    if not (run_dir / "best.yaml").is_file() or not (run_dir / "trials.parquet").is_file():
+        raise ConfigError(f"{where}: no best.yaml and trials.parquet there; give a sweep run folder "
+                          "(results/sweeps/<space>/<run>) whose sweep finished a trial on every fold")
+    best = load_yaml(run_dir / "best.yaml")
+    prov = best.get("provenance") if isinstance(best, dict) else None
+    if not isinstance(prov, dict) or not prov.get("trial_id") or not prov.get("folds"):
+        raise ConfigError(f"{run_dir / 'best.yaml'}: no provenance.trial_id / provenance.folds; the showcase needs "
+                          "a cross-validated sweep (budget.folds)")
+    trials = read_table(run_dir / "trials.parquet")
+    row = trials[trials["trial_id"].astype(str) == str(prov["trial_id"])]
+    if row.empty:
+        raise ConfigError(f"{run_dir / 'trials.parquet'}: no trial {prov['trial_id']} (best.yaml's); the two files "
+                          "are from different runs")
+    row = row.iloc[0]
+    split = str(best.get("data", {}).get("split"))
+    folds: dict[int, FoldRun] = {}
+    for fold in prov["folds"]:
+        path = run_dir / str(row["trial_dir"]) / f"fold{fold}"
+        run = load_run(path, f"{cited}/{row['trial_dir']}/fold{fold}", identity=(str(prov["sweep"]), split, int(fold)))
+        if not isinstance(run, FoldRun):
+            raise ConfigError(f"{path}: {run.why}; run the sweep with --evaluate-test, or score this fold's best "
+                              f"checkpoint: python runners/train.py --config {path}/resolved.yaml --out {path} "
+                              "--evaluate-stopped")
+        folds[int(fold)] = run
+    sampled = {k[len("config/"):]: v for k, v in row.items()
+               if k.startswith("config/") and not (isinstance(v, float) and math.isnan(v))}
+    return SweepWinner(
+        cited=cited, space=str(prov["sweep"]), split=split, trial_id=str(prov["trial_id"]),
+        objective=str(prov.get("objective")), value=float(prov.get("value", float("nan"))), sampled=sampled,
+        folds=folds, trials=len(trials), statuses={str(k): int(v) for k, v in trials["status"].value_counts().items()},
+        fold_epochs=int(pd.to_numeric(trials["epochs_run"], errors="coerce").fillna(0).sum()),
+        cpu_seconds=float(pd.to_numeric(trials["cpu_seconds"], errors="coerce").fillna(0).sum()),
+        winner_cpu_seconds=float(row["cpu_seconds"]) if pd.notna(row["cpu_seconds"]) else float("nan"))

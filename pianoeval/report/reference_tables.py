@@ -16,8 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
+from pianoeval.errors import ConfigError
 from pianoeval.report.reference import (FOLDS, GAIN_PAIRS, LANDING_RULE, PAPER_ONLY, PAPER_TEST_R2, REFERENCE_MODELS,
-                                        TRAINED_MODELS, RunSet, fold_ensemble, landing, mean_sd, paired_gain)
+                                        TRAINED_MODELS, RunSet, SweepWinner, fold_ensemble, landing, mean_sd,
+                                        paired_difference, paired_gain)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], text: Sequence[int] = (0,)) -> str:
@@ -177,3 +179,74 @@ def reference_markdown(runs: RunSet, heading: str = "###") -> str:
                   "**`han` per dimension**, test R2:", "", *dimension_table(runs, split),
                   "**Runs used**:", "", *runs_table(runs, split)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _value(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def showcase_markdown(runs: RunSet, winner: SweepWinner, against: str = "han", heading: str = "###") -> str:
+    """The sweep's winner against the reference config's fold runs of ``against`` on the same
+    split: per fold test R2 and pairwise, the paired difference with its 95% t interval, the
+    fold ensembles, and the compute each cost."""
+    reference = runs.folds(against, winner.split)
+    if not reference:
+        raise ConfigError(f"--against {against}: no finished {against}-{winner.split}<fold> run under --runs to "
+                          f"compare the sweep with (train them with runners/train.py, see docs/results.md)")
+    name = f"`{winner.space}` winner"
+    rows = []
+    for fold in sorted(set(winner.folds) | set(reference)):
+        ours, ref = winner.folds.get(fold), reference.get(fold)
+        cells = [str(fold)]
+        for key in ("r2", "pairwise_acc"):
+            a = ours.score(key) if ours else float("nan")
+            b = ref.score(key) if ref else float("nan")
+            cells += [_num(b), _num(a), _num(a - b, True)]
+        rows.append(cells)
+    gain = paired_difference(winner.folds, reference, name, against)
+    summary = ["**mean**"]
+    for key in ("r2", "pairwise_acc"):
+        ours = [winner.folds[f].score(key) for f in gain.folds]
+        ref = [reference[f].score(key) for f in gain.folds]
+        ci = gain.ci[key]
+        summary += [_num(float(np.mean(ref)) if ref else None), _num(float(np.mean(ours)) if ours else None),
+                    _num(gain.mean[key], True) + (f" [{_num(ci[0], True)}, {_num(ci[1], True)}]" if ci else "")]
+    rows.append(summary)
+    header = ["fold", f"`{against}` test R2", f"{name} test R2", "difference",
+              f"`{against}` test pairwise", f"{name} test pairwise", "difference"]
+    ens_ours, ens_ref = fold_ensemble(list(winner.folds.values())), fold_ensemble(list(reference.values()))
+    ci = gain.ci["r2"]
+    if ci is None:
+        verdict = f"{len(gain.folds)} paired fold(s): no interval; not a verdict"
+    elif ci[0] > 0:
+        verdict = "**beats** the reference config: the 95% interval of the paired test R2 difference is above 0"
+    elif ci[1] < 0:
+        verdict = "**falls short of** the reference config: the 95% interval of the paired difference is below 0"
+    else:
+        verdict = (f"**does not beat** the reference config: mean difference {_num(gain.mean['r2'], True)}, "
+                   "and its 95% interval includes 0")
+    ref_cpu = sum(r.cpu_seconds for r in reference.values())
+    ref_epochs = sum(int(r.metrics.get("epochs_run") or 0) for r in reference.values())
+    statuses = ", ".join(f"{n} {status}" for status, n in winner.statuses.items())
+    lines = [
+        f"{heading} Showcase: the `{winner.space}` sweep against the reference `{against}` ({winner.split} split)", "",
+        f"Sweep `{winner.cited}`: {winner.trials} trials ({statuses}); winner trial `{winner.trial_id}`, "
+        f"{winner.objective} {_num(winner.value)} (mean over its folds, the search's objective). Its sampled "
+        "config: " + ", ".join(f"`{k}={_value(v)}`" for k, v in winner.sampled.items()) + ".", "",
+        "Test scores of each fold model on the fixed test set (the sweep selected on validation only; the "
+        "winner's fold models were scored on test once, with `--evaluate-test`); difference = winner − "
+        f"reference, paired by fold, mean [95% t interval] over {len(gain.folds)} folds:", "",
+        _table(header, rows), "",
+        f"Verdict on test R2: {verdict}.", "",
+        _table(["fold ensemble (test)", "R2", "pairwise"],
+               [[f"`{against}` (reference config)", _num(ens_ref.r2), _num(ens_ref.pairwise)],
+                [name, _num(ens_ours.r2), _num(ens_ours.pairwise)]]), "",
+        _table(["compute", "CPU-hours", "fold-epochs"],
+               [[f"the whole sweep ({winner.trials} trials)", f"{winner.cpu_seconds / 3600:.2f}", str(winner.fold_epochs)],
+                ["of which the winner", f"{winner.winner_cpu_seconds / 3600:.2f}",
+                 str(sum(int(r.metrics.get("epochs_run") or 0) for r in winner.folds.values()))],
+                [f"`{against}` reference runs ({len(reference)} folds)", f"{ref_cpu / 3600:.2f}", str(ref_epochs)]]),
+        "",
+        "Fold runs of the winner: " + "; ".join(f"`{r.cited}`" for r in winner.folds.values()) + ". Each "
+        "`resolved.yaml` there reruns its fold (`python runners/train.py --config <fold>/resolved.yaml`).", ""]
+    return "\n".join(lines)

@@ -78,7 +78,7 @@ def main(args, confirm_top=None) -> int:
                            storage=args.storage, resume=args.resume, run_id=args.run_id, dashboard=args.dashboard,
                            dashboard_host=args.dashboard_host, num_cpus=args.num_cpus,
                            connect_timeout=args.connect_timeout,
-                           loggers=tuple(args.logger or ()))
+                           loggers=tuple(args.logger or ()), evaluate_test=getattr(args, "evaluate_test", False))
     result = run_sweep(space, options)
     trials = result.trials
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ def _columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
+TEST_FOLD_KEY = re.compile(r"^fold\d+/test/")  # a fold's test metric, e.g. fold2/test/r2
+
+
 def _cv_columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
     """A cross-validated trial: each finished fold's value (its best epoch), the mean and sd
     over the finished folds (``best/<metric>``: the mean), and how far it got."""
@@ -97,9 +101,10 @@ def _cv_columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
         mean, sd = mean_and_sd(list(values.values()))
         columns[f"best/{key}"], columns[f"sd/{key}"] = mean, sd
     if final is not None:
-        for key, value in final.items():
-            if key.startswith("cv/test/") and isinstance(value, (int, float)):
-                columns[key] = float(value)
+        for key, value in final.items():  # with --evaluate-test: recorded, never used to select or prune
+            if key.startswith("cv/test/") or TEST_FOLD_KEY.match(key):
+                if isinstance(value, (int, float)):
+                    columns[key] = float(value)
     elif history is not None and space.metric in history:  # stopped in its first fold: its best epoch there
         first = best_epoch_row(history, space.metric, space.mode)
         columns["first_fold/" + space.metric] = float(first[space.metric]) if first is not None else math.nan

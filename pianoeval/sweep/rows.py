@@ -7,7 +7,8 @@ its ``metrics.json``), then the metric and identity columns of the kind:
 
 * a sweep: ``config/<key>``, ``best/<metric>``, ``final/<key>``, ``pruned_at_rung``; a
   cross-validated trial ``fold<k>/<metric>``, ``sd/<metric>``, ``folds_done``,
-  ``pruned_after``, ``cv/test/...`` (``pianoeval.sweep.results``);
+  ``pruned_after``, with ``--evaluate-test`` ``fold<k>/test/...`` and ``cv/test/...``
+  (``pianoeval.sweep.results``);
 * an ablation: ``variant``, ``model``, ``eval_only``, ``reference``, ``source_variant``,
   ``warnings``, ``val/*``, ``test/*``, ``fit/*`` (``pianoeval.ablation.runner``).
 

@@ -108,7 +108,8 @@ def cv_run(ray_session, tmp_path_factory):
     storage = str(tmp_path_factory.mktemp("cv") / "results")
     lines = []
     space = load_space(CV_SPACE)
-    result = run_sweep(space, SweepOptions(storage=storage, max_concurrent=1, print_fn=lines.append))
+    result = run_sweep(space, SweepOptions(storage=storage, max_concurrent=1, evaluate_test=True,
+                                           print_fn=lines.append))
     return SimpleNamespace(space=space, result=result, lines=lines, storage=storage)
 
 
@@ -126,6 +127,47 @@ def test_a_two_fold_sweep_writes_per_fold_columns_means_and_cost(cv_run):
     assert "| fold 0 | fold 1 |" in summary and "fold-epochs" in summary
     best = yaml.safe_load((cv_run.result.run_dir / "best.yaml").read_text())
     assert best["train"]["lr"] == 3e-3 and best["provenance"]["folds"] == [0, 1]
+
+
+def test_evaluate_test_records_each_fold_models_test_score_without_selecting_on_it(cv_run):
+    trials = pd.read_parquet(cv_run.result.run_dir / "trials.parquet").set_index("config/train.lr")
+    good = trials.loc[3e-3]
+    for fold in (0, 1):
+        metrics = json.loads((cv_run.result.run_dir / good["trial_dir"] / f"fold{fold}" / "metrics.json").read_text())
+        assert good[f"fold{fold}/test/r2"] == pytest.approx(metrics["test/r2"])
+        assert good[f"fold{fold}/val/r2"] == pytest.approx(metrics["val/r2"])
+    assert good["cv/test/r2"] == pytest.approx((good["fold0/test/r2"] + good["fold1/test/r2"]) / 2)
+    assert good["best/val/r2"] != pytest.approx(good["cv/test/r2"])  # the objective stays validation
+
+
+def test_the_showcase_pairs_the_winner_with_a_reference_by_fold(cv_run, tmp_path):
+    """runners/reference_tables.py --sweep: the winner's fold models against a reference
+    model's runs on the same folds (here music_mean, fitted in seconds), paired by fold."""
+    from pianoeval.report.reference import find_runs, load_sweep_winner
+    from pianoeval.report.reference_tables import showcase_markdown
+    from pianoeval.train.cli import build_config
+    from pianoeval.train.run import train_run
+
+    runs_root = tmp_path / "reference"
+    for fold in (0, 1):
+        train_run(build_config("music_mean", None, "performer", fold, None, []),
+                  out_dir=runs_root / f"music_mean-performer{fold}", threads=1, verbose=False)
+    winner = load_sweep_winner(cv_run.result.run_dir)
+    trials = pd.read_parquet(cv_run.result.run_dir / "trials.parquet").set_index("config/train.lr")
+    assert winner.trial_id == trials.loc[3e-3, "trial_id"] and sorted(winner.folds) == [0, 1]
+    assert winner.trials == 2 and winner.cpu_seconds == pytest.approx(trials["cpu_seconds"].sum())
+    runs = find_runs([runs_root])
+    ref = runs.folds("music_mean", "performer")
+    text = showcase_markdown(runs, winner, against="music_mean")
+    diffs = [winner.folds[f].score("r2") - ref[f].score("r2") for f in (0, 1)]
+    assert f"{sum(diffs) / 2:+.3f} [" in text  # the paired mean difference, with its interval
+    assert "fold ensemble (test)" in text and "the whole sweep (2 trials)" in text
+    with pytest.raises(ConfigError, match="--against han: no finished han-performer<fold> run"):
+        showcase_markdown(runs, winner, against="han")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "reference_tables.py"), "--runs",
+                           str(runs_root), "--sweep", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no best.yaml and trials.parquet there" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_fold_pruning_stops_the_hopeless_config_after_its_first_fold(cv_run):
