@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from pianoeval.errors import TrialDiverged
-from pianoeval.sweep.crossval import FOLD, FOLD_EPOCHS, FOLDS_DONE, FOLDS_TOTAL, last_fold_done
+from pianoeval.sweep.crossval import FOLD, FOLD_DONE, FOLD_EPOCHS, FOLDS_DONE, FOLDS_TOTAL, last_fold_done
 
 STATUS_ORDER = ("completed", "pruned", "diverged", "error")
 
@@ -171,7 +171,9 @@ def _tune_outcome(result, context: RunContext) -> dict[str, Any]:
         final = last_fold_done(history)
         done = int(final[FOLDS_DONE]) if final is not None else 0
         finished = final is not None and done == int(final[FOLDS_TOTAL])
-        epochs = int(final[FOLD_EPOCHS]) if final is not None else int(last.get("epoch", 0) or 0)
+        epochs = int(final[FOLD_EPOCHS]) if final is not None else 0
+        if not finished and not last.get(FOLD_DONE):  # stopped inside a fold: that fold's epochs count too
+            epochs += int(last.get("epoch", 0) or 0)
         status = trial_status(result.error, 0, 1, False) if result.error is not None else (
             "completed" if finished else "pruned")
         return {**outcome, "status": status, "epochs_run": epochs, "best_epoch": None}

@@ -71,7 +71,13 @@ def test_a_cross_validated_trial_counts_fold_epochs_and_finishes_with_its_last_f
     fold_done = {FOLD_DONE: 1, FOLD: 3, FOLDS_DONE: 1, FOLDS_TOTAL: 2, FOLD_EPOCHS: 4}
     pruned = trial_row(_result(epoch, [fold_done, {FOLD_DONE: 0, **epoch}], name="trial_cd_00000"), CONTEXT,
                        fold=None, seed=0)
-    assert (pruned["status"], pruned["epochs_run"], pruned["best_epoch"]) == ("pruned", 4, None)
+    # 4 epochs in its finished fold + 1 in the fold it was stopped in
+    assert (pruned["status"], pruned["epochs_run"], pruned["best_epoch"]) == ("pruned", 5, None)
+    first = trial_row(_result({**epoch, "epoch": 3}, [{FOLD_DONE: 0, **epoch}, {FOLD_DONE: 0, **epoch, "epoch": 3}],
+                              name="trial_cd_00001"), CONTEXT, fold=None, seed=0)
+    assert (first["status"], first["epochs_run"]) == ("pruned", 3)  # stopped by ASHA in its first fold
+    pruned_at_fold_end = trial_row(_result(fold_done, [fold_done], name="trial_cd_00002"), CONTEXT, fold=None, seed=0)
+    assert pruned_at_fold_end["epochs_run"] == 4  # fold pruning: nothing trained after the fold-done report
     done = {**fold_done, FOLDS_DONE: 2, FOLD_EPOCHS: 7}
     completed = trial_row(_result(done, [fold_done, done], name="trial_cd_00000"), CONTEXT, fold=None, seed=0)
     assert (completed["status"], completed["epochs_run"], completed["trial_id"]) == ("completed", 7, "cd_00000")
