@@ -234,9 +234,10 @@ def references_markdown(references: pd.DataFrame, space, frame: pd.DataFrame) ->
     table = reference_table(references, space.metric, space.mode, space.record, space.folds,
                             None if best is None else float(best[f"best/{space.metric}"]))
     stages = "validation and test" if references.columns.str.startswith("test/").any() else "validation"
+    by_fold = " fold by fold" if space.cross_validated else ""
     lines = ["## Reference baselines", "",
-             f"Closed-form predictors fitted on the trials' training data{' fold by fold' if space.cross_validated else ''}"
-             f" and evaluated on {stages}; never trials (not in `trials.parquet`, never the best config). "
+             f"Closed-form predictors fitted on the trials' training data{by_fold} and evaluated on {stages}; "
+             "never trials (not in `trials.parquet`, never the best config). "
              f"`best trial ahead by`: the best trial's `{space.metric}` minus the reference's"
              + ("" if space.mode == "max" else " with the sign flipped (lower is better)")
              + "; positive: the trial is better. The trial's value is its search score, the best of many on the "

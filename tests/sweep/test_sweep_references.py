@@ -1,14 +1,18 @@
 """Reference baselines beside a sweep's trials (pianoeval.sweep.references): fitted once every
 trial is done, validation only, into references/<name>/fold<k>/ and references.parquet, shown
-in summary.md, read back on resume; on the real bundled data, tiny."""
+in summary.md and in the report, read back on resume, fitted by the report for an older run;
+on the real bundled data, tiny."""
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import yaml
 
+from pianoeval.report import write_report
 from pianoeval.sweep import SweepOptions, load_space, run_sweep
 
 TINY = {"budget.max_epochs": 1, "budget.num_samples": 2, "data.max_train_segments": 40}
@@ -71,8 +75,52 @@ def test_resume_of_a_finished_run_reads_the_references_back(smoke_run):
     assert not any(line.startswith("[sweep] reference global_mean/fold0:") for line in lines)
 
 
+def test_the_report_shows_the_references_and_fits_them_for_an_older_run(smoke_run, tmp_path):
+    lines = []
+    report = write_report(smoke_run.run_dir, tmp_path / "current", print_fn=lines.append).read_text()
+    metrics = _fitted(smoke_run.run_dir, "music_mean")
+    assert float(_table_row(report, "music_mean")[3]) == pytest.approx(metrics["val/r2"], rel=1e-3) and lines == []
+    older = tmp_path / "older"  # a run from before reference baselines: no references.parquet nor folders
+    shutil.copytree(smoke_run.run_dir, older)
+    shutil.rmtree(older / "references")
+    (older / "references.parquet").unlink()
+    recorded = yaml.safe_load((older / "sweep.yaml").read_text())
+    del recorded["reference_baselines"]
+    (older / "sweep.yaml").write_text(yaml.safe_dump(recorded))
+    report = write_report(older, tmp_path / "older_report", print_fn=lines.append).read_text()
+    assert len(lines) == 1 and "no references.parquet" in lines[0] and "global_mean, music_mean" in lines[0]
+    assert pd.read_parquet(older / "references.parquet")["model"].tolist() == ["global_mean", "music_mean"]
+    assert float(_table_row(report, "music_mean")[3]) == pytest.approx(_fitted(older, "music_mean")["val/r2"], rel=1e-3)
+    assert _fitted(older, "music_mean")["val/r2"] == pytest.approx(metrics["val/r2"])  # the same fit as the sweep's
+
+
 def test_an_empty_list_fits_no_reference(ray_session, tmp_path):
     space = load_space(Path(__file__).parent / "spaces" / "references.yaml", {"reference_baselines": []})
     result = run_sweep(space, SweepOptions(storage=str(tmp_path), print_fn=lambda line: None))
     assert not (result.run_dir / "references.parquet").exists() and not (result.run_dir / "references").exists()
     assert "## Reference baselines" not in (result.run_dir / "summary.md").read_text()
+
+
+def test_a_reference_that_fails_is_one_line_and_an_error_row(tmp_path, monkeypatch):
+    import pianoeval.train.run
+
+    from pianoeval.sweep.references import fit_space_references, reference_table
+
+    fit = pianoeval.train.run.train_run
+
+    def global_mean_fails(config, **kwargs):
+        if config.model_name == "global_mean":
+            raise RuntimeError("disk full")
+        return fit(config, **kwargs)
+
+    monkeypatch.setattr(pianoeval.train.run, "train_run", global_mean_fails)
+    space = load_space("smoke", {"data.max_train_segments": 40})
+    lines = []
+    references = fit_space_references(space, tmp_path, evaluate_test=False, say=lines.append)
+    assert list(references["status"]) == ["error", "completed"]
+    assert [line for line in lines if "global_mean" in line] == [
+        "[sweep] reference global_mean/fold0 failed and is left out: RuntimeError: disk full"]
+    table = reference_table(references, space.metric, space.mode, space.record, space.folds, best=0.0)
+    table = table.set_index("reference")
+    assert table.loc["global_mean", "status"] == "error: RuntimeError: disk full"
+    assert table.loc["music_mean", "val/r2"] == pytest.approx(_fitted(tmp_path, "music_mean")["val/r2"])
