@@ -27,7 +27,7 @@ from pianoeval.config import StrictInt, StrictModel, deep_merge, flatten, load_y
 from pianoeval.data.inputs import check_inputs
 from pianoeval.errors import ConfigError
 from pianoeval.metrics import METRIC_NAMES, ROBUSTNESS_MODES, metric_mode
-from pianoeval.models.registry import get_model
+from pianoeval.models.registry import get_model, list_models
 
 
 class DataConfig(StrictModel):
@@ -318,3 +318,33 @@ def load_experiment(path: str | Path, overrides: Mapping[str, Any] | None = None
     """Read and resolve a run config file, then apply ``--set`` overrides."""
     config = ExperimentConfig.resolve(load_yaml(path), str(path))
     return config.with_overrides(overrides) if overrides else config
+
+
+#: The reference baselines an ablation or a sweep fits unless its ``reference_baselines`` says otherwise.
+DEFAULT_REFERENCES = ("global_mean", "music_mean")
+#: What a reference baseline's run takes from the config it is a reference for.
+REFERENCE_DATA_KEYS = ("split", "labels", "pieces", "allow_piece_leakage", "max_train_segments")
+
+
+def reference_configs(names: list[str] | tuple[str, ...], base: ExperimentConfig, source: str,
+                      trained_fix: str = "drop it from the list") -> dict[str, ExperimentConfig]:
+    """The run config of each reference baseline (``reference_baselines`` of an ablation or a
+    search space): a registered closed-form predictor (``fit: closed_form``) on ``base``'s data
+    (its split or folds file, label set, pieces map and ``data.max_train_segments``, so a smoke
+    run's references see the same training subset) and seed, with no other setting of
+    ``base``; the fold is set per fit. An unknown name, a trained model or a name listed
+    twice is a ConfigError naming ``source: reference_baselines[i]`` (``trained_fix``: what to do
+    with a trained model instead, in the caller's terms)."""
+    references = {}
+    for i, name in enumerate(names):
+        where = f"{source}: reference_baselines[{i}]"
+        if name in references:
+            raise ConfigError(f"{where}: {name} is listed twice; list each reference baseline once")
+        entry = get_model(name, where)
+        if entry.fit != "closed_form":
+            closed_form = ", ".join(n for n in list_models() if get_model(n).fit == "closed_form")
+            raise ConfigError(f"{where}: {name} is trained, not fitted in closed form; {trained_fix} "
+                              f"(reference baselines: registered models with fit closed_form: {closed_form})")
+        data = {key: getattr(base.data, key) for key in REFERENCE_DATA_KEYS}
+        references[name] = ExperimentConfig.resolve({"model": {"name": name}, "data": data, "seed": base.seed}, where)
+    return references

@@ -41,11 +41,12 @@ from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, 
 from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, text, trial_row, tune_trial_id
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
 from pianoeval.sweep.loggers import parse_loggers
+from pianoeval.sweep.references import REFERENCES_DIR, fit_reference
 from pianoeval.sweep.tracking import tracking_callbacks
 from pianoeval.sweep.trainable import run_ablation_trial
 from pianoeval.train.data import build_datamodule
 from pianoeval.train.module import PerformanceModule
-from pianoeval.train.run import evaluate_weights, load_weights, train_run
+from pianoeval.train.run import evaluate_weights, load_weights
 
 
 @dataclass
@@ -265,24 +266,22 @@ def evaluate_eval_only(trials: list[Trial], trained_rows: list[dict], context: R
 
 def fit_references(trials: list[Trial], context: RunContext, print_fn) -> list[dict]:
     """Fit the reference baselines (closed form, in this process, on one CPU) and evaluate them;
-    a finished one (its ``metrics.json`` says completed) is read back, not fitted again."""
+    a finished one (its ``metrics.json`` says completed) is read back, not fitted again
+    (``fit_reference``, which sweeps share)."""
 
     context = replace(context, cpu=1, gpu=0)
     rows = []
     for trial in trials:
-        out_dir = context.run_dir / "references" / trial.variant / f"fold{trial.fold}-seed{trial.seed}"
-        metrics_file = out_dir / "metrics.json"
-        summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        if summary.get("status") != "completed":
-            try:
-                result = train_run(trial.config, out_dir=out_dir, threads=1, verbose=False)
-            except Exception as err:  # recorded, not raised: the trained runs' results must still be written
-                summary = failure_summary(err)
-                print_fn(f"[ablate] reference {trial.key} failed: {summary['error']}")
-                rows.append(_row(trial, summary, context))
-                continue
-            summary = json.loads(metrics_file.read_text())
-            fallback = {k: v for k, v in result.fit.items() if "fallback" in k}
+        out_dir = context.run_dir / REFERENCES_DIR / trial.variant / f"fold{trial.fold}-seed{trial.seed}"
+        try:
+            summary, fitted = fit_reference(trial.config, out_dir)
+        except Exception as err:  # recorded, not raised: the trained runs' results must still be written
+            summary = failure_summary(err)
+            print_fn(f"[ablate] reference {trial.key} failed: {summary['error']}")
+            rows.append(_row(trial, summary, context))
+            continue
+        if fitted:
+            fallback = {k: v for k, v in (summary.get("fit") or {}).items() if "fallback" in k}
             print_fn(f"[ablate] reference {trial.key}: test/r2={summary.get('test/r2', float('nan')):.4f} "
                      f"test/pairwise_acc={summary.get('test/pairwise_acc', float('nan')):.4f}"
                      + "".join(f", {k} {v:g}" for k, v in fallback.items()))

@@ -45,14 +45,13 @@ from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, f
 from pianoeval.data.folds import fold_count
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES
 from pianoeval.errors import ConfigError
-from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, monitor_mode, reference_configs
 from pianoeval.io import is_safe_name
 from pianoeval.models.registry import get_model, list_models
 from pianoeval.paths import REPO_ROOT, results_root
 from pianoeval.sweep.space import ResourcesSpec  # one resources format for sweeps and ablations
 
 ABLATIONS_DIR = REPO_ROOT / "ablations"
-DEFAULT_REFERENCES = ("global_mean", "music_mean")
 
 
 class BudgetSpec(StrictModel):
@@ -237,20 +236,13 @@ def with_trials(spec: AblationSpec) -> AblationSpec:
 
 def _resolve_references(names: list[str], base: ExperimentConfig, taken: set[str], source: str
                         ) -> dict[str, ExperimentConfig]:
-    """Each reference baseline's run config on the base's split (see the module docstring)."""
-    references = {}
+    """Each reference baseline's run config on the base's split (``reference_configs``, which
+    sweeps share); a reference may not also be a variant of the ablation."""
+    references = reference_configs(names, base, source, trained_fix="list it under variants")
     for i, name in enumerate(names):
-        where = f"{source}: reference_baselines[{i}]"
-        entry = get_model(name, where)
-        if entry.fit != "closed_form":
-            raise ConfigError(f"{where}: {name} is trained, not fitted in closed form; list it under variants "
-                              f"(reference baselines: registered models with fit closed_form)")
         if name in taken:
-            raise ConfigError(f"{where}: {name} is also a variant of this ablation; drop it from one of the two "
-                              "(reference_baselines: [] turns the references off)")
-        data = {key: getattr(base.data, key)  # the same segments, folds and targets as the baseline variant
-                for key in ("split", "labels", "pieces", "allow_piece_leakage", "max_train_segments")}
-        references[name] = ExperimentConfig.resolve({"model": {"name": name}, "data": data, "seed": base.seed}, where)
+            raise ConfigError(f"{source}: reference_baselines[{i}]: {name} is also a variant of this ablation; drop "
+                              "it from one of the two (reference_baselines: [] turns the references off)")
     return references
 
 

@@ -45,7 +45,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: 
     kind = run_kind(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     if kind == "sweep":
-        path, notes = sweep_report(run_dir, out_dir, top_k=top_k)
+        path, notes = sweep_report(run_dir, out_dir, top_k=top_k, say=print_fn)
     elif kind == "ablation":
         path, notes = ablation_report(run_dir, out_dir)
     else:

@@ -7,7 +7,9 @@ sampled parameter and vs cost, the top trials and the status counts.
     >>> top_trials(run, k=5)               # a DataFrame
 
 Everything is read from the run directory (see ``pianoeval.sweep.results``):
-``trials.parquet``, ``sweep.yaml`` and each trial's ``progress.csv``.
+``trials.parquet``, ``sweep.yaml``, each trial's ``progress.csv`` and ``references.parquet``
+(the reference baselines). A sweep run from before reference baselines has no
+``references.parquet``: ``sweep_report`` fits them then (seconds), into the run folder.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import pandas as pd
 from pianoeval.config import load_yaml
 from pianoeval.data import DEFAULT_LABELS, leakage_warnings
 from pianoeval.errors import ConfigError, PianoevalError
+from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, reference_configs
 from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.figures import STATUS_COLOURS, Document, cost_scale, message_figure, metric_label, new_figure
 from pianoeval.report.runs import read_history, run_kind, trial_folder
-from pianoeval.sweep.results import STATUS_ORDER
+from pianoeval.sweep.references import REFERENCES_FILE, fit_references, read_references, reference_table
+from pianoeval.sweep.results import STATUS_ORDER, best_trial
 from pianoeval.sweep.rows import text
 
 
@@ -36,6 +40,7 @@ class SweepRun:
     space: dict  # sweep.yaml: the resolved space
     histories: dict[str, pd.DataFrame]  # trial_id -> per-epoch scalars, ``epoch`` from 1
     notes: list[str] = field(default_factory=list)  # what could not be read, one line each
+    references: pd.DataFrame | None = None  # references.parquet; None: the run has none
 
     @property
     def name(self) -> str:
@@ -53,6 +58,16 @@ class SweepRun:
     def objective(self) -> str:
         """The trials.parquet column of the objective at each trial's best epoch."""
         return f"best/{self.metric}"
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds a trial was judged on (an older sweep.yaml without them: the base config's fold)."""
+        return list(self.space.get("folds") or [self.space["base"]["data"]["fold"]])
+
+    @property
+    def reference_baselines(self) -> list[str]:
+        """The references the run lists (a run from before the key: the default ones)."""
+        return list(self.space.get("reference_baselines", DEFAULT_REFERENCES))
 
     @property
     def max_epochs(self) -> int:
@@ -96,7 +111,7 @@ def load_sweep(run_dir: str | Path) -> SweepRun:
         raise ConfigError(f"{run_dir}: not a sweep run (no sweep.yaml); for ablations use the ablation report")
     space = load_yaml(run_dir / "sweep.yaml")
     trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
-    run = SweepRun(run_dir, trials, space, {})
+    run = SweepRun(run_dir, trials, space, {}, references=read_references(run_dir))
     for row in trials.itertuples(index=False):
         trial = f"trial {text(row.trial_id) or '?'} ({text(row.status) or 'no status'})"
         history, source = read_history(trial_folder(row.trial_dir, run_dir), prefer="progress")
@@ -133,6 +148,42 @@ def top_trials(run: SweepRun, k: int = 10) -> pd.DataFrame:
     frame = run.ranked().head(k)[list(columns)].rename(columns=columns)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame.reset_index(drop=True)
+
+
+def references_summary(run: SweepRun) -> pd.DataFrame:
+    """The reference baselines beside the best trial (``reference_table``); empty without references."""
+    if run.references is None or run.references.empty:
+        return pd.DataFrame()
+    best = best_trial(run.trials, run.metric, len(run.folds) > 1)
+    return reference_table(run.references, run.metric, run.mode, run.space.get("record", []), run.folds,
+                           None if best is None else float(best[run.objective]))
+
+
+def fit_missing_references(run: SweepRun, say=print) -> None:
+    """An older sweep run without ``references.parquet``: fit the reference baselines it lists
+    (the default ones) now, on its folds, validation only, into the run folder (seconds), so
+    the run is brought up to date; one line says so. What cannot be fitted is a note."""
+    names = run.reference_baselines
+    if run.references is not None or not names:
+        return
+    say(f"[report] {run.run_dir.name}: no {REFERENCES_FILE} (a sweep from before reference baselines): fitting "
+        f"{', '.join(names)} on {_folds_text(run.folds)} now (validation only, seconds) into "
+        f"{run.run_dir / 'references'}")
+    source = str(run.run_dir / "sweep.yaml")
+    try:
+        references = reference_configs(names, ExperimentConfig.resolve(run.space["base"], source), source)
+        run.references = fit_references(references, run.folds, run.run_dir, metric=run.metric, mode=run.mode,
+                                        evaluate_test=False, say=lambda line: None)  # a failure: its row says why
+    except (PianoevalError, OSError) as err:
+        run.notes.append(f"reference baselines not fitted: {err}")
+        return
+    failed = run.references[run.references["status"] != "completed"]
+    run.notes += [f"reference {r.model}/fold{r.fold} failed: {text(r.error) or 'no error recorded'}"
+                  for r in failed.itertuples()]
+
+
+def _folds_text(folds: list[int]) -> str:
+    return ("folds " if len(folds) > 1 else "fold ") + ", ".join(map(str, folds))
 
 
 # --------------------------------------------------------------------------- figures
@@ -346,15 +397,27 @@ def _data_warnings(data: dict) -> list[str]:
         return [f"WARNING data.allow_piece_leakage is true for {data.get('split')} (not re-checked: {err})"]
 
 
-def sweep_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10) -> tuple[Path, list[str]]:
-    """Write ``report.md`` + ``figures/`` for a sweep; return (report path, warnings)."""
+def sweep_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: int = 10,
+                 say=print) -> tuple[Path, list[str]]:
+    """Write ``report.md`` + ``figures/`` for a sweep; return (report path, warnings). A run
+    without ``references.parquet`` gets its reference baselines fitted first (``say``: one line)."""
     run = load_sweep(run_dir)
+    fit_missing_references(run, say)
     doc = Document(Path(out_dir) if out_dir is not None else run.run_dir, f"Sweep `{run.name}`: {run.run_dir.name}")
     doc.text(sweep_overview(run))
     doc.text("## Trials by status")
     doc.table(status_counts(run), digits=2)
     doc.text(f"## Top {top_k} trials", f"By `{run.objective}` (the objective at each trial's best epoch).")
     doc.table(top_trials(run, top_k))
+    references = references_summary(run)
+    if len(references):
+        doc.text("## Reference baselines",
+                 f"Closed-form predictors fitted on the trials' training data ({_folds_text(run.folds)}); never "
+                 f"trials. `best trial ahead by`: the best trial's `{run.metric}` minus the reference's"
+                 + ("" if run.mode == "max" else " with the sign flipped")
+                 + "; positive: the trial is better (its value is its search score, so optimistic). Run folders: "
+                 "`references/<name>/fold<k>/`; every metric: `references.parquet`.")
+        doc.table(references)
     failed = run.trials[run.trials["status"].isin(["error", "diverged"])]
     if len(failed):
         doc.text("## Failed trials", *[f"- `{text(r.trial_id) or '?'}` ({r.status}): "
@@ -372,6 +435,7 @@ def sweep_report(run_dir: str | Path, out_dir: str | Path | None = None, top_k: 
                "reachable within a given cost.")
     if run.notes:
         doc.text("## Not shown", *[f"- {note}" for note in run.notes])
-    doc.text("Source: `trials.parquet`, `sweep.yaml`, each trial's `progress.csv`; the best config is "
+    doc.text("Source: `trials.parquet`, `sweep.yaml`, each trial's `progress.csv`"
+             + (", `references.parquet`" if run.references is not None else "") + "; the best config is "
              "`best.yaml`; made by `python runners/report.py " + str(run.run_dir) + "`.")
     return doc.write(), run.notes

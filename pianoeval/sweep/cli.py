@@ -30,6 +30,8 @@ def describe(space, num_samples: int) -> str:
                 if space.cross_validated else f"; fold {space.folds[0]}"),
              f"resources per trial: {space.resources.cpu:g} CPU, {space.resources.gpu:g} GPU"
              + (f" ({space.resources.packing()})" if space.resources.gpu else ""),
+             "reference baselines: " + (", ".join(space.reference_baselines) + " (closed form, fitted on each fold "
+                                        "after the trials, beside them)" if space.reference_baselines else "none"),
              "parameters:"]
     for p in space.parameters:
         cond = f"  when {p.when}" if p.when else ""
@@ -94,6 +96,7 @@ def main(args, confirm_top=None) -> int:
         print("[sweep] best config: " + ", ".join(f"{k}={v}" for k, v in sampled.items()))
     if confirm:
         confirm_top(space, result.run_dir, confirm, args)
-    print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md)")
+    references = ", references.parquet" if (result.run_dir / "references.parquet").is_file() else ""
+    print(f"[sweep] results: {result.run_dir} (trials.parquet, best.yaml, summary.md{references})")
     print(f"[sweep] report: python runners/report.py {result.run_dir}")
     return 0

@@ -19,9 +19,10 @@
   ``optuna-dashboard <run>/optuna.journal`` opens it) when the storage is local;
 * writes TensorBoard files into every trial folder and, by ``--logger``, to MLflow
   and W&B (see ``pianoeval.sweep.tracking``);
-* prints one line per finished trial, then writes ``trials.parquet``, ``best.yaml``
-  and ``summary.md`` (see ``pianoeval.sweep.results``) into
-  ``<storage>/sweeps/<space>/<run-id>/``.
+* prints one line per finished trial; once every trial is done, fits the space's
+  reference baselines beside them (``references/``, ``references.parquet``: see
+  ``pianoeval.sweep.references``); then writes ``trials.parquet``, ``best.yaml`` and
+  ``summary.md`` (see ``pianoeval.sweep.results``) into ``<storage>/sweeps/<space>/<run-id>/``.
 """
 
 from __future__ import annotations
@@ -416,6 +417,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
 
     # lazy: Ray's schedulers, pandas and Lightning load only when a sweep runs (start-up)
     from pianoeval.sweep.crossval import ASHA_EPOCH, FoldPruner, finished_trials
+    from pianoeval.sweep.references import fit_space_references
     from pianoeval.sweep.results import write_results
     from pianoeval.sweep.tracking import tracking_callbacks
     from pianoeval.sweep.trainable import run_trial
@@ -503,6 +505,8 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         results = fit_experiment(tuner)
     local_dir.mkdir(parents=True, exist_ok=True)
     every = [*_earlier_results(planned[:-1], part_path, trainable), results]
+    if not unfinished_trials(results, planned[-1][1]):  # every trial is done: the references beside them
+        fit_space_references(space, local_dir, options.evaluate_test, say)
     trials = write_results(space, every, local_dir, {"git_commit": git_commit()})
     if unfinished_trials(results, planned[-1][1]):
         # Tune saved its state: what finished is in trials.parquet, the rest continues on resume
@@ -600,5 +604,6 @@ def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, 
         "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
                                **({"when": p.when} if p.when else {})} for p in space.parameters},
         "base": space.base.to_dict(), "folds": list(space.folds), "git_commit": git_commit(),
+        "reference_baselines": list(space.reference_baselines),
         "parts": [{"name": part, "num_samples": n} for part, n in parts],
     }, Path(run_path) / "sweep.yaml")

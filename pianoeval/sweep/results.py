@@ -12,8 +12,9 @@
   ``epochs_run`` counts all its folds and its ``fold`` is empty.
 * ``best.yaml``: the best trial's resolved config, ready to run
   (``python runners/train.py --config best.yaml``) or to be an ablation's base.
-* ``summary.md``: the top-k trials as a table, how many were pruned / failed, the
-  hyper-parameter importance (PED-ANOVA; plot ``importance.png``) and, after
+* ``summary.md``: the top-k trials as a table, the reference baselines beside them (from
+  ``references.parquet``, see ``pianoeval.sweep.references``), how many were pruned /
+  failed, the hyper-parameter importance (PED-ANOVA; plot ``importance.png``) and, after
   ``--confirm``, the confirmation table.
 """
 
@@ -34,6 +35,7 @@ from pianoeval.sweep.space import Categorical, IntRange
 from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
 from pianoeval.provenance import git_commit
+from pianoeval.sweep.references import read_references, reference_table
 
 def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = None) -> pd.DataFrame:
     """Rows of ``trials.parquet`` from Tune ``ResultGrid``s (one, or a list: a run and its
@@ -112,14 +114,10 @@ def _cv_columns(result, space, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:
-    """The resolved config of the best trial that has a value for the objective (in a
-    cross-validated sweep: the best over every fold, a trial pruned early never)."""
-    ranked = frame.dropna(subset=[f"best/{space.metric}"])
-    if space.cross_validated:
-        ranked = ranked[ranked["status"] == "completed"]
-    if ranked.empty:
+    """The resolved config of the best trial (``best_trial``)."""
+    top = best_trial(frame, space.metric, space.cross_validated)
+    if top is None:
         return None
-    top = ranked.iloc[0]
     config = sampled_config(space, top).to_dict()
     config["provenance"] = {
         "sweep": space.name, "trial_id": text(top["trial_id"]), "objective": space.metric,
@@ -129,6 +127,16 @@ def best_config(space, frame: pd.DataFrame) -> dict[str, Any] | None:
            {"best_epoch": int(top["best_epoch"])}),
     }
     return config
+
+
+def best_trial(frame: pd.DataFrame, metric: str, cross_validated: bool) -> pd.Series | None:
+    """The best trial (``frame`` is best first) that has a value for the objective; in a
+    cross-validated sweep the best over every fold, a trial pruned early never."""
+    column = f"best/{metric}"
+    ranked = frame.dropna(subset=[column]) if column in frame else frame.iloc[:0]
+    if cross_validated:
+        ranked = ranked[ranked["status"] == "completed"]
+    return None if ranked.empty else ranked.iloc[0]
 
 
 def sampled_config(space, row: pd.Series):
@@ -152,7 +160,8 @@ def sweep_warnings(space) -> list[str]:
 
 
 def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
-                     importance: pd.DataFrame | None = None, confirmation: pd.DataFrame | None = None) -> str:
+                     importance: pd.DataFrame | None = None, confirmation: pd.DataFrame | None = None,
+                     references: pd.DataFrame | None = None) -> str:
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     params = [c for c in frame.columns if c.startswith("config/")]
     metrics = [f"best/{space.metric}", *[f"best/{m}" for m in space.record if m != space.metric]]
@@ -198,6 +207,8 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
             cells += [str(row["epochs_run"])] + [_num(row.get(m)) for m in metrics]
         cells += ["" if _missing(row.get(p)) else _fmt(row[p]) for p in params]
         lines.append("| " + " | ".join(cells) + " |")
+    if references is not None and len(references):
+        lines += ["", *references_markdown(references, space, frame)]
     failed = frame[frame["status"].isin(["error", "diverged"])] if not frame.empty else frame
     if len(failed):
         lines += ["", "## Failed trials", ""]
@@ -210,9 +221,31 @@ def summary_markdown(space, frame: pd.DataFrame, run_dir: Path, top_k: int = 10,
     lines += ["", "Files: `trials.parquet` (every trial, every metric), `best.yaml` (rerun with "
               "`python runners/train.py --config best.yaml`), `sweep.yaml` (the resolved space)"
               + (", `importance.png`" if importance is not None and len(importance) else "")
+              + (", `references.parquet` and `references/` (the reference baselines' rows and run folders)"
+                 if references is not None and len(references) else "")
               + (", `confirm/` (the confirmation runs and their comparison.md)" if confirmation is not None else "")
               + ".", ""]
     return "\n".join(lines)
+
+
+def references_markdown(references: pd.DataFrame, space, frame: pd.DataFrame) -> list[str]:
+    """The reference baselines' table (``reference_table``) and how to read it."""
+    best = best_trial(frame, space.metric, space.cross_validated)
+    table = reference_table(references, space.metric, space.mode, space.record, space.folds,
+                            None if best is None else float(best[f"best/{space.metric}"]))
+    stages = "validation and test" if references.columns.str.startswith("test/").any() else "validation"
+    by_fold = " fold by fold" if space.cross_validated else ""
+    lines = ["## Reference baselines", "",
+             f"Closed-form predictors fitted on the trials' training data{by_fold} and evaluated on {stages}; "
+             "never trials (not in `trials.parquet`, never the best config). "
+             f"`best trial ahead by`: the best trial's `{space.metric}` minus the reference's"
+             + ("" if space.mode == "max" else " with the sign flipped (lower is better)")
+             + "; positive: the trial is better. The trial's value is its search score, the best of many on the "
+             "same validation data, so it is optimistic.", "",
+             "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(_num(v) if isinstance(v, float) else str(v) for v in row) + " |")
+    return lines
 
 
 def _num(value) -> str:
@@ -321,9 +354,11 @@ def write_results(space, results, run_dir: Path, run_meta: dict[str, Any],
 
 
 def write_summary(space, frame: pd.DataFrame, run_dir: Path, confirmation: pd.DataFrame | None = None) -> None:
-    """``summary.md`` (and ``importance.png``) from the trials table."""
+    """``summary.md`` (and ``importance.png``) from the trials table and, when the run has one,
+    ``references.parquet``."""
     importance = parameter_importance(space, frame) if space.parameters and not frame.empty else None
     if importance is not None and len(importance):
         importance_figure(importance, space, run_dir / "importance.png")
     atomic_write_text(run_dir / "summary.md", summary_markdown(space, frame, run_dir, importance=importance,
-                                                               confirmation=confirmation))
+                                                               confirmation=confirmation,
+                                                               references=read_references(run_dir)))

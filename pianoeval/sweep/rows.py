@@ -1,14 +1,18 @@
 """One row per trial: the columns every ``trials.parquet`` shares, sweep or ablation.
 
-A sweep's trials and an ablation's runs (trained, eval-only, reference) are rows of one
-schema: the common columns of ``COLUMNS`` (identity, outcome, compute, provenance), built by
-``trial_row`` from what a trial left behind (its Ray Tune result, or a run summary such as
-its ``metrics.json``), then the metric and identity columns of the kind:
+A sweep's trials and reference baselines and an ablation's runs (trained, eval-only,
+reference) are rows of one schema: the common columns of ``COLUMNS`` (identity, outcome,
+compute, provenance), built by ``trial_row`` from what a trial left behind (its Ray Tune
+result, or a run summary such as its ``metrics.json``), then the metric and identity
+columns of the kind:
 
 * a sweep: ``config/<key>``, ``best/<metric>``, ``final/<key>``, ``pruned_at_rung``; a
   cross-validated trial ``fold<k>/<metric>``, ``sd/<metric>``, ``folds_done``,
   ``pruned_after``, with ``--evaluate-test`` ``fold<k>/test/...`` and ``cv/test/...``
   (``pianoeval.sweep.results``);
+* a sweep's reference baselines (``references.parquet``, never in its ``trials.parquet``):
+  ``model``, ``reference``, ``val/*`` (with ``--evaluate-test`` ``test/*``), ``fit/*``
+  (``pianoeval.sweep.references``);
 * an ablation: ``variant``, ``model``, ``eval_only``, ``reference``, ``source_variant``,
   ``warnings``, ``val/*``, ``test/*``, ``fit/*`` (``pianoeval.ablation.runner``).
 

@@ -20,6 +20,10 @@ A space file::
     sampler: {name: tpe, seed: 0}       # tpe | random | cmaes | gp | grid
     budget: {max_epochs: 20, grace_period: 2, reduction_factor: 3, num_samples: 32}
     resources: {cpu: 1, gpu: 0.25}      # per trial; fractional GPUs pack trials
+    reference_baselines: [global_mean, music_mean]   # the default; [] for none
+
+Reference baselines are closed-form predictors fitted on each fold the space judges after
+the trials finish, beside them and never among them (``pianoeval.sweep.references``).
 
 Every entry becomes a typed distribution object once, at load time
 (``FloatRange``, ``IntRange``, ``Categorical``); bad input is a one-line
@@ -41,7 +45,7 @@ from pianoeval.config import (Folds, StrictInt, StrictModel, deep_merge, find_sp
                               spec_names, validate)
 from pianoeval.data.folds import folds_of_split
 from pianoeval.errors import ConfigError
-from pianoeval.experiment import ExperimentConfig, monitor_mode
+from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, monitor_mode, reference_configs
 from pianoeval.paths import REPO_ROOT
 
 SPACES_DIR = REPO_ROOT / "search_spaces"
@@ -184,7 +188,7 @@ class SamplerSpec(StrictModel):
 
 
 #: The space file's own keys a ``--set`` changes; any other key changes the base config.
-SWEEP_KEYS = ("budget", "sampler", "resources", "objective")
+SWEEP_KEYS = ("budget", "sampler", "resources", "objective", "reference_baselines")
 
 RAY_RESOURCE_RESOLUTION = 1e-4  # Ray rounds resource amounts to 4 decimals
 
@@ -260,6 +264,7 @@ class SpaceFile(StrictModel):
     sampler: SamplerSpec = SamplerSpec()
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    reference_baselines: list[str] = list(DEFAULT_REFERENCES)
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,7 @@ class SearchSpace:
     budget: BudgetSpec
     resources: ResourcesSpec
     fixed_model: dict[str, Any] = None  # the model fields the space file fixes (every variant gets them)
+    reference_baselines: tuple[str, ...] = DEFAULT_REFERENCES  # closed-form models fitted beside the trials
 
     @property
     def folds(self) -> tuple[int, ...]:
@@ -303,9 +309,16 @@ class SearchSpace:
     def cross_validated(self) -> bool:
         return len(self.folds) > 1
 
+    def references(self, source: str | None = None) -> dict[str, ExperimentConfig]:
+        """Each reference baseline's run config on the base config's data (``reference_configs``);
+        each fold of ``folds`` is fitted. ``source``: where the names came from, for errors."""
+        return reference_configs(self.reference_baselines, self.base, source or spec_source(self.path),
+                                 trained_fix="drop it from reference_baselines; to compare it, sweep or ablate it")
+
     def with_overrides(self, overrides: dict[str, Any], source: str = "--set") -> "SearchSpace":
         """Apply ``--set`` overrides: ``budget.*``, ``sampler.*``, ``resources.*``,
-        ``objective.*`` change the sweep; other keys change the fixed base config."""
+        ``objective.*``, ``reference_baselines`` change the sweep; other keys change the fixed
+        base config."""
         from dataclasses import replace
 
         sweep_sections = {"budget": BudgetSpec, "sampler": SamplerSpec, "resources": ResourcesSpec}
@@ -329,6 +342,14 @@ class SearchSpace:
                 values = value if isinstance(value, list) else [value]
                 validate(ObjectiveSpec, {"metric": self.metric, "record": values}, source, prefix="objective")
                 changes["record"] = tuple(values)
+            elif key == "reference_baselines":
+                values = value if isinstance(value, list) else [value]
+                if not all(isinstance(v, str) for v in values):
+                    raise ConfigError(f"{source}: reference_baselines: expected a list of model names, got {value!r} "
+                                      "(e.g. reference_baselines=[global_mean] or reference_baselines=[])")
+                changes["reference_baselines"] = tuple(values)
+            elif section == "reference_baselines":
+                raise ConfigError(f"{source}: {key}: unknown key (give the whole list: reference_baselines=[...])")
         if "objective.mode" in overrides:  # an explicit mode wins over the metric's natural one
             changes["mode"] = overrides["objective.mode"]
         unknown = [k for k in overrides if k.startswith("objective.") and k not in
@@ -346,6 +367,11 @@ class SearchSpace:
 
 def available_spaces() -> list[str]:
     return spec_names(SPACES_DIR)
+
+
+def spec_source(path: Path) -> str:
+    """A space file as errors name it: relative to the repository when inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _space_path(name_or_path: str | Path) -> Path:
@@ -378,7 +404,7 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
 def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
     """Load, merge (``extends``), validate and resolve a search space."""
     path = _space_path(name_or_path)
-    source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    source = spec_source(path)
     spec = validate(SpaceFile, _raw_with_parents(path), source)
     base_raw = {"model": spec.model, "data": spec.data, "train": {**spec.train, "max_epochs": spec.budget.max_epochs},
                 "seed": spec.seed}
@@ -395,10 +421,12 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
             raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
                               f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
-                        tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model)
+                        tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model,
+                        tuple(spec.reference_baselines))
     space = space.with_overrides(overrides, "--set") if overrides else space
     space.base.require_inputs(source)
     check_folds(space, source)
+    space.references("--set" if "reference_baselines" in (overrides or {}) else source)  # bad names stop here
     return space
 
 

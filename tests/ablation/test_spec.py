@@ -113,6 +113,8 @@ BAD = {
                           "reference_baselines[0]: model.name: unknown model 'median'"),
     "reference_trained": (GOOD + "reference_baselines: [han]\n",
                           "reference_baselines[0]: han is trained, not fitted in closed form"),
+    "reference_listed_twice": (GOOD + "reference_baselines: [music_mean, music_mean]\n",
+                               "reference_baselines[1]: music_mean is listed twice"),
     "reference_also_a_variant": (GOOD.replace("note_voice: {model: {name: note_voice}}",
                                               "music_mean: {model: {name: music_mean}}")
                                  .replace("source: note_voice", "source: note_sa"),

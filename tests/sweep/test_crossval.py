@@ -140,6 +140,22 @@ def test_evaluate_test_records_each_fold_models_test_score_without_selecting_on_
     assert good["best/val/r2"] != pytest.approx(good["cv/test/r2"])  # the objective stays validation
 
 
+def test_each_reference_is_fitted_on_each_fold_and_summarised_by_its_mean(cv_run):
+    run_dir = cv_run.result.run_dir
+    references = pd.read_parquet(run_dir / "references.parquet")
+    assert list(zip(references["model"], references["fold"])) == [("global_mean", 0), ("global_mean", 1),
+                                                                 ("music_mean", 0), ("music_mean", 1)]
+    fitted = {(r.model, r.fold): json.loads((run_dir / r.trial_dir / "metrics.json").read_text())
+              for r in references.itertuples()}
+    assert all("test/r2" in m for m in fitted.values())  # --evaluate-test: test too, as for the trials
+    summary = (run_dir / "summary.md").read_text().split("## Reference baselines", 1)[1]
+    assert "| reference | predicts | status | val/r2 mean | sd | fold 0 | fold 1 | val/pairwise_acc mean |" in summary
+    line = next(line for line in summary.splitlines() if line.startswith("| music_mean |"))
+    mean, _, fold0, fold1 = (float(cell) for cell in line.strip("|").split("|")[3:7])
+    folds = [fitted[("music_mean", k)]["val/r2"] for k in (0, 1)]
+    assert [mean, fold0, fold1] == pytest.approx([sum(folds) / 2, *folds], abs=1e-4)
+
+
 def test_the_showcase_pairs_the_winner_with_a_reference_by_fold(cv_run, tmp_path):
     """runners/reference_tables.py --sweep: the winner's fold models against a reference
     model's runs on the same folds (here music_mean, fitted in seconds), paired by fold."""

@@ -115,6 +115,15 @@ def test_set_overrides_budget_and_fixed_config(tmp_path):
     assert space.base.model["hidden_size"] == 8 and space.sampler.name == "random"
 
 
+def test_reference_baselines_default_follow_the_base_data_and_turn_off_with_an_empty_list(tmp_path):
+    space = load_space(write(tmp_path, GOOD), {"data.max_train_segments": 40})
+    references = space.references()
+    assert list(references) == ["global_mean", "music_mean"]  # the default
+    assert all(c.data.split == "performer" and c.data.max_train_segments == 40 for c in references.values())
+    assert load_space(write(tmp_path, GOOD), {"reference_baselines": []}).references() == {}
+    assert list(load_space(write(tmp_path, GOOD + "reference_baselines: [ridge_probe]\n")).references()) == ["ridge_probe"]
+
+
 BAD = {
     "malformed_yaml": ("model: {name: han\nparameters: [", "malformed YAML (line"),
     "unknown_top_key": (GOOD + "schedule: {}\n", "schedule: unknown key"),
@@ -127,6 +136,13 @@ BAD = {
                           "parameters.train.lambda_rank.when: 'data.sampler' is not a parameter of this space"),
     "unknown_model": (GOOD.replace("name: han", "name: hann"), "model.name: unknown model 'hann'"),
     "unknown_metric": (GOOD.replace("metric: val/pairwise_acc", "metric: val/accuracy"), "objective.metric: Value error, unknown metric 'val/accuracy'"),
+    "reference_unknown": (GOOD + "reference_baselines: [median]\n",
+                          "reference_baselines[0]: model.name: unknown model 'median'"),
+    "reference_trained": (GOOD + "reference_baselines: [han]\n",
+                          "reference_baselines[0]: han is trained, not fitted in closed form; drop it from "
+                          "reference_baselines"),
+    "reference_listed_twice": (GOOD + "reference_baselines: [music_mean, music_mean]\n",
+                               "reference_baselines[1]: music_mean is listed twice"),
 }
 
 
