@@ -1,7 +1,8 @@
-"""Every command the documentation shows is executable: the fenced `python runners/...`
-commands of README.md and docs/*.md, the commands in the header comments of search_spaces/
-and ablations/, and the examples in each runner's own --help, for the runners that have a
-dry run (sweep, ablate, train), run with --dry-run.
+"""Every command the documentation shows is executable: the `python runners/...` commands
+of README.md and docs/*.md (in shell code blocks, indented or not, and in inline code), the
+commands in the header comments of search_spaces/ and ablations/, and the examples in each
+runner's own --help, for the runners that have a dry run (sweep, ablate, train), run with
+--dry-run.
 
 A command whose input is the output of an earlier run (a `results/...` config or run folder)
 or a placeholder (`<run-id>`, `RUN`) cannot be dry-run on a fresh checkout; those are listed
@@ -42,9 +43,15 @@ def documented_commands() -> list[tuple[str, str]]:
     """(where, command) for every documented runner command."""
     found = []
     for doc in sorted([REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]):
-        for block in re.findall(r"```(?:bash|sh|shell)?\n(.*?)```", doc.read_text(), re.S):
+        # every fenced block, whatever its language, so that a YAML block's closing fence is not
+        # taken for the opening of a shell block; the shell ones (or untagged) are read
+        text = doc.read_text()
+        blocks = re.findall(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", text, re.S | re.M)
+        for block in (body for language, body in blocks if language in ("", "bash", "sh", "shell")):
             for line in _logical_lines(block.splitlines()):
                 found += [(doc.name, m.strip()) for m in COMMAND.findall(line)]
+        prose = re.sub(r"^[ \t]*```.*?^[ \t]*```", "", text, flags=re.S | re.M)
+        found += [(doc.name, m.strip()) for m in re.findall(r"`(python runners/[^`]+)`", prose)]  # inline code
     for spec in sorted([*(REPO_ROOT / "search_spaces").glob("*.yaml"), *(REPO_ROOT / "ablations").glob("*.yaml")]):
         header = [line[1:] for line in spec.read_text().splitlines() if line.startswith("#")]
         for line in _logical_lines(header):
