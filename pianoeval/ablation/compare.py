@@ -119,8 +119,10 @@ def reference_notes(run: AblationRun) -> list[str]:
 
 def comparison_markdown(run: AblationRun, description: str = "") -> str:
     meta, trials = run.meta, run.trials
-    variants = list(dict.fromkeys(trials["variant"]))
+    references = run.references
+    variants = [v for v in dict.fromkeys(trials["variant"]) if v not in references]
     counts = trials["status"].value_counts().to_dict()
+    trained = int((~trials["variant"].isin(references)).sum())
     lines = [
         f"# Ablation `{meta['ablation']}`: {run.run_dir.name}",
         "",
@@ -128,8 +130,9 @@ def comparison_markdown(run: AblationRun, description: str = "") -> str:
         "",
         *[f"**{line}**" for line in run_warnings(trials)],
         f"{len(variants)} variants x {len(meta['folds'])} folds {meta['folds']} x {len(meta['seeds'])} seeds "
-        f"{meta['seeds']} (paired) = {len(trials)} runs: "
-        + ", ".join(f"{v} {k}" for k, v in counts.items()) + f". Baseline: `{run.baseline}`.",
+        f"{meta['seeds']} (paired) = {trained} runs"
+        + (f", and {len(trials) - trained} fits of {len(references)} reference baselines" if references else "")
+        + ": " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f". Baseline: `{run.baseline}`.",
         f"Budget: {meta['budget']['max_epochs']} epochs"
         + (f", early stopping patience {meta['budget']['early_stopping_patience']}" if meta['budget'].get('early_stopping_patience') else "")
         + (f", ASHA grace {meta['budget']['asha_grace_period']} on {meta['budget']['asha_metric']}" if meta['budget'].get('asha_grace_period') else "")

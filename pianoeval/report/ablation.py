@@ -256,9 +256,13 @@ def ablation_overview(run: AblationRun) -> str:
     meta, trials = run.meta, run.trials
     counts = trials["status"].value_counts()
     budget = meta.get("budget", {})
+    references = trials["variant"].isin(run.references)
+    fits = (f" and {plural(int(references.sum()), 'fit')} of {plural(len(run.references), 'reference baseline')}"
+            if references.any() else "")
     lines = [
-        f"Run `{run.run_dir}`: {plural(trials['variant'].nunique(), 'variant')} × folds {meta.get('folds')} × seeds "
-        f"{meta.get('seeds')} = {plural(len(trials), 'run')} ({', '.join(f'{n} {s}' for s, n in counts.items())}). "
+        f"Run `{run.run_dir}`: {plural(trials.loc[~references, 'variant'].nunique(), 'variant')} × folds "
+        f"{meta.get('folds')} × seeds {meta.get('seeds')} = {plural(int((~references).sum()), 'run')}{fits} "
+        f"({', '.join(f'{n} {s}' for s, n in counts.items())}). "
         f"Baseline: `{run.baseline}`; headline metric `{run.metrics[0]}`.",
         f"Budget: {plural(budget.get('max_epochs', 0), 'epoch')}"
         + (f", early stopping patience {budget['early_stopping_patience']}"
