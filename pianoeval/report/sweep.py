@@ -28,7 +28,8 @@ from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, reference
 from pianoeval.io import RESUME_FIX, read_table
 from pianoeval.report.figures import STATUS_COLOURS, Document, cost_scale, message_figure, metric_label, new_figure
 from pianoeval.report.runs import read_history, run_kind, trial_folder
-from pianoeval.sweep.references import REFERENCES_FILE, fit_references, read_references, reference_table
+from pianoeval.sweep.references import (REFERENCES_FILE, fit_references, listed_references, read_references,
+                                        reference_table)
 from pianoeval.sweep.results import STATUS_ORDER, best_trial
 from pianoeval.sweep.rows import text
 
@@ -111,7 +112,8 @@ def load_sweep(run_dir: str | Path) -> SweepRun:
         raise ConfigError(f"{run_dir}: not a sweep run (no sweep.yaml); for ablations use the ablation report")
     space = load_yaml(run_dir / "sweep.yaml")
     trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
-    run = SweepRun(run_dir, trials, space, {}, references=read_references(run_dir))
+    run = SweepRun(run_dir, trials, space, {})
+    run.references = listed_references(read_references(run_dir), run.reference_baselines)
     for row in trials.itertuples(index=False):
         trial = f"trial {text(row.trial_id) or '?'} ({text(row.status) or 'no status'})"
         history, source = read_history(trial_folder(row.trial_dir, run_dir), prefer="progress")

@@ -507,6 +507,8 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     every = [*_earlier_results(planned[:-1], part_path, trainable), results]
     if not unfinished_trials(results, planned[-1][1]):  # every trial is done: the references beside them
         fit_space_references(space, local_dir, options.evaluate_test, say)
+        if options.resume:  # resumed with another reference_baselines: the run records the list it shows now
+            _record_references(space, run_path)
     trials = write_results(space, every, local_dir, {"git_commit": git_commit()})
     if unfinished_trials(results, planned[-1][1]):
         # Tune saved its state: what finished is in trials.parquet, the rest continues on resume
@@ -588,6 +590,16 @@ def _describe_trial(space: SearchSpace, run_id: str):
         return trial_dirname(trial), tags
 
     return describe
+
+
+def _record_references(space: SearchSpace, run_path: str) -> None:
+    """Update ``reference_baselines`` in a resumed run's ``sweep.yaml`` (the reports read it)."""
+    path = Path(run_path) / "sweep.yaml"
+    if not _is_local(run_path) or not path.is_file():
+        return
+    recorded = load_yaml(path)
+    if isinstance(recorded, dict) and recorded.get("reference_baselines") != list(space.reference_baselines):
+        dump_yaml({**recorded, "reference_baselines": list(space.reference_baselines)}, path)
 
 
 def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, int]],

@@ -164,3 +164,13 @@ def read_references(run_dir: Path) -> pd.DataFrame | None:
     read is one line saying how to write it again."""
     path = Path(run_dir) / REFERENCES_FILE
     return read_table(path, REFIT_FIX) if path.is_file() else None
+
+
+def listed_references(references: pd.DataFrame | None, names: list[str] | tuple[str, ...]) -> pd.DataFrame | None:
+    """The rows of the references the space lists now (a run resumed with another
+    ``reference_baselines``, or ``[]``, keeps its older fits on disk; they are not shown);
+    None when none is left."""
+    if references is None or "model" not in references:
+        return references
+    kept = references[references["model"].isin(list(names))]
+    return kept if len(kept) else None

@@ -35,7 +35,7 @@ from pianoeval.sweep.space import Categorical, IntRange
 from pianoeval.data import leakage_warnings
 from pianoeval.io import atomic_write_parquet, atomic_write_text
 from pianoeval.provenance import git_commit
-from pianoeval.sweep.references import read_references, reference_table
+from pianoeval.sweep.references import listed_references, read_references, reference_table
 
 def trial_rows(results, space, run_meta: dict[str, Any], run_dir: Path | None = None) -> pd.DataFrame:
     """Rows of ``trials.parquet`` from Tune ``ResultGrid``s (one, or a list: a run and its
@@ -361,4 +361,6 @@ def write_summary(space, frame: pd.DataFrame, run_dir: Path, confirmation: pd.Da
         importance_figure(importance, space, run_dir / "importance.png")
     atomic_write_text(run_dir / "summary.md", summary_markdown(space, frame, run_dir, importance=importance,
                                                                confirmation=confirmation,
-                                                               references=read_references(run_dir)))
+                                                               references=listed_references(
+                                                                   read_references(run_dir),
+                                                                   space.reference_baselines)))

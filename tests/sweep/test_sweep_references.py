@@ -75,6 +75,19 @@ def test_resume_of_a_finished_run_reads_the_references_back(smoke_run):
     assert not any(line.startswith("[sweep] reference global_mean/fold0:") for line in lines)
 
 
+def test_resumed_with_no_references_the_older_fits_stay_on_disk_and_are_not_shown(smoke_run, tmp_path):
+    storage = tmp_path / "results"
+    shutil.copytree(smoke_run.storage, storage)
+    run_dir = storage / smoke_run.run_dir.relative_to(smoke_run.storage)
+    run_sweep(load_space("smoke", {**TINY, "reference_baselines": []}),
+              SweepOptions(storage=str(storage), run_id="refs", resume=True, print_fn=lambda line: None))
+    assert (run_dir / "references.parquet").is_file() and (run_dir / "references" / "music_mean").is_dir()
+    assert "## Reference baselines" not in (run_dir / "summary.md").read_text()
+    lines = []
+    report = write_report(run_dir, tmp_path / "report", print_fn=lines.append).read_text()
+    assert "## Reference baselines" not in report and lines == []  # and nothing is fitted for it
+
+
 def test_the_report_shows_the_references_and_fits_them_for_an_older_run(smoke_run, tmp_path):
     lines = []
     report = write_report(smoke_run.run_dir, tmp_path / "current", print_fn=lines.append).read_text()
