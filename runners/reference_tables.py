@@ -25,10 +25,11 @@ def main(args) -> int:
     from pianoeval.report.reference import find_runs, load_sweep_winner
     from pianoeval.report.reference_tables import reference_markdown, showcase_markdown
 
+    winner = load_sweep_winner(args.sweep) if args.sweep else None  # its one-line errors before the runs' reading
     runs = find_runs(args.runs, cite=args.cite)
     text = reference_markdown(runs)
-    if args.sweep:
-        text += "\n" + showcase_markdown(runs, load_sweep_winner(args.sweep), against=args.against)
+    if winner is not None:
+        text += "\n" + showcase_markdown(runs, winner, against=args.against)
     if args.out:
         atomic_write_text(args.out, text)
         print(f"[reference] {args.out}: {len(runs.finished)} runs, {len(runs.unfinished)} unfinished, "

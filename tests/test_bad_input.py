@@ -98,6 +98,13 @@ def specs(tmp_path_factory) -> Path:
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
     (folder / "run_with_files").mkdir()
     (folder / "run_with_files" / "resolved.yaml").write_text("model: {name: note_voice}\n")
+    (folder / "sweep_latin1").mkdir()  # a sweep run folder whose best.yaml is not UTF-8
+    (folder / "sweep_latin1" / "best.yaml").write_bytes(b"provenance: {trial_id: caf\xe9}\n")
+    (folder / "sweep_latin1" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
+    (folder / "sweep_truncated").mkdir()  # its trials.parquet cut short
+    (folder / "sweep_truncated" / "best.yaml").write_text("provenance: {trial_id: a, folds: [0, 1], sweep: s}\n"
+                                                          "data: {split: performer}\n")
+    (folder / "sweep_truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
     return folder
 
 
@@ -130,6 +137,12 @@ CASES = {
     "pretrain_audio_fold_out_of_range": ("pretrain_audio.py", ["--percepiano-fold", "9"], "--percepiano-fold"),
     "reference_tables_no_folder": ("reference_tables.py", ["--runs", "{specs}/no_such_folder"], "no_such_folder"),
     "reference_tables_no_runs": ("reference_tables.py", ["--runs", "{specs}"], "holds no runs"),
+    "reference_tables_sweep_no_folder": ("reference_tables.py", ["--sweep", "{specs}/no_such_folder"], "not a folder"),
+    "reference_tables_sweep_a_file": ("reference_tables.py", ["--sweep", "{specs}/a_file"], "not a folder"),
+    "reference_tables_sweep_no_run": ("reference_tables.py", ["--sweep", "{specs}"], "missing: best.yaml"),
+    "reference_tables_sweep_latin1": ("reference_tables.py", ["--sweep", "{specs}/sweep_latin1"], "not UTF-8"),
+    "reference_tables_sweep_truncated": ("reference_tables.py", ["--sweep", "{specs}/sweep_truncated"],
+                                         "trials.parquet"),
     "probe_epochs_zero": ("degradation_probe.py", ["--epochs", "0"], "--epochs"),
     # run ids are one safe name
     "sweep_run_id_climbs": ("sweep.py", ["--space", "smoke", "--run-id", "../../x"], "'../../x'"),

@@ -355,9 +355,12 @@ def load_sweep_winner(run_dir: str | Path, cite: str | None = None) -> SweepWinn
     run_dir = Path(run_dir)
     cited = cite or str(run_dir)
     where = f"--sweep {run_dir}"
-    if not (run_dir / "best.yaml").is_file() or not (run_dir / "trials.parquet").is_file():
-        raise ConfigError(f"{where}: no best.yaml and trials.parquet there; give a sweep run folder "
-                          "(results/sweeps/<space>/<run>) whose sweep finished a trial on every fold")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{where}: not a folder; give a sweep run folder (results/sweeps/<space>/<run>)")
+    missing = [name for name in ("best.yaml", "trials.parquet") if not (run_dir / name).is_file()]
+    if missing:
+        raise ConfigError(f"{where}: no best.yaml and trials.parquet there (missing: {', '.join(missing)}); give a "
+                          "sweep run folder (results/sweeps/<space>/<run>) whose sweep finished a trial on every fold")
     best = load_yaml(run_dir / "best.yaml")
     prov = best.get("provenance") if isinstance(best, dict) else None
     if not isinstance(prov, dict) or not prov.get("trial_id") or not prov.get("folds"):
