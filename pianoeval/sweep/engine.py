@@ -351,6 +351,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
         num_samples = grid_size(space)  # every grid point once
     if planned:
         check_extension(space, Path(run_path), run_id, planned, options.num_samples)
+        check_evaluate_test(Path(run_path), run_id, options.evaluate_test)
 
     try:
         return _fit_sweep(space, options, run_id, run_path, space_root, num_samples, loggers, planned)
@@ -403,6 +404,20 @@ def check_extension(space: SearchSpace, run_dir: Path, run_id: str, planned: lis
                 raise ConfigError(f"{journal}: its trials sampled {sorted(sampled - keys)[0]!r}, which space "
                                   f"{space.name} does not have: the journal belongs to another space; resume with "
                                   "the space the run was started with")
+
+
+def check_evaluate_test(run_dir: Path, run_id: str, evaluate_test: bool) -> None:
+    """A resumed run keeps the ``--evaluate-test`` it was started with: its trials all have
+    test scores or none has (a run recorded before the key existed is not checked)."""
+    recorded = load_yaml(run_dir / "sweep.yaml").get("evaluate_test")
+    if recorded is None or bool(recorded) == evaluate_test:
+        return
+    if recorded:
+        raise ConfigError(f"{run_dir / 'sweep.yaml'}: evaluate_test: true: run {run_id} was started with "
+                          "--evaluate-test; resume it with --evaluate-test, so that every trial is scored on test")
+    raise ConfigError(f"{run_dir / 'sweep.yaml'}: evaluate_test: false: run {run_id} was started without "
+                      "--evaluate-test and its finished trials have no test scores; resume it without the flag, "
+                      "or start a new run with it")
 
 
 def study_name(space: SearchSpace, run_id: str) -> str:
@@ -616,6 +631,6 @@ def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, 
         "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
                                **({"when": p.when} if p.when else {})} for p in space.parameters},
         "base": space.base.to_dict(), "folds": list(space.folds), "git_commit": git_commit(),
-        "reference_baselines": list(space.reference_baselines),
+        "reference_baselines": list(space.reference_baselines), "evaluate_test": options.evaluate_test,
         "parts": [{"name": part, "num_samples": n} for part, n in parts],
     }, Path(run_path) / "sweep.yaml")

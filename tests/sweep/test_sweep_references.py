@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pianoeval.errors import ConfigError
 from pianoeval.report import write_report
 from pianoeval.sweep import SweepOptions, load_space, run_sweep
 
@@ -137,3 +138,19 @@ def test_a_reference_that_fails_is_one_line_and_an_error_row(tmp_path, monkeypat
     table = table.set_index("reference")
     assert table.loc["global_mean", "status"] == "error: RuntimeError: disk full"
     assert table.loc["music_mean", "val/r2"] == pytest.approx(_fitted(tmp_path, "music_mean")["val/r2"])
+
+
+def test_a_resume_must_keep_the_evaluate_test_the_run_was_started_with(smoke_run, tmp_path):
+    assert yaml.safe_load((smoke_run.run_dir / "sweep.yaml").read_text())["evaluate_test"] is False
+    with pytest.raises(ConfigError, match=r"sweep\.yaml: evaluate_test: false: .*resume it without the flag"):
+        run_sweep(load_space("smoke", TINY), SweepOptions(storage=smoke_run.storage, run_id="refs", resume=True,
+                                                          evaluate_test=True, print_fn=lambda line: None))
+    storage = tmp_path / "results"  # a run started with --evaluate-test, resumed without it
+    shutil.copytree(smoke_run.storage, storage)
+    record = storage / smoke_run.run_dir.relative_to(smoke_run.storage) / "sweep.yaml"
+    record.write_text(record.read_text().replace("evaluate_test: false", "evaluate_test: true"))
+    before = sorted(p.name for p in record.parent.iterdir())
+    with pytest.raises(ConfigError, match=r"sweep\.yaml: evaluate_test: true: .*resume it with --evaluate-test"):
+        run_sweep(load_space("smoke", TINY), SweepOptions(storage=str(storage), run_id="refs", resume=True,
+                                                          print_fn=lambda line: None))
+    assert sorted(p.name for p in record.parent.iterdir()) == before  # refused before anything ran
