@@ -97,6 +97,7 @@ def specs(tmp_path_factory) -> Path:
     (folder / "labels_duplicate_key.json").write_text('{"k1": {"x": 0.1}, "k2": {"x": 0.2}, "k1": {"x": 0.3}}')
     (folder / "folds_duplicate_key.json").write_text('{"folds": [{"train": [], "val": [], "val": []}]}')
     (folder / "truncated").mkdir()
+    (folder / "folds_folder.json").mkdir()  # a folder where a folds file is expected
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
     (folder / "run_with_files").mkdir()
@@ -210,6 +211,8 @@ CASES = {
                                    "key 'k1' appears twice"),
     "train_split_duplicate_key": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_duplicate_key.json",
                                                "--dry-run"], "key 'val' appears twice"),
+    "train_split_a_folder": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_folder.json", "--dry-run"],
+                             "is a folder, not a folds file"),
     "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
                            "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),

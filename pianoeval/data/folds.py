@@ -84,6 +84,8 @@ def _fold(raw, path: Path, k: int, shared_test: tuple[str, ...] | None) -> FileF
 def read_fold_file(path: str | Path) -> FoldFile:
     """Parse a folds JSON (either shape); a malformed file is a DataError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a folds file (give the folds .json)")
     if not path.is_file():
         raise DataError(f"{path}: folds file not found")
     raw = read_user_json(path)
@@ -113,6 +115,8 @@ def folds_of_split(split: str) -> int:
 def read_pieces(path: str | Path) -> dict[str, str]:
     """``{key: piece}`` from a ``{piece: [keys...]}`` JSON; a key in two pieces is an error."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a pieces file (give the pieces .json)")
     if not path.is_file():
         raise DataError(f"{path}: pieces file not found")
     raw = read_user_json(path)

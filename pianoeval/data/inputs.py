@@ -52,7 +52,8 @@ def _check_files(labels, split, fold, pieces, allow_piece_leakage, root, *stamps
         raise ConfigError(f"data.fold: {fold} is out of range: {split} has {len(folds.folds)} folds "
                           f"(allowed: 0-{len(folds.folds) - 1})")
     if pieces is not None and not Path(pieces).is_file():
-        raise ConfigError(f"data.pieces: {pieces}: file not found")
+        raise ConfigError(f"data.pieces: {pieces}: " + ("is a folder, not a file (give the pieces .json)"
+                                                        if Path(pieces).is_dir() else "file not found"))
     check_fold_file(folds, {s.segment_id for s in labelled}, {s.segment_id for s in segments}, pieces,
                     allow_piece_leakage, quiet)
 
