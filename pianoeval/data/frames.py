@@ -193,6 +193,12 @@ def _code_version() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
+def _first_line(error: Exception, limit: int) -> str:
+    """An exception's first line for a one-line message (its type when it has no text)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 def _as_array(value, where: str) -> np.ndarray | str:
     """A 2-D numpy array, or the reason it is not one."""
     if isinstance(value, torch.Tensor):
@@ -212,7 +218,7 @@ def _read_pt_dict(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a pickle that weights_only refuses, a truncated file, not a .pt at all
-        raise DataError(f"{path}: not a readable .pt frames file ({str(error).splitlines()[0][:160]}); "
+        raise DataError(f"{path}: not a readable .pt frames file ({_first_line(error, 160)}); "
                         f"expected torch.save({{key: tensor [T, D]}})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: holds a {type(data).__name__}, expected a dict {{key: tensor [T, D]}}")
@@ -233,7 +239,7 @@ def _read_one(path: Path):
             return f"{path.name}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:3])}), expected one"
         return next(iter(tensors.values()))
     except Exception as error:
-        return f"{path.name}: unreadable ({str(error).splitlines()[0][:120]})"
+        return f"{path.name}: unreadable ({_first_line(error, 120)})"
 
 
 def _raw_items(path: Path, warn) -> list[tuple[str, object, str]]:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from pianoeval.data.frames import (FrameTable, content_hash, file_identity, load_frames, match_keys, pad_frames,
-                                   write_frames)
+from pianoeval.data.frames import (FRAME_SUFFIXES, FrameTable, content_hash, file_identity, load_frames, match_keys,
+                                   pad_frames, write_frames)
 from pianoeval.errors import DataError
 
 SPACED = "Schubert_D935_no.3_4bars_2_1"  # on disk as " Schubert_D935_no.3_4bars_2_1.mid"
@@ -170,3 +170,21 @@ def test_frame_table_round_trips_tuple_keys(tmp_path):
     back = FrameTable.load(tmp_path / "t")
     assert back.keys == [("seg", "musescore", 0), "plain"] and back.meta == {"note": 1}
     np.testing.assert_array_equal(back.get(("seg", "musescore", 0)), np.ones((3, 2), np.float16))
+
+
+def test_empty_files_are_one_line_errors_or_counted_skips(real, tmp_path):
+    """An exception without a message (EOFError of a zero-byte file) is named by its type."""
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.pt: not a readable .pt frames file \(EOFError\)"):
+        load_frames(tmp_path / "empty.pt")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a = sorted(real)[0]
+    np.save(folder / f"{a}.npy", real[a])
+    for suffix in FRAME_SUFFIXES:
+        (folder / f"empty{suffix}").with_stem(f"empty_{suffix[1:]}").write_bytes(b"")
+    messages = []
+    loaded = load_frames(folder, warn=messages.append)
+    assert loaded.table.keys == [a] and sorted(loaded.skipped["not_frames"]) == ["empty_npy", "empty_pt",
+                                                                                   "empty_safetensors"]
+    assert any("empty_pt.pt: unreadable (EOFError)" in m for m in messages)
