@@ -9,10 +9,10 @@ A frames input (``data.frames: PATH``) is either
 
 Keys are compared with surrounding spaces stripped (one PercePiano file name starts with
 a space; its label key does not). D is inferred once (the width most keys have) and every
-key is checked against it; float16 and float32 are accepted, and an all-float16 input
-stays float16 in memory (batches are cast to float32). A key whose frames are not a
-finite ``[T, D]`` float array is skipped, counted and reported by name; when no key is
-usable the load is an error.
+key is checked against it (no width held by more than half the keys is an error);
+float16 and float32 are accepted, and an all-float16 input stays float16 in memory
+(batches are cast to float32). A key whose frames are not a finite ``[T, D]`` float array
+is skipped, counted and reported by name; when no key is usable the load is an error.
 
 Loading is fast after the first time: the checked frames are stored once as one
 contiguous array plus offsets (a ``FrameTable``) under ``cache_root()/frames/<content
@@ -289,7 +289,13 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
     if not arrays:
         raise DataError(f"{path}: no key holds usable frames ({sum(len(v) for v in skipped.values())} skipped, see "
                         f"above); each must be a float16/float32 tensor [T, D]")
-    width, _ = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
+    width, held = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
+    if 2 * held <= len(arrays):  # no width most keys share: skipping the rest would train on a minority
+        rows = {a.shape[0] for a in arrays.values()}
+        hint = (f"every key has {rows.pop()} rows, so the frames look like [D, T]: save them as [T, D] (tensor.T)"
+                if len(rows) == 1 else "frames must be [T, D] with one D for every key")
+        raise DataError(f"{path}: the keys' widths disagree: the most common, {width}, is held by {held} of "
+                        f"{len(arrays)} keys; {hint}")
     for key in list(arrays):
         array = arrays[key]
         if array.shape[1] != width:

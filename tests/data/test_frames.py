@@ -188,3 +188,15 @@ def test_empty_files_are_one_line_errors_or_counted_skips(real, tmp_path):
     assert loaded.table.keys == [a] and sorted(loaded.skipped["not_frames"]) == ["empty_npy", "empty_pt",
                                                                                    "empty_safetensors"]
     assert any("empty_pt.pt: unreadable (EOFError)" in m for m in messages)
+
+
+@pytest.mark.parametrize("arrange, message", [
+    (lambda a, i: a.T.copy(), r"every key has \d+ rows, so the frames look like \[D, T\]"),  # [D, T]
+    (lambda a, i: a if i % 2 else np.concatenate([a, a], axis=1), "the keys' widths disagree"),  # a tie
+])
+def test_frames_with_no_width_most_keys_share_are_an_error(real, tmp_path, arrange, message):
+    """Skipping every key but the largest minority as 'wrong width' would train on misread frames."""
+    keys = sorted(real)[:8]
+    with pytest.raises(DataError, match=message):
+        load_frames(_written(tmp_path / "odd.pt", {k: arrange(real[k], i) for i, k in enumerate(keys)}),
+                    warn=quiet([]))
