@@ -9,10 +9,11 @@ A frames input (``data.frames: PATH``) is either
 
 Keys are compared with surrounding spaces stripped (one PercePiano file name starts with
 a space; its label key does not). D is inferred once (the width most keys have) and every
-key is checked against it (no width held by more than half the keys is an error);
-float16 and float32 are accepted, and an all-float16 input stays float16 in memory
-(batches are cast to float32). A key whose frames are not a finite ``[T, D]`` float array
-is skipped, counted and reported by name; when no key is usable the load is an error.
+key is checked against it (no width held by more than half the keys is an error); float16,
+float32 and float64 are accepted (float64 is stored as float32, and the summary says so),
+and an all-float16 input stays float16 in memory (batches are cast to float32). A key
+whose frames are not a finite ``[T, D]`` float array is skipped, counted and reported by
+name; when no key is usable the load is an error.
 
 Loading is fast after the first time: the checked frames are stored once as one
 contiguous array plus offsets (a ``FrameTable``) under ``cache_root()/frames/<content
@@ -44,7 +45,7 @@ from pianoeval.io import atomic_write, atomic_write_text
 from pianoeval.paths import cache_root
 
 FRAME_SUFFIXES = (".pt", ".npy", ".safetensors")
-FLOAT_DTYPES = (np.float16, np.float32)
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)  # float64 (numpy's default) is stored as float32
 EXPORT_HINT = "write one with e.g. `python runners/export_frames.py --model note_sa --out frames.pt`"
 
 
@@ -203,14 +204,14 @@ def _as_array(value, where: str) -> np.ndarray | str:
     """A 2-D numpy array, or the reason it is not one."""
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bfloat16:
-            return f"{where}: dtype bfloat16 (use float16 or float32)"
+            return f"{where}: dtype bfloat16 (use float16, float32 or float64)"
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray):
         return f"{where}: holds a {type(value).__name__}, not a [T, D] tensor"
     if value.ndim != 2 or value.shape[0] < 1 or value.shape[1] < 1:
         return f"{where}: shape {list(value.shape)}, expected [T, D] with T, D >= 1"
     if value.dtype not in FLOAT_DTYPES:
-        return f"{where}: dtype {value.dtype} (use float16 or float32)"
+        return f"{where}: dtype {value.dtype} (use float16, float32 or float64)"
     return value
 
 
@@ -288,7 +289,7 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
         arrays[key] = array
     if not arrays:
         raise DataError(f"{path}: no key holds usable frames ({sum(len(v) for v in skipped.values())} skipped, see "
-                        f"above); each must be a float16/float32 tensor [T, D]")
+                        f"above); each must be a float tensor [T, D]")
     width, held = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
     if 2 * held <= len(arrays):  # no width most keys share: skipping the rest would train on a minority
         rows = {a.shape[0] for a in arrays.values()}
@@ -308,7 +309,9 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
     if not arrays:
         raise DataError(f"{path}: every key's frames are unusable (NaN / Inf or wrong width, see above)")
     dtype = np.float16 if all(a.dtype == np.float16 for a in arrays.values()) else np.float32
-    return FrameTable.from_arrays(dict(sorted(arrays.items())), dtype=dtype), skipped
+    table = FrameTable.from_arrays(dict(sorted(arrays.items())), dtype=dtype)
+    table.meta["float64_keys"] = sum(a.dtype == np.float64 for a in arrays.values())  # said in every summary
+    return table, skipped
 
 
 @dataclass
@@ -327,8 +330,10 @@ class LoadedFrames:
     def summary(self) -> str:
         skipped = sum(len(v) for v in self.skipped.values())
         reasons = ", ".join(f"{k}: {len(v)}" for k, v in self.skipped.items())
+        wide = self.table.meta.get("float64_keys", 0)
         return (f"[frames] {self.path}: {len(self.table)} keys, {self.width} wide, {self.table.frames.dtype}, "
-                f"{len(self.table.frames):,} frames" + (f"; {skipped} keys skipped ({reasons})" if skipped else ""))
+                f"{len(self.table.frames):,} frames" + (f" ({wide} float64 keys stored as float32)" if wide else "")
+                + (f"; {skipped} keys skipped ({reasons})" if skipped else ""))
 
 
 def load_frames(path: str | Path, warn=print, mmap: bool = True) -> LoadedFrames:
@@ -342,7 +347,7 @@ def load_frames(path: str | Path, warn=print, mmap: bool = True) -> LoadedFrames
         if not FrameTable.exists(folder):
             started = time.time()
             table, skipped = _check(path, warn)
-            table.save(folder, {"source": str(path.resolve()), "sha256": sha, "skipped": skipped})
+            table.save(folder, {"source": str(path.resolve()), "sha256": sha, "skipped": skipped, **table.meta})
             warn(f"[frames] {path}: {len(table)} keys checked and cached in {time.time() - started:.1f} s")
         table = FrameTable.load(folder, mmap=mmap)
     skipped = table.meta.get("skipped", {})

@@ -200,3 +200,18 @@ def test_frames_with_no_width_most_keys_share_are_an_error(real, tmp_path, arran
     with pytest.raises(DataError, match=message):
         load_frames(_written(tmp_path / "odd.pt", {k: arrange(real[k], i) for i, k in enumerate(keys)}),
                     warn=quiet([]))
+
+
+def test_float64_frames_are_stored_as_float32_and_the_summary_says_so(real, tmp_path):
+    """numpy's default dtype: a folder of np.save'd arrays or a .pt of float64 tensors just works."""
+    keys = sorted(real)[:4]
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    for key in keys:
+        np.save(folder / f"{key}.npy", real[key].astype(np.float64))
+    for path in (_written(tmp_path / "f64.pt", {k: real[k].astype(np.float64) for k in keys}), folder):
+        loaded = load_frames(path, warn=quiet([]))
+        assert loaded.table.keys == keys and loaded.table.frames.dtype == np.float32
+        np.testing.assert_array_equal(loaded.table.get(keys[0]), real[keys[0]].astype(np.float32))
+        assert "(4 float64 keys stored as float32)" in loaded.summary()
+        assert "(4 float64 keys stored as float32)" in load_frames(path, warn=quiet([])).summary()  # warm load
