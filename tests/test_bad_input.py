@@ -98,6 +98,7 @@ def specs(tmp_path_factory) -> Path:
     (folder / "folds_duplicate_key.json").write_text('{"folds": [{"train": [], "val": [], "val": []}]}')
     (folder / "truncated").mkdir()
     (folder / "folds_folder.json").mkdir()  # a folder where a folds file is expected
+    (folder / "frames_empty.pt").write_bytes(b"")  # a frames file cut short (a failed copy)
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
     (folder / "run_with_files").mkdir()
@@ -213,6 +214,12 @@ CASES = {
                                                "--dry-run"], "key 'val' appears twice"),
     "train_split_a_folder": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_folder.json", "--dry-run"],
                              "is a folder, not a folds file"),
+    # a frames input no run can read stops a sweep or an ablation before it starts, not every trial in it
+    "ablate_frames_unreadable": ("ablate.py", ["frames_probe_vs_transformer", "--set",
+                                               "data.frames={specs}/frames_empty.pt"],
+                                 "frames_empty.pt: not a readable .pt frames file (EOFError)"),
+    "sweep_frames_unreadable": ("sweep.py", ["--space", "frames", "--set", "data.frames={specs}/frames_empty.pt"],
+                                "frames_empty.pt: not a readable .pt frames file (EOFError)"),
     "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
                            "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),

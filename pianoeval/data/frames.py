@@ -272,9 +272,12 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
     """Read ``path``, check every key and build the table; skipped keys by reason."""
     arrays: dict[str, np.ndarray] = {}
     skipped: dict[str, list[str]] = {}
+    first: list[str] = []  # the first skip, so that an error stands on its own (a quiet check prints no skips)
 
     def skip(reason: str, key: str, message: str) -> None:
         skipped.setdefault(reason, []).append(key)
+        if not first:
+            first.append(message if key in message else f"{key!r}: {message}")
         warn(f"[frames] skip {key!r}: {message}")
 
     for raw_key, value, where in _raw_items(path, warn):
@@ -288,8 +291,8 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             continue
         arrays[key] = array
     if not arrays:
-        raise DataError(f"{path}: no key holds usable frames ({sum(len(v) for v in skipped.values())} skipped, see "
-                        f"above); each must be a float tensor [T, D]")
+        raise DataError(f"{path}: no key holds usable frames ({sum(map(len, skipped.values()))} skipped, "
+                        f"e.g. {first[0]}); each must be a float tensor [T, D]")
     width, held = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
     if 2 * held <= len(arrays):  # no width most keys share: skipping the rest would train on a minority
         rows = {a.shape[0] for a in arrays.values()}
@@ -307,7 +310,8 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             skip("not_finite", key, f"{bad} of {array.shape[0]} frames hold NaN or Inf")
             del arrays[key]
     if not arrays:
-        raise DataError(f"{path}: every key's frames are unusable (NaN / Inf or wrong width, see above)")
+        raise DataError(f"{path}: every key's frames are unusable ({sum(map(len, skipped.values()))} "
+                        f"skipped, e.g. {first[0]})")
     dtype = np.float16 if all(a.dtype == np.float16 for a in arrays.values()) else np.float32
     table = FrameTable.from_arrays(dict(sorted(arrays.items())), dtype=dtype)
     table.meta["float64_keys"] = sum(a.dtype == np.float64 for a in arrays.values())  # said in every summary

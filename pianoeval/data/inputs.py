@@ -79,6 +79,20 @@ def _leakage_lines(labels, split, pieces, root, *stamps) -> tuple[str, ...]:
     return tuple(line.removeprefix("[split] ") for line in lines if "WARNING" in line)
 
 
+def check_frames_inputs(configs) -> None:
+    """Each distinct ``data.frames`` of ``configs`` read (through the frames cache) and matched
+    against its label set's keys, quietly: a sweep or an ablation whose frames input is unusable
+    stops with one line before a run starts, instead of every trial failing on it. The runs
+    then read the cached frames and report their skips themselves."""
+    from pianoeval.data.frames import load_frames, match_keys  # lazy: torch loads only for frames inputs
+
+    quiet = lambda message: None  # noqa: E731
+    for frames, labels in dict.fromkeys((c.data.frames, c.data.labels) for c in configs if c.data.frames):
+        segments, _ = load_segments(percepiano_root(), warn=quiet)
+        labelled, _ = apply_label_set(segments, load_label_set(labels, segments), quiet)
+        match_keys(load_frames(frames, warn=quiet), {s.segment_id for s in labelled}, labels, quiet)
+
+
 def file_hash(path: str | Path) -> str:
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
