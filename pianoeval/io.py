@@ -156,12 +156,30 @@ def read_user_text(path: str | Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start}, line {line}); save the file as UTF-8") from None
 
 
+class _DuplicateJsonKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict; a key given twice is an error (``json`` keeps the last)."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateJsonKey(key)
+        seen[key] = value
+    return seen
+
+
 def read_user_json(path: str | Path):
-    """A user's JSON input file (labels, folds, pieces): UTF-8 and valid, else one line naming it."""
+    """A user's JSON input file (labels, folds, pieces): UTF-8 and valid, else one line naming it.
+    A key that appears twice in one object is an error: the ``json`` module would silently keep
+    the last value (a label, a fold side), which is rarely what the file's writer meant."""
     try:
-        return json.loads(read_user_text(path))
+        return json.loads(read_user_text(path), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except _DuplicateJsonKey as err:
+        raise DataError(f"{path}: key {err.args[0]!r} appears twice in one JSON object; keep one") from None
 
 
 def read_history(trial_dir: Path | None, prefer: str = "history") -> tuple["pd.DataFrame | None", str]:

@@ -93,7 +93,12 @@ def specs(tmp_path_factory) -> Path:
     (folder / "ablation_latin1.yaml").write_bytes(b"description: \xff\xfe\n" + ablation.encode())
     (folder / "config_latin1.yaml").write_bytes(b"model: {name: note_voice}\n# \xe9\n")
     (folder / "folds_latin1.json").write_bytes(b'[{"train": ["caf\xe9"], "val": []}]')
+    # a key twice in one JSON object: json.loads would keep the last value without a word
+    (folder / "labels_duplicate_key.json").write_text('{"k1": {"x": 0.1}, "k2": {"x": 0.2}, "k1": {"x": 0.3}}')
+    (folder / "folds_duplicate_key.json").write_text('{"folds": [{"train": [], "val": [], "val": []}]}')
     (folder / "truncated").mkdir()
+    (folder / "folds_folder.json").mkdir()  # a folder where a folds file is expected
+    (folder / "frames_empty.pt").write_bytes(b"")  # a frames file cut short (a failed copy)
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
     (folder / "run_with_files").mkdir()
@@ -202,6 +207,19 @@ CASES = {
     "export_limit_negative": ("export_frames.py", ["--model", "han", "--limit", "-3", "--out", "{specs}/f.pt"], "--limit"),
     "check_split_latin1": ("check_split.py", ["{specs}/folds_latin1.json"], "not UTF-8"),
     "check_split_bad_write": ("check_split.py", ["--write", "nope", "--out", "{specs}/x.json"], "--write"),
+    "train_labels_duplicate_key": ("train.py", ["--model", "note_voice", "--set",
+                                                "data.labels={specs}/labels_duplicate_key.json", "--dry-run"],
+                                   "key 'k1' appears twice"),
+    "train_split_duplicate_key": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_duplicate_key.json",
+                                               "--dry-run"], "key 'val' appears twice"),
+    "train_split_a_folder": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_folder.json", "--dry-run"],
+                             "is a folder, not a folds file"),
+    # a frames input no run can read stops a sweep or an ablation before it starts, not every trial in it
+    "ablate_frames_unreadable": ("ablate.py", ["frames_probe_vs_transformer", "--set",
+                                               "data.frames={specs}/frames_empty.pt"],
+                                 "frames_empty.pt: not a readable .pt frames file (EOFError)"),
+    "sweep_frames_unreadable": ("sweep.py", ["--space", "frames", "--set", "data.frames={specs}/frames_empty.pt"],
+                                "frames_empty.pt: not a readable .pt frames file (EOFError)"),
     "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
                            "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),

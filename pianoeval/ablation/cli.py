@@ -74,7 +74,10 @@ def main(args) -> int:
     # lazy: Ray Tune, pandas and the statistics stack load once the spec is valid (keeps config errors under 1 s)
     from pianoeval.ablation.compare import comparison_markdown, load_run
     from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
+    from pianoeval.data.inputs import check_frames_inputs
     from pianoeval.provenance import changed_inputs
+
+    check_frames_inputs(t.config for t in spec.trials)  # an unusable frames file: one line, before any run
 
     options = AblationOptions(address=args.address, storage=args.storage, resume=args.resume, run_id=args.run_id,
                               num_cpus=args.num_cpus, max_concurrent=args.max_concurrent,
@@ -90,6 +93,12 @@ def main(args) -> int:
     run = load_run(run_dir)
     atomic_write_text(run_dir / "comparison.md", comparison_markdown(run, spec.description))
     print(f"[ablate] comparison: {run_dir / 'comparison.md'}")
+    metric = run.metrics[0]
+    if metric not in run.usable or run.usable[metric].isna().all():  # every run failed: no deltas to print
+        errors = run.trials["error"].dropna() if "error" in run.trials else []
+        first = f"; first error: {str(errors.iloc[0]).splitlines()[0][:200]}" if len(errors) else ""
+        print(f"[ablate] no run produced {metric} ({len(run.trials)} runs, none usable){first}")
+        return 1
     print(run.deltas().to_string(index=False))
     print(f"[ablate] report with plots: python runners/report.py {run_dir}")
     return 0

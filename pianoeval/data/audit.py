@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from pianoeval.data.folds import audit_fold_file, builtin_fold_file, check_fold, read_fold_file, read_pieces
+from pianoeval.data.folds import MIN_KEYS, audit_fold_file, builtin_fold_file, check_fold, read_fold_file, read_pieces
 from pianoeval.data.labels import DEFAULT_LABELS, load_label_set
 from pianoeval.data.percepiano import load_segments
 from pianoeval.errors import DataError
@@ -47,10 +47,12 @@ def audit_split(folds_path: str | Path, pieces: str | None = None, labels: str |
     print_fn(f"{folds.path}: {len(folds.folds)} folds; pieces from "
              f"{pieces or 'PercePiano file names (piece + excerpt)'}; label means over {label_set.describe()}")
     print_fn(_table(rows))
-    refused, first = [], ""
+    refused, first, leaks = [], "", False
     for k, fold in enumerate(folds.folds):
         found = check_fold(fold, k, set(label_set.values), known, piece_map)
         problems = [(found.unknown, "unknown keys"), (found.overlap, "keys on two sides"),
+                    (found.doubled, "keys listed twice on one side"),
+                    (found.small, f"sides with fewer than {MIN_KEYS} labelled keys"),
                     (found.no_piece, "keys without a piece"), (found.leaked, "leaked pieces (train and val/test)")]
         for items, what in problems:
             if items:
@@ -59,10 +61,13 @@ def audit_split(folds_path: str | Path, pieces: str | None = None, labels: str |
                 first = first or line
         if any(items for items, _ in problems):
             refused.append(k)
+        leaks = leaks or bool(found.leaked)
     if refused:
-        raise DataError(f"{folds.path}: folds {refused} fail the audit; {first} (a performer-style protocol that "
-                        f"shares pieces on purpose needs data.allow_piece_leakage: true)")
-    print_fn(f"{folds.path}: every fold passes (no piece on both sides, no unknown or doubled key)")
+        hint = (" (a performer-style protocol that shares pieces on purpose needs data.allow_piece_leakage: true)"
+                if leaks else "")
+        raise DataError(f"{folds.path}: folds {refused} fail the audit; {first}{hint}")
+    print_fn(f"{folds.path}: every fold passes (no piece on both sides, no unknown or doubled key, "
+             f"at least {MIN_KEYS} labelled keys per side)")
     return 0
 
 

@@ -27,6 +27,7 @@ is the per-fold table of ``runners/check_split.py``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from pianoeval.errors import ConfigError, DataError
 from pianoeval.io import read_user_json
 
 SIDES = ("train", "val", "test")
+MIN_KEYS = 2  # per side of a fold: R2, correlations and the best-epoch choice need two items
 _FIRST = 3
 
 
@@ -84,6 +86,8 @@ def _fold(raw, path: Path, k: int, shared_test: tuple[str, ...] | None) -> FileF
 def read_fold_file(path: str | Path) -> FoldFile:
     """Parse a folds JSON (either shape); a malformed file is a DataError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a folds file (give the folds .json)")
     if not path.is_file():
         raise DataError(f"{path}: folds file not found")
     raw = read_user_json(path)
@@ -113,6 +117,8 @@ def folds_of_split(split: str) -> int:
 def read_pieces(path: str | Path) -> dict[str, str]:
     """``{key: piece}`` from a ``{piece: [keys...]}`` JSON; a key in two pieces is an error."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a pieces file (give the pieces .json)")
     if not path.is_file():
         raise DataError(f"{path}: pieces file not found")
     raw = read_user_json(path)
@@ -148,6 +154,8 @@ class FoldCheck:
     unknown: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     overlap: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)  # listed twice on one side (the run would use it once)
+    small: list[str] = field(default_factory=list)  # "test (0 keys)": sides with fewer than MIN_KEYS labelled keys
     no_piece: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)
 
@@ -163,7 +171,13 @@ def check_fold(fold: FileFold, k: int, labelled: set[str], known: set[str],
         for key in fold.side(side):
             if seen.setdefault(key, side) != side:
                 found.overlap.append(key)
+        found.doubled += [key for key, n in Counter(fold.side(side)).items() if n > 1]
     found.overlap = sorted(set(found.overlap))
+    found.doubled = sorted(set(found.doubled))
+    for side in SIDES:
+        n = len({key for key in fold.side(side) if key in labelled})
+        if n < MIN_KEYS:
+            found.small.append(f"{side} ({n} labelled keys)")
     piece = {key: piece_of_key(key, pieces) for key in keys}
     found.no_piece = sorted({key for key, p in piece.items() if p is None})
     train = {piece[key] for key in fold.train if piece[key] is not None}
@@ -190,6 +204,14 @@ def check_fold_file(folds: FoldFile, labelled: set[str], known: set[str], pieces
                             f"label set): {_first(c.unknown)}")
         if c.overlap:
             raise DataError(f"{name}: {len(c.overlap)} keys are on two sides of the fold: {_first(c.overlap)}")
+        if c.doubled:
+            raise DataError(f"{name}: {len(c.doubled)} keys are listed twice on one side of the fold: "
+                            f"{_first(c.doubled)} (list each key once)")
+        if c.small:
+            fix = ("give each fold a test list, or the file one shared \"test\" list" if c.small[0].startswith("test")
+                   else "move keys to it, or label them in the label set")
+            raise DataError(f"{name}: {c.small[0]}: every fold needs at least {MIN_KEYS} labelled keys on train, "
+                            f"val and test ({fix})")
         if c.no_piece:
             raise DataError(f"{name}: {len(c.no_piece)} keys have no piece in the pieces map{where}: "
                             f"{_first(c.no_piece)}")

@@ -9,10 +9,11 @@ A frames input (``data.frames: PATH``) is either
 
 Keys are compared with surrounding spaces stripped (one PercePiano file name starts with
 a space; its label key does not). D is inferred once (the width most keys have) and every
-key is checked against it; float16 and float32 are accepted, and an all-float16 input
-stays float16 in memory (batches are cast to float32). A key whose frames are not a
-finite ``[T, D]`` float array is skipped, counted and reported by name; when no key is
-usable the load is an error.
+key is checked against it (no width held by more than half the keys is an error); float16,
+float32 and float64 are accepted (float64 is stored as float32, and the summary says so),
+and an all-float16 input stays float16 in memory (batches are cast to float32). A key
+whose frames are not a finite ``[T, D]`` float array is skipped, counted and reported by
+name; when no key is usable the load is an error.
 
 Loading is fast after the first time: the checked frames are stored once as one
 contiguous array plus offsets (a ``FrameTable``) under ``cache_root()/frames/<content
@@ -44,7 +45,7 @@ from pianoeval.io import atomic_write, atomic_write_text
 from pianoeval.paths import cache_root
 
 FRAME_SUFFIXES = (".pt", ".npy", ".safetensors")
-FLOAT_DTYPES = (np.float16, np.float32)
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)  # float64 (numpy's default) is stored as float32
 EXPORT_HINT = "write one with e.g. `python runners/export_frames.py --model note_sa --out frames.pt`"
 
 
@@ -193,18 +194,24 @@ def _code_version() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
+def _first_line(error: Exception, limit: int) -> str:
+    """An exception's first line for a one-line message (its type when it has no text)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 def _as_array(value, where: str) -> np.ndarray | str:
     """A 2-D numpy array, or the reason it is not one."""
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bfloat16:
-            return f"{where}: dtype bfloat16 (use float16 or float32)"
+            return f"{where}: dtype bfloat16 (use float16, float32 or float64)"
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray):
         return f"{where}: holds a {type(value).__name__}, not a [T, D] tensor"
     if value.ndim != 2 or value.shape[0] < 1 or value.shape[1] < 1:
         return f"{where}: shape {list(value.shape)}, expected [T, D] with T, D >= 1"
     if value.dtype not in FLOAT_DTYPES:
-        return f"{where}: dtype {value.dtype} (use float16 or float32)"
+        return f"{where}: dtype {value.dtype} (use float16, float32 or float64)"
     return value
 
 
@@ -212,7 +219,7 @@ def _read_pt_dict(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a pickle that weights_only refuses, a truncated file, not a .pt at all
-        raise DataError(f"{path}: not a readable .pt frames file ({str(error).splitlines()[0][:160]}); "
+        raise DataError(f"{path}: not a readable .pt frames file ({_first_line(error, 160)}); "
                         f"expected torch.save({{key: tensor [T, D]}})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: holds a {type(data).__name__}, expected a dict {{key: tensor [T, D]}}")
@@ -233,7 +240,7 @@ def _read_one(path: Path):
             return f"{path.name}: holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:3])}), expected one"
         return next(iter(tensors.values()))
     except Exception as error:
-        return f"{path.name}: unreadable ({str(error).splitlines()[0][:120]})"
+        return f"{path.name}: unreadable ({_first_line(error, 120)})"
 
 
 def _raw_items(path: Path, warn) -> list[tuple[str, object, str]]:
@@ -265,9 +272,12 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
     """Read ``path``, check every key and build the table; skipped keys by reason."""
     arrays: dict[str, np.ndarray] = {}
     skipped: dict[str, list[str]] = {}
+    first: list[str] = []  # the first skip, so that an error stands on its own (a quiet check prints no skips)
 
     def skip(reason: str, key: str, message: str) -> None:
         skipped.setdefault(reason, []).append(key)
+        if not first:
+            first.append(message if key in message else f"{key!r}: {message}")
         warn(f"[frames] skip {key!r}: {message}")
 
     for raw_key, value, where in _raw_items(path, warn):
@@ -281,9 +291,15 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             continue
         arrays[key] = array
     if not arrays:
-        raise DataError(f"{path}: no key holds usable frames ({sum(len(v) for v in skipped.values())} skipped, see "
-                        f"above); each must be a float16/float32 tensor [T, D]")
-    width, _ = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
+        raise DataError(f"{path}: no key holds usable frames ({sum(map(len, skipped.values()))} skipped, "
+                        f"e.g. {first[0]}); each must be a float tensor [T, D]")
+    width, held = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
+    if 2 * held <= len(arrays):  # no width most keys share: skipping the rest would train on a minority
+        rows = {a.shape[0] for a in arrays.values()}
+        hint = (f"every key has {rows.pop()} rows, so the frames look like [D, T]: save them as [T, D] (tensor.T)"
+                if len(rows) == 1 else "frames must be [T, D] with one D for every key")
+        raise DataError(f"{path}: the keys' widths disagree: the most common, {width}, is held by {held} of "
+                        f"{len(arrays)} keys; {hint}")
     for key in list(arrays):
         array = arrays[key]
         if array.shape[1] != width:
@@ -294,9 +310,12 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             skip("not_finite", key, f"{bad} of {array.shape[0]} frames hold NaN or Inf")
             del arrays[key]
     if not arrays:
-        raise DataError(f"{path}: every key's frames are unusable (NaN / Inf or wrong width, see above)")
+        raise DataError(f"{path}: every key's frames are unusable ({sum(map(len, skipped.values()))} "
+                        f"skipped, e.g. {first[0]})")
     dtype = np.float16 if all(a.dtype == np.float16 for a in arrays.values()) else np.float32
-    return FrameTable.from_arrays(dict(sorted(arrays.items())), dtype=dtype), skipped
+    table = FrameTable.from_arrays(dict(sorted(arrays.items())), dtype=dtype)
+    table.meta["float64_keys"] = sum(a.dtype == np.float64 for a in arrays.values())  # said in every summary
+    return table, skipped
 
 
 @dataclass
@@ -315,8 +334,10 @@ class LoadedFrames:
     def summary(self) -> str:
         skipped = sum(len(v) for v in self.skipped.values())
         reasons = ", ".join(f"{k}: {len(v)}" for k, v in self.skipped.items())
+        wide = self.table.meta.get("float64_keys", 0)
         return (f"[frames] {self.path}: {len(self.table)} keys, {self.width} wide, {self.table.frames.dtype}, "
-                f"{len(self.table.frames):,} frames" + (f"; {skipped} keys skipped ({reasons})" if skipped else ""))
+                f"{len(self.table.frames):,} frames" + (f" ({wide} float64 keys stored as float32)" if wide else "")
+                + (f"; {skipped} keys skipped ({reasons})" if skipped else ""))
 
 
 def load_frames(path: str | Path, warn=print, mmap: bool = True) -> LoadedFrames:
@@ -330,7 +351,7 @@ def load_frames(path: str | Path, warn=print, mmap: bool = True) -> LoadedFrames
         if not FrameTable.exists(folder):
             started = time.time()
             table, skipped = _check(path, warn)
-            table.save(folder, {"source": str(path.resolve()), "sha256": sha, "skipped": skipped})
+            table.save(folder, {"source": str(path.resolve()), "sha256": sha, "skipped": skipped, **table.meta})
             warn(f"[frames] {path}: {len(table)} keys checked and cached in {time.time() - started:.1f} s")
         table = FrameTable.load(folder, mmap=mmap)
     skipped = table.meta.get("skipped", {})

@@ -52,7 +52,8 @@ def _check_files(labels, split, fold, pieces, allow_piece_leakage, root, *stamps
         raise ConfigError(f"data.fold: {fold} is out of range: {split} has {len(folds.folds)} folds "
                           f"(allowed: 0-{len(folds.folds) - 1})")
     if pieces is not None and not Path(pieces).is_file():
-        raise ConfigError(f"data.pieces: {pieces}: file not found")
+        raise ConfigError(f"data.pieces: {pieces}: " + ("is a folder, not a file (give the pieces .json)"
+                                                        if Path(pieces).is_dir() else "file not found"))
     check_fold_file(folds, {s.segment_id for s in labelled}, {s.segment_id for s in segments}, pieces,
                     allow_piece_leakage, quiet)
 
@@ -76,6 +77,20 @@ def _leakage_lines(labels, split, pieces, root, *stamps) -> tuple[str, ...]:
     check_fold_file(read_fold_file(split), {s.segment_id for s in labelled}, {s.segment_id for s in segments},
                     pieces, True, lines.append)
     return tuple(line.removeprefix("[split] ") for line in lines if "WARNING" in line)
+
+
+def check_frames_inputs(configs) -> None:
+    """Each distinct ``data.frames`` of ``configs`` read (through the frames cache) and matched
+    against its label set's keys, quietly: a sweep or an ablation whose frames input is unusable
+    stops with one line before a run starts, instead of every trial failing on it. The runs
+    then read the cached frames and report their skips themselves."""
+    from pianoeval.data.frames import load_frames, match_keys  # lazy: torch loads only for frames inputs
+
+    quiet = lambda message: None  # noqa: E731
+    for frames, labels in dict.fromkeys((c.data.frames, c.data.labels) for c in configs if c.data.frames):
+        segments, _ = load_segments(percepiano_root(), warn=quiet)
+        labelled, _ = apply_label_set(segments, load_label_set(labels, segments), quiet)
+        match_keys(load_frames(frames, warn=quiet), {s.segment_id for s in labelled}, labels, quiet)
 
 
 def file_hash(path: str | Path) -> str:

@@ -25,11 +25,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from pianoeval.config import load_yaml
 from pianoeval.data.percepiano import LABEL_NAMES, Segment
 from pianoeval.errors import ConfigError, DataError
-from pianoeval.io import read_user_json, read_user_text
+from pianoeval.io import read_user_json
 
 DEFAULT_LABELS = "percepiano19"
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomies"
@@ -52,6 +52,8 @@ def label_source(spec: str) -> tuple[str, Path | None]:
     if path.suffix not in (".json", ".yaml", ".yml"):
         raise ConfigError(f"data.labels: {spec!r} is not a label set (use {DEFAULT_LABELS}, a taxonomy name "
                           f"({', '.join(taxonomy_names())}), a labels .json or a taxonomy .yaml file)")
+    if path.is_dir():
+        raise ConfigError(f"data.labels: {path}: is a folder, not a file (give the labels .json or taxonomy .yaml)")
     if not path.is_file():
         raise ConfigError(f"data.labels: {path}: file not found")
     return ("file" if path.suffix == ".json" else "taxonomy"), path.resolve()
@@ -108,6 +110,9 @@ def read_label_file(path: Path) -> tuple[tuple[str, ...], dict[str, tuple[float,
         for value in raw.values():
             names |= set(value) if isinstance(value, dict) else set()
         dims, order = tuple(sorted(names)), "sorted names"
+        if raw and not dims:
+            raise DataError(f"{path}: no dimension names: every key's entry is empty (each key needs "
+                            f"{{dimension: value}}, e.g. {next(iter(raw))}: {{timing: 0.5}})")
     if not raw:
         raise DataError(f"{path}: no labelled keys")
     values = {}
@@ -127,16 +132,20 @@ def read_label_file(path: Path) -> tuple[tuple[str, ...], dict[str, tuple[float,
 
 def read_taxonomy(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
     """``(composite names, weights [N, 19])`` of a taxonomy YAML file."""
-    try:
-        raw = yaml.safe_load(read_user_text(path))
-    except yaml.YAMLError as err:
-        raise DataError(f"{path}: malformed YAML: {str(err).splitlines()[0]}") from None
-    table = raw.get("dimensions") if isinstance(raw, dict) else None
+    raw = load_yaml(path)  # UTF-8, no key twice (a composite defined twice), no alias bombs
+    table = raw.get("dimensions")
     if not isinstance(table, dict) or not table:
         raise DataError(f"{path}: dimensions: expected a mapping {{composite: {{percepiano dimension: weight}}}}")
     weights = np.zeros((len(table), len(LABEL_NAMES)))
     for row, (name, sources) in enumerate(table.items()):
+        if not isinstance(name, str):  # YAML reads yes / no / on / 1 as booleans and numbers
+            raise DataError(f"{path}: dimensions: composite name {name!r} is read as {type(name).__name__}, not a "
+                            f"name (YAML reads yes, no, on, off and numbers so; quote the name in the file)")
         if isinstance(sources, list):
+            twice = sorted({s for s in sources if sources.count(s) > 1}, key=str)
+            if twice:
+                raise DataError(f"{path}: dimensions.{name}: {twice[0]!r} is listed twice (a list is an equal-weight "
+                                f"mean; give {{dimension: weight}} for other weights)")
             sources = {s: 1.0 / len(sources) for s in sources} if sources else {}
         if not isinstance(sources, dict) or not sources:
             raise DataError(f"{path}: dimensions.{name}: expected a non-empty list or {{dimension: weight}} mapping")

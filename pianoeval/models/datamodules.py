@@ -163,7 +163,7 @@ class FramesDataModule(L.LightningDataModule):
         if cfg.max_train_segments is not None and cfg.max_train_segments < len(train):
             keep = np.random.default_rng(self.config.seed).permutation(len(train))[: cfg.max_train_segments]
             parts["train"] = [train[i] for i in sorted(keep)]
-        for name in ("train", "validation"):
+        for name in ("train", "validation", "test"):  # the best checkpoint is evaluated on test after training
             if len(parts[name]) < 2:
                 raise ConfigError(f"data.frames: {cfg.frames} has frames for {len(parts[name])} {name} segments of "
                                   f"{cfg.split} fold {cfg.fold}; at least 2 are needed")

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from pianoeval.config import parse_set
+from pianoeval.data.inputs import check_frames_inputs
 from pianoeval.errors import ConfigError
 from pianoeval.io import run_id_for
 from pianoeval.provenance import changed_inputs
@@ -71,6 +72,7 @@ def main(args, confirm_top=None) -> int:
         if confirm:
             print(f"then --confirm {confirm}: the top {confirm} configs retrained on every fold with a fresh seed")
         return 0
+    check_frames_inputs([space.base])  # an unusable frames file: one line, before any trial
     resumed = _resumed_run(space, args)
     if resumed is not None:  # the finished trials read the inputs as they were then
         for line in changed_inputs(resumed, [space.base]):

@@ -250,3 +250,17 @@ def test_fusion_variants_answers_whether_fusion_beats_the_best_single_modality(r
     report, _ = ablation_report(run_dir, tmp_path / "report")
     assert "Does fusion beat the best single modality?" in report.read_text()
     assert (tmp_path / "report" / "figures" / "fusion_answer.png").is_file()
+
+
+def test_an_ablation_whose_every_run_failed_says_so_and_exits_1(tmp_path, monkeypatch, capsys):
+    """No run produced the headline metric: one line with the first error (no deltas traceback), exit 1.
+    Here no trial comes back from Tune, so each is recorded as an error by the runner itself."""
+    from pianoeval.ablation import runner
+
+    monkeypatch.setattr(runner, "init_ray", lambda options: None)
+    monkeypatch.setattr(runner, "train_trials", lambda spec, trials, run_dir, options: ([], spec.resources))
+    monkeypatch.setattr(runner, "unfinished_trials", lambda results, expected: False)
+    assert main(_args("han_incremental", tmp_path, run_id="failed", set=TINY + ["reference_baselines=[]"])) == 1
+    out = capsys.readouterr().out
+    assert "[ablate] no run produced test/" in out and "first error: missing from Ray Tune's results" in out
+    assert (tmp_path / "ablations" / "han_incremental" / "failed" / "comparison.md").is_file()

@@ -128,6 +128,42 @@ def test_bad_folds_files_are_one_line_errors_naming_file_and_fold(written, tmp_p
     assert message.format(path=path) in err and str(path) in err
 
 
+def _edited(written, tmp_path, edit) -> str:
+    folds = json.loads(Path(written["piece"]).read_text())
+    edit(folds)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(folds))
+    return str(path)
+
+
+def _keep(side: str, n: int):
+    def edit(folds):
+        if side == "test":
+            folds["test"] = folds["test"][:n]
+        else:
+            folds["folds"][2][side] = folds["folds"][2][side][:n]
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_keep("train", 0), "fold 2: train (0 labelled keys): every fold needs at least 2"),
+    (_keep("val", 1), "fold 2: val (1 labelled keys): every fold needs at least 2"),
+    (_keep("test", 0), "fold 0: test (0 labelled keys)"),  # no test at all: each run's final evaluation has none
+    (lambda folds: folds.pop("test"), "fold 0: test (0 labelled keys)"),
+    (lambda folds: folds["folds"][3]["val"].append(folds["folds"][3]["val"][5]),
+     "fold 3: 1 keys are listed twice on one side of the fold"),
+])
+def test_folds_with_a_short_side_or_a_key_twice_on_one_side_are_refused_before_a_run(written, tmp_path, capsys,
+                                                                                      edit, message):
+    """A side with fewer than 2 labelled keys crashed the run after its data loaded (or after training, at
+    the test evaluation); a key listed twice on one side was used once without a word."""
+    path = _edited(written, tmp_path, edit)
+    err = one_line_error(capsys, {"split": path, "fold": 1})  # any fold of the file: the file is refused
+    assert f"{path}: {message}" in err
+    code, out, _ = check_split(capsys, path)
+    assert code == 2 and ("sides with fewer than 2" in out or "listed twice on one side" in out)
+
+
 def test_write_needs_out(capsys):
     code, _, err = check_split(capsys, "--write", "piece")
     assert code == 2 and "--write needs --out" in err

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from pianoeval.data.frames import (FrameTable, content_hash, file_identity, load_frames, match_keys, pad_frames,
-                                   write_frames)
+from pianoeval.data.frames import (FRAME_SUFFIXES, FrameTable, content_hash, file_identity, load_frames, match_keys,
+                                   pad_frames, write_frames)
 from pianoeval.errors import DataError
 
 SPACED = "Schubert_D935_no.3_4bars_2_1"  # on disk as " Schubert_D935_no.3_4bars_2_1.mid"
@@ -170,3 +170,48 @@ def test_frame_table_round_trips_tuple_keys(tmp_path):
     back = FrameTable.load(tmp_path / "t")
     assert back.keys == [("seg", "musescore", 0), "plain"] and back.meta == {"note": 1}
     np.testing.assert_array_equal(back.get(("seg", "musescore", 0)), np.ones((3, 2), np.float16))
+
+
+def test_empty_files_are_one_line_errors_or_counted_skips(real, tmp_path):
+    """An exception without a message (EOFError of a zero-byte file) is named by its type."""
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.pt: not a readable .pt frames file \(EOFError\)"):
+        load_frames(tmp_path / "empty.pt")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a = sorted(real)[0]
+    np.save(folder / f"{a}.npy", real[a])
+    for suffix in FRAME_SUFFIXES:
+        (folder / f"empty{suffix}").with_stem(f"empty_{suffix[1:]}").write_bytes(b"")
+    messages = []
+    loaded = load_frames(folder, warn=messages.append)
+    assert loaded.table.keys == [a] and sorted(loaded.skipped["not_frames"]) == ["empty_npy", "empty_pt",
+                                                                                   "empty_safetensors"]
+    assert any("empty_pt.pt: unreadable (EOFError)" in m for m in messages)
+
+
+@pytest.mark.parametrize("arrange, message", [
+    (lambda a, i: a.T.copy(), r"every key has \d+ rows, so the frames look like \[D, T\]"),  # [D, T]
+    (lambda a, i: a if i % 2 else np.concatenate([a, a], axis=1), "the keys' widths disagree"),  # a tie
+])
+def test_frames_with_no_width_most_keys_share_are_an_error(real, tmp_path, arrange, message):
+    """Skipping every key but the largest minority as 'wrong width' would train on misread frames."""
+    keys = sorted(real)[:8]
+    with pytest.raises(DataError, match=message):
+        load_frames(_written(tmp_path / "odd.pt", {k: arrange(real[k], i) for i, k in enumerate(keys)}),
+                    warn=quiet([]))
+
+
+def test_float64_frames_are_stored_as_float32_and_the_summary_says_so(real, tmp_path):
+    """numpy's default dtype: a folder of np.save'd arrays or a .pt of float64 tensors just works."""
+    keys = sorted(real)[:4]
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    for key in keys:
+        np.save(folder / f"{key}.npy", real[key].astype(np.float64))
+    for path in (_written(tmp_path / "f64.pt", {k: real[k].astype(np.float64) for k in keys}), folder):
+        loaded = load_frames(path, warn=quiet([]))
+        assert loaded.table.keys == keys and loaded.table.frames.dtype == np.float32
+        np.testing.assert_array_equal(loaded.table.get(keys[0]), real[keys[0]].astype(np.float32))
+        assert "(4 float64 keys stored as float32)" in loaded.summary()
+        assert "(4 float64 keys stored as float32)" in load_frames(path, warn=quiet([])).summary()  # warm load

@@ -74,3 +74,29 @@ def test_an_unknown_label_set_names_the_choices(capsys):
                                                     "run.yaml"))
     err = capsys.readouterr().err
     assert code == 2 and "run.yaml: data.labels: 'categories8'" in err and "percepiano_categories" in err
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("empty_entries.json", '{"k1": {}, "k2": {}}', "no dimension names: every key's entry is empty"),
+    ("folder.json", None, "is a folder, not a file"),
+    ("composite_twice.yaml", "dimensions:\n  tempo: [timing_stable_to_unstable]\n  tempo: [pedal_clean_to_blurred]\n",
+     "key 'tempo' appears twice (lines 2 and 3)"),
+    ("source_twice.yaml", "dimensions:\n  art: [articulation_short_to_long, articulation_short_to_long]\n",
+     "dimensions.art: 'articulation_short_to_long' is listed twice"),
+    ("boolean_name.yaml", "dimensions:\n  yes: [timing_stable_to_unstable]\n", "composite name True is read as bool"),
+    ("number_name.yaml", "dimensions:\n  1: [timing_stable_to_unstable]\n", "composite name 1 is read as int"),
+])
+def test_label_files_that_would_be_read_wrongly_are_one_line_errors(tmp_path, capsys, name, text, problem):
+    """Files a reader would otherwise take in silently with another meaning: no dimensions at all, a
+    composite defined twice (last wins), a source listed twice (half its weight), a YAML name that is
+    not a string; and a folder named like a labels file."""
+    path = tmp_path / name
+    if text is None:
+        path.mkdir()
+    else:
+        path.write_text(text)
+    code = run_cli(lambda: ExperimentConfig.resolve({"model": {"name": "han"}, "data": {"labels": str(path)}},
+                                                    "run.yaml"))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert str(path) in err and problem in err

@@ -63,6 +63,22 @@ def test_frames_that_cover_too_few_segments_of_the_fold_are_refused(exported_fra
         FramesDataModule(tiny("frames_probe", str(path)), warn=lambda msg: None).setup()
 
 
+@pytest.mark.parametrize("part", ["train", "validation", "test"])
+def test_frames_missing_for_one_part_of_the_fold_are_refused_before_training(percepiano, part, tmp_path, monkeypatch):
+    """Every part needs 2 segments with frames; a test part without any crashed after training."""
+    from pianoeval.data.frames import write_frames
+    from pianoeval.models.datamodules import FramesDataModule
+
+    monkeypatch.setattr("pianoeval.data.frames.cache_root", lambda: tmp_path / "cache")
+    left_out = set(getattr(percepiano.fold("performer", 0), part))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "frames.pt"
+    write_frames(path, {s.segment_id: rng.standard_normal((3, 4)).astype(np.float32)
+                        for s in percepiano.segments if s.segment_id not in left_out})
+    with pytest.raises(ConfigError, match=f"has frames for 0 {part} segments of performer fold 0"):
+        FramesDataModule(tiny("frames_probe", str(path)), warn=lambda msg: None).setup()
+
+
 CATEGORIES = ["timing", "articulation", "pedal", "timbre", "dynamics", "music_making", "mood", "interpretation"]
 # the worked example of docs/frames.md ("Your frames, the 8 categories and a piece fold file"), tiny
 EXAMPLE_TINY = ["folds=[0,1]", "seeds=[0]", "budget.max_epochs=1", "model.z_dim=16", "model.head_hidden=16",
