@@ -74,7 +74,7 @@ def main(args) -> int:
     # lazy: Ray Tune, pandas and the statistics stack load once the spec is valid (keeps config errors under 1 s)
     from pianoeval.ablation.compare import comparison_markdown, load_run
     from pianoeval.ablation.runner import AblationOptions, run_dir_for, run_trial_set
-    from pianoeval.data.inputs import check_frames_inputs
+    from pianoeval.data.frames import check_frames_inputs
     from pianoeval.provenance import changed_inputs
 
     check_frames_inputs(t.config for t in spec.trials)  # an unusable frames file: one line, before any run

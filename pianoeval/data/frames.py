@@ -40,9 +40,11 @@ from typing import Hashable, Iterable, Mapping
 import numpy as np
 import torch
 
+from pianoeval.data.labels import apply_label_set, load_label_set
+from pianoeval.data.percepiano import load_segments
 from pianoeval.errors import DataError
 from pianoeval.io import atomic_write, atomic_write_text
-from pianoeval.paths import cache_root
+from pianoeval.paths import cache_root, percepiano_root
 
 FRAME_SUFFIXES = (".pt", ".npy", ".safetensors")
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)  # float64 (numpy's default) is stored as float32
@@ -383,3 +385,15 @@ def pad_frames(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, a in enumerate(arrays):
         out[i, : a.shape[0]] = torch.from_numpy(np.asarray(a, dtype=np.float32))
     return out, lengths
+
+
+def check_frames_inputs(configs) -> None:
+    """Each distinct ``data.frames`` of ``configs`` read (through the frames cache) and matched
+    against its label set's keys, quietly: a sweep or an ablation whose frames input is unusable
+    stops with one line before a run starts, instead of every trial failing on it. The runs
+    then read the cached frames and report their skips themselves."""
+    quiet = lambda message: None  # noqa: E731
+    for frames, labels in dict.fromkeys((c.data.frames, c.data.labels) for c in configs if c.data.frames):
+        segments, _ = load_segments(percepiano_root(), warn=quiet)
+        labelled, _ = apply_label_set(segments, load_label_set(labels, segments), quiet)
+        match_keys(load_frames(frames, warn=quiet), {s.segment_id for s in labelled}, labels, quiet)

@@ -69,6 +69,23 @@ def leakage_warnings(labels: str, split: str, pieces: str | None = None, allow_p
     return [line for line in lines if fold is None or f": fold {fold}: " in line]
 
 
+def fold_has_test(split: str, fold: int) -> bool:
+    """Whether fold ``fold`` of ``split`` has a test list: the built-in splits always do; a
+    folds file may leave it out (its runs are then evaluated on validation only)."""
+    return split in SPLIT_NAMES or bool(read_fold_file(split).folds[fold].test)
+
+
+def check_test_metrics(metrics, split: str, folds, source: str) -> None:
+    """A ``test/*`` metric over folds of a folds file that has no test list for one of them is
+    a one-line error naming the metric, the file and the fold (the runs would have no test scores)."""
+    wanted = [m for m in metrics if m.startswith("test/")]
+    missing = [k for k in folds if not fold_has_test(split, k)] if wanted else []
+    if missing:
+        raise ConfigError(f"{source}: metrics: {wanted[0]} needs a test set, but {split} fold {missing[0]} has no "
+                          "test list; compare on validation (metrics: [val/r2, val/pairwise_acc]) or give the "
+                          "folds file a test list")
+
+
 @lru_cache(maxsize=16)
 def _leakage_lines(labels, split, pieces, root, *stamps) -> tuple[str, ...]:
     lines: list[str] = []
@@ -77,20 +94,6 @@ def _leakage_lines(labels, split, pieces, root, *stamps) -> tuple[str, ...]:
     check_fold_file(read_fold_file(split), {s.segment_id for s in labelled}, {s.segment_id for s in segments},
                     pieces, True, lines.append)
     return tuple(line.removeprefix("[split] ") for line in lines if "WARNING" in line)
-
-
-def check_frames_inputs(configs) -> None:
-    """Each distinct ``data.frames`` of ``configs`` read (through the frames cache) and matched
-    against its label set's keys, quietly: a sweep or an ablation whose frames input is unusable
-    stops with one line before a run starts, instead of every trial failing on it. The runs
-    then read the cached frames and report their skips themselves."""
-    from pianoeval.data.frames import load_frames, match_keys  # lazy: torch loads only for frames inputs
-
-    quiet = lambda message: None  # noqa: E731
-    for frames, labels in dict.fromkeys((c.data.frames, c.data.labels) for c in configs if c.data.frames):
-        segments, _ = load_segments(percepiano_root(), warn=quiet)
-        labelled, _ = apply_label_set(segments, load_label_set(labels, segments), quiet)
-        match_keys(load_frames(frames, warn=quiet), {s.segment_id for s in labelled}, labels, quiet)
 
 
 def file_hash(path: str | Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from pianoeval.config import parse_set
-from pianoeval.data.inputs import check_frames_inputs
+from pianoeval.data.inputs import fold_has_test
 from pianoeval.errors import ConfigError
 from pianoeval.io import run_id_for
 from pianoeval.provenance import changed_inputs
@@ -72,7 +72,13 @@ def main(args, confirm_top=None) -> int:
         if confirm:
             print(f"then --confirm {confirm}: the top {confirm} configs retrained on every fold with a fresh seed")
         return 0
+    from pianoeval.data.frames import check_frames_inputs  # lazy: torch loads once the space is valid (dry runs)
+
     check_frames_inputs([space.base])  # an unusable frames file: one line, before any trial
+    no_test = [k for k in space.folds if not fold_has_test(space.base.data.split, k)]
+    if getattr(args, "evaluate_test", False) and no_test:
+        raise ConfigError(f"--evaluate-test: {space.base.data.split} fold {no_test[0]} has no test list; leave the "
+                          "flag out, or give the folds file a test list")
     resumed = _resumed_run(space, args)
     if resumed is not None:  # the finished trials read the inputs as they were then
         for line in changed_inputs(resumed, [space.base]):
