@@ -43,7 +43,7 @@ def results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
     run = root / "sweeps" / "smoke" / SWEEP_RUN
     run.mkdir(parents=True)
-    _write_sweep_file(load_space("smoke"), str(run), [("", 6)], None)
+    _write_sweep_file(load_space("smoke"), str(run), [("", 6)])
     (run / "trial_0001").mkdir()
     (run / "trial_0001" / "result.json").write_text('{"val/r2": 0.1, "done": true}\n')
     ablation = root / "ablations" / "han_incremental" / ABLATION_RUN

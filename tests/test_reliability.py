@@ -114,7 +114,7 @@ def test_the_reports_resume_hint_is_a_command_that_names_the_spec_file(tmp_path)
     spec = _space(tmp_path, "extends: smoke\n")
     run = tmp_path / "elsewhere" / "sweeps" / "space" / "r1"
     run.mkdir(parents=True)
-    _write_sweep_file(load_space(spec), str(run), [("", 2)], None)
+    _write_sweep_file(load_space(spec), str(run), [("", 2)])
     with pytest.raises(ConfigError) as err:
         run_kind(run)
     hint = str(err.value).split("`")[1]

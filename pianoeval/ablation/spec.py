@@ -43,6 +43,7 @@ import pydantic
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
                               route_overrides, set_path, spec_names, validate)
 from pianoeval.data.folds import fold_count
+from pianoeval.data.inputs import check_test_metrics
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, monitor_mode, reference_configs
@@ -275,6 +276,8 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     if bad_folds:
         raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
                           + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
+    for config in variants.values():
+        check_test_metrics(spec.metrics, config.data.split, spec.folds, source)
     eval_only = {}
     for name, entry in spec.eval_only.items():
         if name in variants:

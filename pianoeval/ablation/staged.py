@@ -41,6 +41,7 @@ from pianoeval.ablation.rules import FINISHED, RULES, Decision
 from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
                               validate)
+from pianoeval.data.inputs import check_test_metrics
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_history, read_table, run_id_for
@@ -222,7 +223,9 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
     staged = StagedSpec(path.stem, path, source, spec.description, spec.base, spec.candidates, spec.stages,
                         tuple(spec.seeds), tuple(spec.metrics), spec.resources, config_overrides)
     for name in spec.candidates:  # validate every candidate once, in the first stage's settings
-        staged.stage_spec(names[0], [name])
+        config = next(iter(staged.stage_spec(names[0], [name]).variants.values()))
+        for stage, entry in spec.stages.items():
+            check_test_metrics(spec.metrics, config.data.split, entry.folds, f"{source}: stages.{stage}")
     return staged
 
 

@@ -68,6 +68,9 @@ def audit_split(folds_path: str | Path, pieces: str | None = None, labels: str |
         raise DataError(f"{folds.path}: folds {refused} fail the audit; {first}{hint}")
     print_fn(f"{folds.path}: every fold passes (no piece on both sides, no unknown or doubled key, "
              f"at least {MIN_KEYS} labelled keys per side)")
+    no_test = [k for k, fold in enumerate(folds.folds) if not fold.test]
+    if no_test:
+        print_fn(f"{folds.path}: folds {no_test} have no test list: their runs are evaluated on validation only")
     return 0
 
 

@@ -33,10 +33,11 @@ class LabelledItems:
     def from_segments(cls, segments: dict[str, Segment], segment_ids, group_of: dict[str, int]) -> "LabelledItems":
         """The items ``segment_ids`` (labels only); ``group_of`` maps a score key to its group id."""
         ids = tuple(segment_ids)
+        width = len(next(iter(segments.values())).labels) if segments else 0  # no ids (a fold without test): [0, L]
         return cls(
             segment_ids=ids,
-            labels=np.array([segments[s].labels for s in ids], dtype=np.float64).reshape(len(ids), -1),
-            label_std=np.array([segments[s].label_std for s in ids], dtype=np.float64).reshape(len(ids), -1),
+            labels=np.array([segments[s].labels for s in ids], dtype=np.float64).reshape(len(ids), width),
+            label_std=np.array([segments[s].label_std for s in ids], dtype=np.float64).reshape(len(ids), width),
             group=np.array([group_of[segments[s].score_key] for s in ids], dtype=np.int64),
         )
 

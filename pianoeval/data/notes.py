@@ -29,7 +29,7 @@ def feature_columns(feature_set: str) -> tuple[Column, ...]:
 
 
 def _segment_rows(store: NoteFeatureStore, segment_ids) -> np.ndarray:
-    return np.concatenate([np.arange(store.rows(s).start, store.rows(s).stop) for s in segment_ids])
+    return np.concatenate([np.arange(0)] + [np.arange(store.rows(s).start, store.rows(s).stop) for s in segment_ids])
 
 
 @dataclass(frozen=True)

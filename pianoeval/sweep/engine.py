@@ -446,7 +446,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
             say(line)
     if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
         Path(run_path).mkdir(parents=True, exist_ok=True)
-        _write_sweep_file(space, run_path, [("", num_samples)], options)
+        _write_sweep_file(space, run_path, [("", num_samples)], options.evaluate_test)
     threads = max(1, int(space.resources.cpu))
     resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
     if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
@@ -513,7 +513,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         say(f"[sweep] extending run {run_id} from {have} to {num_samples} trials ({part}/)")
         earlier = [*_earlier_results(planned[:-1], part_path, trainable), results]
         planned = [*planned, (part, num_samples - have)]
-        _write_sweep_file(space, run_path, planned, options)
+        _write_sweep_file(space, run_path, planned, options.evaluate_test)
         tuner = new_tuner(part, num_samples - have, space.sampler.seed + len(planned) - 1,
                           finished_trials(earlier, space.metric, space.folds))
         callbacks[0].done = have  # the progress line counts on from the earlier trials
@@ -618,7 +618,7 @@ def _record_references(space: SearchSpace, run_path: str) -> None:
 
 
 def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, int]],
-                      options: SweepOptions) -> None:
+                      evaluate_test: bool = False) -> None:
     """The resolved space and options: what this run is, for reports and for resuming;
     ``parts``: its Tune experiments (the first, then extensions) and their trial counts."""
     if not _is_local(run_path):
@@ -631,6 +631,6 @@ def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, 
         "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
                                **({"when": p.when} if p.when else {})} for p in space.parameters},
         "base": space.base.to_dict(), "folds": list(space.folds), "git_commit": git_commit(),
-        "reference_baselines": list(space.reference_baselines), "evaluate_test": options.evaluate_test,
+        "reference_baselines": list(space.reference_baselines), "evaluate_test": evaluate_test,
         "parts": [{"name": part, "num_samples": n} for part, n in parts],
     }, Path(run_path) / "sweep.yaml")

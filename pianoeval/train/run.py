@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from pianoeval.config import dump_yaml
-from pianoeval.data import leakage_warnings
+from pianoeval.data import fold_has_test, leakage_warnings
 from pianoeval.data.labels import label_dimensions
 from pianoeval.errors import ConfigError, TrialDiverged
 from pianoeval.experiment import ExperimentConfig, monitor_mode
@@ -166,6 +166,7 @@ def train_run(
     out_dir = Path(out_dir) if out_dir is not None else default_run_dir(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = _set_threads(threads)
+    evaluate_test = evaluate_test and fold_has_test(config.data.split, config.data.fold)
     if get_model(config.model_name).fit == "closed_form":
         return fit_closed_form(config, out_dir, threads, evaluate_test)
     for name in ("lightning.pytorch", "lightning.fabric"):
@@ -235,6 +236,9 @@ def _changed_input_warnings(resolved: Path, config: ExperimentConfig, verbose: b
 def _warnings(config: ExperimentConfig, verbose: bool) -> list[str]:
     data = config.data
     lines = leakage_warnings(data.labels, data.split, data.pieces, data.allow_piece_leakage, data.fold)
+    if not fold_has_test(data.split, data.fold):
+        lines.append(f"{data.split}: fold {data.fold} has no test list: the best checkpoint is evaluated on "
+                     "validation only (no test/* metrics)")
     if verbose:
         for line in lines:
             print(f"[train] {line}")
@@ -321,13 +325,18 @@ def _json_default(value):
 
 
 def final_table(metrics: dict[str, float], warnings: list[str] = ()) -> str:
-    """Per-dimension R2 and pairwise accuracy on validation and test, as a text table
-    (the dimensions are the run's label set, in label order), then any warning lines."""
-    lines = [f"{'dimension':44s} {'val_r2':>8s} {'test_r2':>8s} {'val_pair':>9s} {'test_pair':>9s}"]
-    for name in [key.removeprefix("val/r2/") for key in metrics if key.startswith("val/r2/")]:
-        lines.append(f"{name:44s} {metrics.get(f'val/r2/{name}', math.nan):8.3f} {metrics.get(f'test/r2/{name}', math.nan):8.3f} "
-                     f"{metrics.get(f'val/pairwise_acc/{name}', math.nan):9.3f} {metrics.get(f'test/pairwise_acc/{name}', math.nan):9.3f}")
-    lines.append(f"{'mean':44s} {metrics.get('val/r2', math.nan):8.3f} {metrics.get('test/r2', math.nan):8.3f} "
-                 f"{metrics.get('val/pairwise_acc', math.nan):9.3f} {metrics.get('test/pairwise_acc', math.nan):9.3f}")
+    """Per-dimension R2 and pairwise accuracy on validation and test (test only when the run
+    was scored on it), as a text table (the dimensions are the run's label set, in label
+    order), then any warning lines."""
+    stages = ("val", "test") if "test/r2" in metrics else ("val",)
+    columns = [(f"{stage}/{metric}", f"{stage}_{short}", width) for metric, short, width in
+               (("r2", "r2", 8), ("pairwise_acc", "pair", 9)) for stage in stages]
+
+    def row(label: str, suffix: str) -> str:
+        return f"{label:44s} " + " ".join(f"{metrics.get(key + suffix, math.nan):{w}.3f}" for key, _, w in columns)
+
+    lines = [f"{'dimension':44s} " + " ".join(f"{title:>{w}s}" for _, title, w in columns)]
+    lines += [row(name, f"/{name}") for name in [k.removeprefix("val/r2/") for k in metrics if k.startswith("val/r2/")]]
+    lines.append(row("mean", ""))
     lines += list(warnings)
     return "\n".join(lines)

@@ -146,10 +146,9 @@ def _keep(side: str, n: int):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (_keep("train", 0), "fold 2: train (0 labelled keys): every fold needs at least 2"),
-    (_keep("val", 1), "fold 2: val (1 labelled keys): every fold needs at least 2"),
-    (_keep("test", 0), "fold 0: test (0 labelled keys)"),  # no test at all: each run's final evaluation has none
-    (lambda folds: folds.pop("test"), "fold 0: test (0 labelled keys)"),
+    (_keep("train", 0), "fold 2: train (0 labelled keys): a fold needs at least 2"),
+    (_keep("val", 1), "fold 2: val (1 labelled keys): a fold needs at least 2"),
+    (_keep("test", 1), "fold 0: test (1 labelled keys): a fold needs at least 2"),  # a test list of one: no R2
     (lambda folds: folds["folds"][3]["val"].append(folds["folds"][3]["val"][5]),
      "fold 3: 1 keys are listed twice on one side of the fold"),
 ])
@@ -162,6 +161,16 @@ def test_folds_with_a_short_side_or_a_key_twice_on_one_side_are_refused_before_a
     assert f"{path}: {message}" in err
     code, out, _ = check_split(capsys, path)
     assert code == 2 and ("sides with fewer than 2" in out or "listed twice on one side" in out)
+
+
+@pytest.mark.parametrize("edit", [lambda folds: folds.pop("test"), _keep("test", 0)], ids=["no test", "empty test"])
+def test_a_folds_file_without_a_test_list_passes_and_says_its_runs_are_judged_on_validation(written, tmp_path,
+                                                                                          capsys, edit):
+    path = _edited(written, tmp_path, edit)
+    code, out, _ = check_split(capsys, path)
+    assert code == 0 and f"{path}: folds [0, 1, 2, 3] have no test list: their runs are evaluated on validation only" in out
+    config = ExperimentConfig.resolve({"model": {"name": "music_mean"}, "data": {"split": path, "fold": 3}})
+    assert config.data.split == path
 
 
 def test_write_needs_out(capsys):
