@@ -415,19 +415,26 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     ordered = _parents_first(parameters, source)
     _check_every_value(base, fixed_model, ordered, source)
     mode = spec.objective.mode or monitor_mode(spec.objective.metric)
-    if spec.sampler.name == "grid":
-        floats = [p.key for p in ordered if isinstance(p.distribution, FloatRange)]
-        if floats:
-            raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
-                              f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
                         tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model,
                         tuple(spec.reference_baselines))
     space = space.with_overrides(overrides, "--set") if overrides else space
+    _check_grid(space, "--set" if "sampler.name" in (overrides or {}) else source)
     space.base.require_inputs(source)
     check_folds(space, source)
     space.references("--set" if "reference_baselines" in (overrides or {}) else source)  # bad names stop here
     return space
+
+
+def _check_grid(space: "SearchSpace", source: str) -> None:
+    """The grid sampler enumerates values: every parameter must be categorical or int (checked
+    after ``--set``, which may choose the grid)."""
+    if space.sampler.name != "grid":
+        return
+    floats = [p.key for p in space.parameters if isinstance(p.distribution, FloatRange)]
+    if floats:
+        raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
+                          f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
 
 
 def check_folds(space: "SearchSpace", source: str) -> None:

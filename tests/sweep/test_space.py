@@ -186,3 +186,6 @@ def test_the_runner_itself_exits_2_on_bad_input(case, tmp_path):
 def test_grid_sampler_needs_discrete_parameters(tmp_path):
     with pytest.raises(ConfigError, match="grid needs categorical or int parameters"):
         load_space(write(tmp_path, GOOD + "sampler: {name: grid}\n"))
+    # chosen by --set: the same error, naming --set, not an AttributeError in the dry run
+    with pytest.raises(ConfigError, match="^--set: sampler.name: grid needs categorical or int parameters"):
+        load_space(write(tmp_path, GOOD), {"sampler.name": "grid"})
