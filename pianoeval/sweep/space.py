@@ -126,6 +126,9 @@ class ParameterSpec(StrictModel):
         if kind == "categorical":
             if not self.values:
                 raise ValueError("categorical needs a non-empty 'values' list")
+            for i, value in enumerate(self.values):  # a repeat would be sampled twice as often (a grid: run twice)
+                if value in self.values[:i]:
+                    raise ValueError(f"{value!r} is listed twice in 'values'; list each value once")
             extra = [k for k in ("low", "high", "step") if getattr(self, k) is not None]
             if extra or self.log:
                 raise ValueError(f"categorical takes 'values' only, not {extra or ['log']}")

@@ -143,6 +143,9 @@ BAD = {
                           "reference_baselines"),
     "reference_listed_twice": (GOOD + "reference_baselines: [music_mean, music_mean]\n",
                                "reference_baselines[1]: music_mean is listed twice"),
+    # a mistake that would otherwise change the sweep silently
+    "categorical_value_twice": (GOOD.replace("values: [random, grouped]", "values: [random, grouped, random]"),
+                                "parameters.data.batch_sampler: Value error, 'random' is listed twice in 'values'"),
 }
 
 
