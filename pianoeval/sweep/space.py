@@ -387,6 +387,7 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
     raw = load_yaml(path)
     parent = raw.get("extends")
     if parent is None:
+        _check_removals(raw, {}, path, None)
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a space name, got {parent!r}")
@@ -397,11 +398,30 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(f"{path}: extends: {err}") from None
     merged = _raw_with_parents(parent_path, (*seen, path))
     merged.pop("description", None)
+    _check_removals(raw, merged.get("parameters") or {}, path, parent)
     child = dict(raw)
     params = {**(merged.pop("parameters", None) or {}), **(child.pop("parameters", None) or {})}
     merged = deep_merge(merged, child)
     merged["parameters"] = params
     return merged
+
+
+def _check_removals(raw: dict[str, Any], inherited: dict[str, Any], path: Path, parent: str | None) -> None:
+    """``parameters.<key>: null`` removes a parameter the space inherits; one that removes
+    nothing (a typo of the key, or no ``extends``) is an error, not a line silently ignored."""
+    params = raw.get("parameters")
+    if not isinstance(params, dict):
+        return  # not a mapping: the schema says so
+    for key, entry in params.items():
+        if entry is not None:
+            continue
+        where = f"{spec_source(path)}: parameters.{key}: null removes an inherited parameter"
+        if parent is None:
+            raise ConfigError(f"{where}, but this space extends none; give a distribution or delete the line")
+        if inherited.get(key) is None:
+            have = ", ".join(k for k, v in inherited.items() if v is not None) or "none"
+            raise ConfigError(f"{where}, but {parent} has no parameter {key} (its parameters: {have}); "
+                              "fix the key or delete the line")
 
 
 def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:

@@ -146,6 +146,12 @@ BAD = {
     # a mistake that would otherwise change the sweep silently
     "categorical_value_twice": (GOOD.replace("values: [random, grouped]", "values: [random, grouped, random]"),
                                 "parameters.data.batch_sampler: Value error, 'random' is listed twice in 'values'"),
+    "null_without_extends": (GOOD.replace("{distribution: uniform, low: 0.0, high: 0.4}", "null"),
+                             "parameters.model.dropout: null removes an inherited parameter, but this space "
+                             "extends none"),
+    "null_removes_nothing": ("extends: smoke\nparameters:\n  model.dropuot: null\n",
+                             "parameters.model.dropuot: null removes an inherited parameter, but smoke has no "
+                             "parameter model.dropuot (its parameters: train.lr, model.dropout"),
 }
 
 
