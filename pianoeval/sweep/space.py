@@ -88,6 +88,11 @@ class IntRange:
     def grid(self) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
 
+    def takes(self, value) -> bool:
+        """Whether a trial can sample ``value`` (a condition on this parameter can hold)."""
+        return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+                and (value - self.low) % self.step == 0)
+
 
 @dataclass(frozen=True)
 class Categorical:
@@ -104,6 +109,9 @@ class Categorical:
 
     def grid(self) -> list:
         return list(self.values)
+
+    def takes(self, value) -> bool:
+        return value in self.values
 
 
 Distribution = FloatRange | IntRange | Categorical
@@ -534,11 +542,14 @@ def _parents_first(parameters: list[Parameter], source: str) -> list[Parameter]:
                 raise ConfigError(f"{source}: parameters.{p.key}.when: {parent!r} is not a parameter of this "
                                   f"space (parameters: {', '.join(by_key)})")
             dist = by_key[parent].distribution
-            if isinstance(dist, Categorical):
-                for value in wanted if isinstance(wanted, list) else [wanted]:
-                    if value not in dist.values:
-                        raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} never takes {value!r} "
-                                          f"(values: {list(dist.values)})")
+            if isinstance(dist, FloatRange):  # a sampled float equals a given value almost never
+                raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} is continuous, so the condition "
+                                  "would almost never hold; condition on a categorical or int parameter")
+            for value in wanted if isinstance(wanted, list) else [wanted]:
+                if not dist.takes(value):
+                    shown = list(dist.values) if isinstance(dist, Categorical) else f"{dist.low}..{dist.high}"
+                    raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} never takes {value!r} "
+                                      f"(values: {shown})")
     ordered, placed = [], set()
     pending = list(parameters)
     while pending:

@@ -152,6 +152,11 @@ BAD = {
     "null_removes_nothing": ("extends: smoke\nparameters:\n  model.dropuot: null\n",
                              "parameters.model.dropuot: null removes an inherited parameter, but smoke has no "
                              "parameter model.dropuot (its parameters: train.lr, model.dropout"),
+    "condition_on_a_float": (GOOD.replace("when: {data.batch_sampler: grouped}", "when: {model.dropout: 0.2}"),
+                             "parameters.train.lambda_rank.when: model.dropout is continuous"),
+    "condition_off_the_int_range": (GOOD.replace("when: {data.batch_sampler: grouped}",
+                                                 "when: {model.note_layers: [2, 5]}"),
+                                    "parameters.train.lambda_rank.when: model.note_layers never takes 5 (values: 1..3)"),
 }
 
 
@@ -198,3 +203,14 @@ def test_grid_sampler_needs_discrete_parameters(tmp_path):
     # chosen by --set: the same error, naming --set, not an AttributeError in the dry run
     with pytest.raises(ConfigError, match="^--set: sampler.name: grid needs categorical or int parameters"):
         load_space(write(tmp_path, GOOD), {"sampler.name": "grid"})
+
+
+def test_a_condition_on_an_int_parameter_holds_for_the_values_it_lists(tmp_path):
+    space = load_space(write(tmp_path, GOOD.replace("when: {data.batch_sampler: grouped}",
+                                                    "when: {model.note_layers: [2, 3]}")))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        DefineByRun(space.parameters)(trial)
+        assert ("train.lambda_rank" in trial.params) == (trial.params["model.note_layers"] >= 2)
+        study.tell(trial, 0.0)
