@@ -69,6 +69,12 @@ class BudgetSpec(StrictModel):
         monitor_mode(value)
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _grace(self) -> "BudgetSpec":  # as a sweep's budget: a first rung past the last epoch prunes nothing
+        if self.asha_grace_period is not None and self.asha_grace_period > self.max_epochs:
+            raise ValueError(f"asha_grace_period {self.asha_grace_period} > max_epochs {self.max_epochs}")
+        return self
+
 
 class EvalOnlySpec(StrictModel):
     source: str

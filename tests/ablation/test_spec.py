@@ -62,6 +62,14 @@ def test_a_bad_fusion_stage_is_a_one_line_error(tmp_path, change, message):
         load_staged(path)
 
 
+def test_a_staged_budget_whose_first_rung_is_past_its_last_epoch_is_an_error(tmp_path):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED_FUSION).replace("round1: {folds: [0],",
+                                                           "round1: {folds: [0], budget: {max_epochs: 2, asha_grace_period: 3},"))
+    with pytest.raises(ConfigError, match=re.escape("stages.round1.budget: Value error, asha_grace_period 3 > max_epochs 2")):
+        load_staged(path)
+
+
 def test_set_reaches_one_candidate_of_a_staged_spec(tmp_path):
     path = tmp_path / "staged.yaml"
     path.write_text(textwrap.dedent(STAGED_FUSION))
@@ -119,6 +127,8 @@ BAD = {
                                               "music_mean: {model: {name: music_mean}}")
                                  .replace("source: note_voice", "source: note_sa"),
                                  "reference_baselines[1]: music_mean is also a variant of this ablation"),
+    "asha_grace_past_the_last_epoch": (GOOD + "budget: {max_epochs: 2, asha_grace_period: 3}\n",
+                                       "budget: Value error, asha_grace_period 3 > max_epochs 2"),
 }
 
 
