@@ -94,6 +94,13 @@ class AblationFile(StrictModel):
     eval_only: dict[str, EvalOnlySpec] = {}
     reference_baselines: list[str] = list(DEFAULT_REFERENCES)
 
+    @pydantic.field_validator("variants", "eval_only")
+    @classmethod
+    def _names(cls, entries: dict[str, Any]) -> dict[str, Any]:
+        for name in entries:  # each names the folders of its runs (trial_<id>-<variant>-fold<k>-seed<s>)
+            check_name(name, "variant")
+        return entries
+
     @pydantic.field_validator("metrics")
     @classmethod
     def _metrics(cls, values: list[str]) -> list[str]:
@@ -106,6 +113,24 @@ class AblationFile(StrictModel):
                 raise ValueError(f"{value!r}: metrics are val/<metric> or test/<metric>")
             monitor_mode(f"val/{rest}")
         return values
+
+
+def check_name(name: str, what: str) -> str:
+    """A variant, candidate or stage name becomes part of a folder name: one safe file name
+    (``is_safe_name``), else a ValueError."""
+    if not is_safe_name(name):
+        raise ValueError(f"{what} name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.' "
+                         "(it names a folder)")
+    return name
+
+
+def check_folds_in_range(folds, split: str, where: str) -> None:
+    """Folds against the split's (4 built-in, a folds file's own count); ``where``: file and key."""
+    count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
+    bad_folds = [f for f in folds if not 0 <= f < count]
+    if bad_folds:
+        raise ConfigError(f"{where}: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
+                          + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
 
 
 @dataclass(frozen=True)
@@ -275,12 +300,8 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
                 .require_inputs(f"{source}: variants.{name}") for name, overrides in spec.variants.items()}
-    split = variants[spec.baseline].data.split  # a folds file has its own number of folds
-    count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
-    bad_folds = [f for f in spec.folds if not 0 <= f < count]
-    if bad_folds:
-        raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
-                          + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
+    # a folds file has its own number of folds
+    check_folds_in_range(spec.folds, variants[spec.baseline].data.split, f"{source}: folds")
     eval_only = {}
     for name, entry in spec.eval_only.items():
         if name in variants:

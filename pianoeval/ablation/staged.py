@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from pianoeval.ablation.rules import FINISHED, RULES, Decision
-from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
+from pianoeval.ablation.spec import (AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, check_folds_in_range,
+                                     check_name, with_trials)
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
                               validate)
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
-from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_history, read_table, run_id_for
+from pianoeval.io import RESUME_FIX, atomic_write_text, read_history, read_table, run_id_for
 from pianoeval.models.registry import get_model
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
@@ -108,9 +109,15 @@ class StagedFile(StrictModel):
     @classmethod
     def _stage_names(cls, stages: dict[str, StageSpec]) -> dict[str, StageSpec]:
         for name in stages:  # each stage writes into a folder of that name
-            if not is_safe_name(name):
-                raise ValueError(f"stage name {name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+            check_name(name, "stage")
         return stages
+
+    @pydantic.field_validator("candidates")
+    @classmethod
+    def _candidate_names(cls, candidates: dict[str, CandidateSpec]) -> dict[str, CandidateSpec]:
+        for name in candidates:  # a candidate is a variant of each stage: it names its runs' folders
+            check_name(name, "candidate")
+        return candidates
 
 
 @dataclass(frozen=True)

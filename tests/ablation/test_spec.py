@@ -70,6 +70,14 @@ def test_a_staged_budget_whose_first_rung_is_past_its_last_epoch_is_an_error(tmp
         load_staged(path)
 
 
+@pytest.mark.parametrize("name", ["../han", "h a n", "a/b", ".hidden"])
+def test_a_candidate_name_is_one_safe_file_name(tmp_path, name):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED_FUSION).replace("  han: {track", f"  '{name}': {{track"))
+    with pytest.raises(ConfigError, match=re.escape(f"candidate name {name!r}: use letters")):
+        load_staged(path)
+
+
 def test_set_reaches_one_candidate_of_a_staged_spec(tmp_path):
     path = tmp_path / "staged.yaml"
     path.write_text(textwrap.dedent(STAGED_FUSION))
@@ -129,6 +137,14 @@ BAD = {
                                  "reference_baselines[1]: music_mean is also a variant of this ablation"),
     "asha_grace_past_the_last_epoch": (GOOD + "budget: {max_epochs: 2, asha_grace_period: 3}\n",
                                        "budget: Value error, asha_grace_period 3 > max_epochs 2"),
+    # a variant's name is part of its runs' folder names: one safe file name
+    "variant_name_climbs": (GOOD.replace("note_voice: {model", "../note_voice: {model")
+                            .replace("source: note_voice", "source: note_sa"),
+                            "variants: Value error, variant name '../note_voice': use letters"),
+    "variant_name_nests": (GOOD.replace("note_voice: {model", "a/b: {model").replace("source: note_voice", "source: note_sa"),
+                           "variant name 'a/b'"),
+    "eval_only_name_with_space": (GOOD.replace("probe: {source", "zero beat: {source"),
+                                  "eval_only: Value error, variant name 'zero beat'"),
 }
 
 
