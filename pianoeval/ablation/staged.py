@@ -146,6 +146,7 @@ class StagedSpec:
             overrides = _merge(_merge(self.candidates[name].config, stage_spec.overrides), unflatten(fused or {}))
             config = _resolve_variant(self.base, overrides, stage_spec.budget, where, extra)
             variants[name] = config.require_inputs(where)
+            check_folds_in_range(stage_spec.folds, config.data.split, f"{self.source}: stages.{stage}.folds")
         seeds = tuple(stage_spec.seeds or self.seeds)
         spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
                             names[0], tuple(stage_spec.folds), seeds, self.metrics, stage_spec.budget,
@@ -162,7 +163,7 @@ def _tier_override(tiers: list[str], candidate: CandidateSpec, name: str, where:
     model = (candidate.config.get("model") or {}).get("name")
     if model is None:
         return {"data.tiers": list(tiers)}
-    usable = [t for t in tiers if t in get_model(model).tiers]
+    usable = [t for t in tiers if t in get_model(model, where).tiers]
     return {"data.tiers": usable or ["T1"]}
 
 
@@ -210,6 +211,9 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
             unknown = [c for c in entry.candidates if c not in spec.candidates]
             if unknown:
                 raise ConfigError(f"{source}: stages.{stage}.candidates: {unknown[0]!r} is not a candidate")
+            if not entry.candidates:
+                raise ConfigError(f"{source}: stages.{stage}.candidates: the list is empty; list candidates, "
+                                  "or write all or {survivors_of: <stage>}")
         elif entry.candidates != "all":
             raise ConfigError(f"{source}: stages.{stage}.candidates: 'all', a list, or {{survivors_of: <stage>}}")
         if entry.fuse is not None:
@@ -230,6 +234,9 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
                         tuple(spec.seeds), tuple(spec.metrics), spec.resources, config_overrides)
     for name in spec.candidates:  # validate every candidate once, in the first stage's settings
         staged.stage_spec(names[0], [name])
+    for stage in names[1:]:  # and each later stage's settings (folds, budget, overrides) on one of its candidates
+        chosen = spec.stages[stage].candidates
+        staged.stage_spec(stage, [chosen[0] if isinstance(chosen, list) else next(iter(spec.candidates))])
     return staged
 
 

@@ -62,12 +62,34 @@ def test_a_bad_fusion_stage_is_a_one_line_error(tmp_path, change, message):
         load_staged(path)
 
 
-def test_a_staged_budget_whose_first_rung_is_past_its_last_epoch_is_an_error(tmp_path):
+STAGED = """
+candidates:
+  note_sa: {track: symbolic, config: {model: {name: note_sa}}}
+  note_voice: {track: symbolic, config: {model: {name: note_voice}}}
+stages:
+  round1: {folds: [0], budget: {max_epochs: 2, asha_grace_period: 1}}
+  round2: {candidates: {survivors_of: round1}, folds: [0, 1]}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    # every stage is checked at load, not when an earlier stage has spent its compute
+    (("folds: [0, 1]", "folds: [0, 9]"), "stages.round2.folds: 9 is out of range (allowed: 0-3)"),
+    (("folds: [0, 1]}", "folds: [0, 1], overrides: {train: {lr: -1.0}}}"),
+     "candidates.note_sa (stage round2): train.lr: Input should be greater than 0"),
+    (("folds: [0], budget", "folds: [4], budget"), "stages.round1.folds: 4 is out of range"),
+    (("asha_grace_period: 1", "asha_grace_period: 3"),
+     "stages.round1.budget: Value error, asha_grace_period 3 > max_epochs 2"),
+    (("name: note_voice}", "name: note_vioce}"),
+     "candidates.note_voice (stage round1): model.name: unknown model 'note_vioce'"),
+    (("candidates: {survivors_of: round1}", "candidates: []"), "stages.round2.candidates: the list is empty"),
+])
+def test_a_bad_staged_spec_is_a_one_line_error_naming_the_file(tmp_path, change, message):
     path = tmp_path / "staged.yaml"
-    path.write_text(textwrap.dedent(STAGED_FUSION).replace("round1: {folds: [0],",
-                                                           "round1: {folds: [0], budget: {max_epochs: 2, asha_grace_period: 3},"))
-    with pytest.raises(ConfigError, match=re.escape("stages.round1.budget: Value error, asha_grace_period 3 > max_epochs 2")):
+    path.write_text(textwrap.dedent(STAGED).replace(*change))
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
         load_staged(path)
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("name", ["../han", "h a n", "a/b", ".hidden"])
