@@ -170,8 +170,12 @@ def _fields_at(model: type[pydantic.BaseModel] | None, loc: list) -> list[str] |
 
 def format_validation_error(err: pydantic.ValidationError, source: str, prefix: str = "",
                             model: type[pydantic.BaseModel] | None = None) -> str:
-    """One line for the first problem pydantic found, naming file and key path."""
-    first = err.errors()[0]
+    """One line for the first problem pydantic found, naming file and key path. An unknown key
+    comes before a missing one: it is most often the missing key misspelt (``variant:``), or a
+    key this kind of file does not take (``extends:`` in an ablation)."""
+    problems = err.errors()
+    unknown = [p for p in problems if p["type"] == "extra_forbidden"]
+    first = unknown[0] if unknown and any(p["type"] == "missing" for p in problems) else problems[0]
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic puts the union/tag branch name into loc for tagged unions; drop class names
     loc = [p for p in loc if not (isinstance(p, str) and p[:1].isupper())]

@@ -85,6 +85,9 @@ def specs(tmp_path_factory) -> Path:
         "staged_stage_path.yaml": "candidates: {han: {track: symbolic, config: {model: {name: han}}}}\n"
                                   "stages: {../escape: {candidates: all}}\n",
         "config_boolean_seed.yaml": "model: {name: note_voice}\nseed: true\n",
+        "ablation_required_key_misspelt.yaml": ablation.replace("variants:", "variant:"),
+        "ablation_extends.yaml": "extends: han_incremental\nfolds: [0]\n",  # extends is a search-space key
+        "space_required_key_misspelt.yaml": "modle: {name: han}\n",
         "a_file": "not a folder\n",
     }
     for name, text in files.items():
@@ -197,6 +200,12 @@ CASES = {
     "ablate_until_not_staged": ("ablate.py", ["han_incremental", "--until", "round1"], "--until"),
     "ablate_only_unknown": ("ablate.py", ["han_incremental", "--only", "hann", "--dry-run"], "hann"),
     "staged_stage_name_path": ("ablate.py", ["{specs}/staged_stage_path.yaml", "--dry-run"], "../escape"),
+    # a misspelt required key is named as the unknown key, not as the missing one
+    "ablate_required_key_misspelt": ("ablate.py", ["{specs}/ablation_required_key_misspelt.yaml", "--dry-run"],
+                                     "variant: unknown key (allowed: description, base, variants,"),
+    "ablate_extends": ("ablate.py", ["{specs}/ablation_extends.yaml", "--dry-run"], "extends: unknown key"),
+    "sweep_required_key_misspelt": ("sweep.py", ["--space", "{specs}/space_required_key_misspelt.yaml", "--dry-run"],
+                                    "modle: unknown key (allowed: description, extends, model,"),
     "train_boolean_seed": ("train.py", ["--config", "{specs}/config_boolean_seed.yaml"], "seed"),
     "train_set_fold_out_of_range": ("train.py", ["--model", "note_voice", "--set", "data.fold=9"], "data.fold"),
     "export_limit_negative": ("export_frames.py", ["--model", "han", "--limit", "-3", "--out", "{specs}/f.pt"], "--limit"),
