@@ -36,6 +36,7 @@ def _files(root: Path) -> dict[str, str]:
 def results(tmp_path_factory) -> Path:
     """A results folder holding one sweep run and one ablation run, as the engine leaves them
     when they start (their spec records, written by the engine's own writers)."""
+    from pianoeval.ablation.spec import load_ablation, trial_record
     from pianoeval.config import dump_yaml
     from pianoeval.sweep import load_space
     from pianoeval.sweep.engine import _write_sweep_file
@@ -48,7 +49,9 @@ def results(tmp_path_factory) -> Path:
     (run / "trial_0001" / "result.json").write_text('{"val/r2": 0.1, "done": true}\n')
     ablation = root / "ablations" / "han_incremental" / ABLATION_RUN
     ablation.mkdir(parents=True)
-    dump_yaml({"ablation": "han_incremental", "source": "ablations/han_incremental.yaml"}, ablation / "ablation.yaml")
+    spec = load_ablation("han_incremental")
+    dump_yaml({"ablation": "han_incremental", "source": "ablations/han_incremental.yaml",
+               "trials": {t.key: trial_record(t) for t in spec.trials}}, ablation / "ablation.yaml")
     return root
 
 
@@ -157,6 +160,12 @@ CASES = {
     "sweep_resume_typo": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", "existing-swep"], SWEEP_RUN),
     "ablate_run_exists": ("ablate.py", ["han_incremental", "--run-id", ABLATION_RUN], "add --resume"),
     "ablate_resume_typo": ("ablate.py", ["han_incremental", "--resume", "--run-id", "typo"], ABLATION_RUN),
+    # a resumed run continues the runs it recorded, not a changed spec over them
+    "ablate_resume_changed_config": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                                   "model.hidden_size=8"],
+                                     "--resume: bilstm_baseline/fold0/seed7: model.hidden_size is 8 now but"),
+    "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                                   "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],
                               "add --resume"),
     # paths that are files, not folders

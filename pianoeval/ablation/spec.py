@@ -40,7 +40,7 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
+from pianoeval.config import (Folds, Seeds, StrictModel, _plain, deep_merge, distinct, find_spec, flatten, load_yaml,
                               route_overrides, set_path, spec_names, validate)
 from pianoeval.data.folds import fold_count
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES
@@ -176,6 +176,30 @@ class AblationSpec:
         keep = {n for n in names if n in self.variants} | {self.baseline} | {src for src, _ in keep_eval.values()}
         variants = {n: c for n, c in self.variants.items() if n in keep}
         return with_trials(replace(self, variants=variants, eval_only=keep_eval))
+
+
+def trial_record(trial: Trial) -> dict[str, Any]:
+    """A run as ``ablation.yaml`` records it under ``trials.<variant>/fold<k>/seed<s>``."""
+    return {**trial.config.to_dict(), "eval_only_source": trial.eval_only_source, "reference": trial.reference}
+
+
+def check_resumed_run(spec: AblationSpec, run_dir: Path) -> None:
+    """``--resume`` continues the runs a run recorded: a run of ``spec`` whose config differs
+    from its record in ``run_dir/ablation.yaml`` (a ``--set`` or an edit of the spec since) is a
+    ConfigError. Tune would restore the recorded runs as they were while eval-only runs and
+    references took the new config: one table over two configs."""
+    record = run_dir / "ablation.yaml"
+    recorded = (load_yaml(record).get("trials") or {}) if record.is_file() else {}
+    for trial in spec.trials:
+        then = recorded.get(trial.key)
+        if then is None:
+            continue
+        now, was = flatten(_plain(trial_record(trial))), flatten(then)
+        for key in sorted(set(now) | set(was)):
+            if now.get(key) != was.get(key):
+                raise ConfigError(f"--resume: {trial.key}: {key} is {now.get(key)!r} now but {was.get(key)!r} in "
+                                  f"{record}; resume with the spec and --set as they were, or start a new run "
+                                  "(leave out --resume)")
 
 
 def available_ablations() -> list[str]:
