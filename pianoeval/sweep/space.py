@@ -452,7 +452,7 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     space = space.with_overrides(overrides, "--set") if overrides else space
     _check_grid(space, "--set" if "sampler.name" in (overrides or {}) else source)
     space.base.require_inputs(source)
-    check_folds(space, source)
+    check_folds(space, "--set" if {"budget.folds", "data.split"} & set(overrides or {}) else source)
     space.references("--set" if "reference_baselines" in (overrides or {}) else source)  # bad names stop here
     return space
 

@@ -205,6 +205,12 @@ def test_grid_sampler_needs_discrete_parameters(tmp_path):
         load_space(write(tmp_path, GOOD), {"sampler.name": "grid"})
 
 
+@pytest.mark.parametrize("folds, message", [([0, 7], "fold 7 is out of range"), ([], "the list is empty")])
+def test_bad_folds_from_set_are_named_as_set_not_as_the_file(tmp_path, folds, message):
+    with pytest.raises(ConfigError, match=f"^--set: budget.folds: {message}"):
+        load_space(write(tmp_path, GOOD), {"budget.folds": folds})
+
+
 def test_a_condition_on_an_int_parameter_holds_for_the_values_it_lists(tmp_path):
     space = load_space(write(tmp_path, GOOD.replace("when: {data.batch_sampler: grouped}",
                                                     "when: {model.note_layers: [2, 3]}")))
