@@ -223,6 +223,7 @@ CASES = {
     "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
                            "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),
+    "report_run_is_a_file": ("report.py", ["{specs}/ablation_extends.yaml"], "a file, not a run folder"),
 }
 
 
