@@ -158,6 +158,12 @@ CASES = {
     # existing runs are never overwritten; resuming names a run that exists
     "sweep_run_exists": ("sweep.py", ["--space", "smoke", "--run-id", SWEEP_RUN], "add --resume"),
     "sweep_resume_typo": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", "existing-swep"], SWEEP_RUN),
+    # a resumed or extended sweep keeps the space its trials were judged by
+    "sweep_resume_changed_config": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", SWEEP_RUN, "--set",
+                                                 "model.hidden_size=8"], "--resume: model.hidden_size is 8 now but 16"),
+    "sweep_extend_changed_budget": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", SWEEP_RUN, "--num-samples",
+                                                 "12", "--set", "budget.max_epochs=2"],
+                                    "--resume: budget.max_epochs is 2 now but 3"),
     "ablate_run_exists": ("ablate.py", ["han_incremental", "--run-id", ABLATION_RUN], "add --resume"),
     "ablate_resume_typo": ("ablate.py", ["han_incremental", "--resume", "--run-id", "typo"], ABLATION_RUN),
     # a resumed run continues the runs it recorded, not a changed spec over them
