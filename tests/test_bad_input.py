@@ -170,6 +170,8 @@ CASES = {
     "ablate_resume_changed_config": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                    "model.hidden_size=8"],
                                      "--resume: bilstm_baseline/fold0/seed7: model.hidden_size is 8 now but"),
+    "ablate_resume_more_seeds": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                               "seeds=[7,8]"], "--resume: bilstm_baseline/fold0/seed8 is not a run of"),
     "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                    "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],

@@ -190,6 +190,12 @@ def check_resumed_run(spec: AblationSpec, run_dir: Path) -> None:
     references took the new config: one table over two configs."""
     record = run_dir / "ablation.yaml"
     recorded = (load_yaml(record).get("trials") or {}) if record.is_file() else {}
+    new = [t.key for t in spec.trials if recorded and t.key not in recorded and not t.reference
+           and t.eval_only_source is None]
+    if new:  # Tune restores the runs it has: these would never train, and each resume would stop again
+        raise ConfigError(f"--resume: {new[0]} is not a run of {record} ({len(new)} such runs): a resumed run "
+                          "trains the runs it recorded; train more folds, seeds or variants in a new run "
+                          "(leave out --resume)")
     for trial in spec.trials:
         then = recorded.get(trial.key)
         if then is None:
