@@ -18,7 +18,7 @@ import pydantic
 import yaml
 
 from pianoeval.errors import ConfigError
-from pianoeval.io import atomic_write_text
+from pianoeval.io import atomic_write_text, is_safe_name
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 
@@ -326,6 +326,10 @@ def find_spec(name_or_path: str | Path, folder: Path, what: str, prefix: str = "
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
+    if not is_safe_name(str(name_or_path)):  # ../x or a/b would be looked up outside the folder, or below it
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ConfigError(f"{prefix}{name_or_path}: not {article} {what} name (a name of {Path(folder).name}/: "
+                          f"{', '.join(spec_names(folder))}); give a path to a file with its .yaml suffix")
     candidate = Path(folder) / f"{name_or_path}.yaml"
     if not candidate.is_file():
         raise ConfigError(f"{prefix}{name_or_path}: no such {what} (available: {', '.join(spec_names(folder))}; "

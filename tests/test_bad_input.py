@@ -70,6 +70,7 @@ def specs(tmp_path_factory) -> Path:
                                             "high: 1.0e-3}\n  train.lr: {distribution: uniform, low: 0.1, high: 0.2}\n",
         "space_bomb.yaml": BOMB + "\n" + space,
         "space_missing_parent.yaml": "extends: no_such_space\n",
+        "space_extends_climbs.yaml": "extends: ../search_spaces/smoke\n",
         "space_boolean_seed.yaml": space + "sampler: {name: tpe, seed: true}\n",
         "space_fixed_field_missing.yaml": "model: {name: note_voice, hidden_size: 16, attention_temperature: 0.5}\n"
                                           "parameters:\n  model.name: {distribution: categorical, "
@@ -195,7 +196,16 @@ CASES = {
     "sweep_range_high_end": ("sweep.py", ["--space", "{specs}/space_dropout_high.yaml", "--dry-run"],
                              "model.dropout"),
     "sweep_later_category": ("sweep.py", ["--space", "{specs}/space_later_category.yaml", "--dry-run"], "-4"),
-    "sweep_missing_parent": ("sweep.py", ["--space", "{specs}/space_missing_parent.yaml"], "no_such_space"),
+    "sweep_missing_parent": ("sweep.py", ["--space", "{specs}/space_missing_parent.yaml"],
+                             "extends: no_such_space: no such search space"),
+    # a spec name is one name of its folder; a path to a file ends in .yaml
+    "sweep_space_name_climbs": ("sweep.py", ["--space", "../search_spaces/smoke", "--dry-run"],
+                                "--space ../search_spaces/smoke: not a search space name"),
+    "sweep_extends_name_climbs": ("sweep.py", ["--space", "{specs}/space_extends_climbs.yaml", "--dry-run"],
+                                  "extends: ../search_spaces/smoke: not a search space name"),
+    "ablate_name_climbs": ("ablate.py", ["../ablations/han_zeroed", "--dry-run"],
+                           "../ablations/han_zeroed: not an ablation name"),
+    "ablate_name_with_space": ("ablate.py", ["han zeroed", "--dry-run"], "han zeroed: not an ablation name"),
     "sweep_boolean_seed": ("sweep.py", ["--space", "{specs}/space_boolean_seed.yaml"], "sampler.seed"),
     "sweep_fixed_field_missing": ("sweep.py", ["--space", "{specs}/space_fixed_field_missing.yaml", "--dry-run"],
                                   "s3_continuous"),

@@ -401,7 +401,8 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(f"{path}: extends: expected a space name, got {parent!r}")
     try:  # a file path is read from the extending file's folder; a bare name from search_spaces/
         beside = path.parent / parent
-        parent_path = beside if beside.suffix in (".yaml", ".yml") and beside.is_file() else _space_path(parent)
+        parent_path = (beside if beside.suffix in (".yaml", ".yml") and beside.is_file()
+                       else find_spec(parent, SPACES_DIR, "search space"))  # named as extends, not --space
     except ConfigError as err:
         raise ConfigError(f"{path}: extends: {err}") from None
     merged = _raw_with_parents(parent_path, (*seen, path))
