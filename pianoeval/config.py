@@ -18,7 +18,7 @@ import pydantic
 import yaml
 
 from pianoeval.errors import ConfigError
-from pianoeval.io import atomic_write_text
+from pianoeval.io import atomic_write_text, is_safe_name
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 
@@ -170,8 +170,12 @@ def _fields_at(model: type[pydantic.BaseModel] | None, loc: list) -> list[str] |
 
 def format_validation_error(err: pydantic.ValidationError, source: str, prefix: str = "",
                             model: type[pydantic.BaseModel] | None = None) -> str:
-    """One line for the first problem pydantic found, naming file and key path."""
-    first = err.errors()[0]
+    """One line for the first problem pydantic found, naming file and key path. An unknown key
+    comes before a missing one: it is most often the missing key misspelt (``variant:``), or a
+    key this kind of file does not take (``extends:`` in an ablation)."""
+    problems = err.errors()
+    unknown = [p for p in problems if p["type"] == "extra_forbidden"]
+    first = unknown[0] if unknown and any(p["type"] == "missing" for p in problems) else problems[0]
     loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic puts the union/tag branch name into loc for tagged unions; drop class names
     loc = [p for p in loc if not (isinstance(p, str) and p[:1].isupper())]
@@ -322,6 +326,10 @@ def find_spec(name_or_path: str | Path, folder: Path, what: str, prefix: str = "
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
+    if not is_safe_name(str(name_or_path)):  # ../x or a/b would be looked up outside the folder, or below it
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ConfigError(f"{prefix}{name_or_path}: not {article} {what} name (a name of {Path(folder).name}/: "
+                          f"{', '.join(spec_names(folder))}); give a path to a file with its .yaml suffix")
     candidate = Path(folder) / f"{name_or_path}.yaml"
     if not candidate.is_file():
         raise ConfigError(f"{prefix}{name_or_path}: no such {what} (available: {', '.join(spec_names(folder))}; "

@@ -36,6 +36,7 @@ def _files(root: Path) -> dict[str, str]:
 def results(tmp_path_factory) -> Path:
     """A results folder holding one sweep run and one ablation run, as the engine leaves them
     when they start (their spec records, written by the engine's own writers)."""
+    from pianoeval.ablation.spec import load_ablation, trial_record
     from pianoeval.config import dump_yaml
     from pianoeval.sweep import load_space
     from pianoeval.sweep.engine import _write_sweep_file
@@ -48,7 +49,9 @@ def results(tmp_path_factory) -> Path:
     (run / "trial_0001" / "result.json").write_text('{"val/r2": 0.1, "done": true}\n')
     ablation = root / "ablations" / "han_incremental" / ABLATION_RUN
     ablation.mkdir(parents=True)
-    dump_yaml({"ablation": "han_incremental", "source": "ablations/han_incremental.yaml"}, ablation / "ablation.yaml")
+    spec = load_ablation("han_incremental")
+    dump_yaml({"ablation": "han_incremental", "source": "ablations/han_incremental.yaml",
+               "trials": {t.key: trial_record(t) for t in spec.trials}}, ablation / "ablation.yaml")
     return root
 
 
@@ -67,6 +70,7 @@ def specs(tmp_path_factory) -> Path:
                                             "high: 1.0e-3}\n  train.lr: {distribution: uniform, low: 0.1, high: 0.2}\n",
         "space_bomb.yaml": BOMB + "\n" + space,
         "space_missing_parent.yaml": "extends: no_such_space\n",
+        "space_extends_climbs.yaml": "extends: ../search_spaces/smoke\n",
         "space_boolean_seed.yaml": space + "sampler: {name: tpe, seed: true}\n",
         "space_fixed_field_missing.yaml": "model: {name: note_voice, hidden_size: 16, attention_temperature: 0.5}\n"
                                           "parameters:\n  model.name: {distribution: categorical, "
@@ -85,6 +89,9 @@ def specs(tmp_path_factory) -> Path:
         "staged_stage_path.yaml": "candidates: {han: {track: symbolic, config: {model: {name: han}}}}\n"
                                   "stages: {../escape: {candidates: all}}\n",
         "config_boolean_seed.yaml": "model: {name: note_voice}\nseed: true\n",
+        "ablation_required_key_misspelt.yaml": ablation.replace("variants:", "variant:"),
+        "ablation_extends.yaml": "extends: han_incremental\nfolds: [0]\n",  # extends is a search-space key
+        "space_required_key_misspelt.yaml": "modle: {name: han}\n",
         "a_file": "not a folder\n",
     }
     for name, text in files.items():
@@ -157,8 +164,22 @@ CASES = {
     # existing runs are never overwritten; resuming names a run that exists
     "sweep_run_exists": ("sweep.py", ["--space", "smoke", "--run-id", SWEEP_RUN], "add --resume"),
     "sweep_resume_typo": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", "existing-swep"], SWEEP_RUN),
+    # a resumed or extended sweep keeps the space its trials were judged by
+    "sweep_resume_changed_config": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", SWEEP_RUN, "--set",
+                                                 "model.hidden_size=8"], "--resume: model.hidden_size is 8 now but 16"),
+    "sweep_extend_changed_budget": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", SWEEP_RUN, "--num-samples",
+                                                 "12", "--set", "budget.max_epochs=2"],
+                                    "--resume: budget.max_epochs is 2 now but 3"),
     "ablate_run_exists": ("ablate.py", ["han_incremental", "--run-id", ABLATION_RUN], "add --resume"),
     "ablate_resume_typo": ("ablate.py", ["han_incremental", "--resume", "--run-id", "typo"], ABLATION_RUN),
+    # a resumed run continues the runs it recorded, not a changed spec over them
+    "ablate_resume_changed_config": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                                   "model.hidden_size=8"],
+                                     "--resume: bilstm_baseline/fold0/seed7: model.hidden_size is 8 now but"),
+    "ablate_resume_more_seeds": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                               "seeds=[7,8]"], "--resume: bilstm_baseline/fold0/seed8 is not a run of"),
+    "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
+                                                   "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],
                               "add --resume"),
     # paths that are files, not folders
@@ -180,7 +201,16 @@ CASES = {
     "sweep_range_high_end": ("sweep.py", ["--space", "{specs}/space_dropout_high.yaml", "--dry-run"],
                              "model.dropout"),
     "sweep_later_category": ("sweep.py", ["--space", "{specs}/space_later_category.yaml", "--dry-run"], "-4"),
-    "sweep_missing_parent": ("sweep.py", ["--space", "{specs}/space_missing_parent.yaml"], "no_such_space"),
+    "sweep_missing_parent": ("sweep.py", ["--space", "{specs}/space_missing_parent.yaml"],
+                             "extends: no_such_space: no such search space"),
+    # a spec name is one name of its folder; a path to a file ends in .yaml
+    "sweep_space_name_climbs": ("sweep.py", ["--space", "../search_spaces/smoke", "--dry-run"],
+                                "--space ../search_spaces/smoke: not a search space name"),
+    "sweep_extends_name_climbs": ("sweep.py", ["--space", "{specs}/space_extends_climbs.yaml", "--dry-run"],
+                                  "extends: ../search_spaces/smoke: not a search space name"),
+    "ablate_name_climbs": ("ablate.py", ["../ablations/han_zeroed", "--dry-run"],
+                           "../ablations/han_zeroed: not an ablation name"),
+    "ablate_name_with_space": ("ablate.py", ["han zeroed", "--dry-run"], "han zeroed: not an ablation name"),
     "sweep_boolean_seed": ("sweep.py", ["--space", "{specs}/space_boolean_seed.yaml"], "sampler.seed"),
     "sweep_fixed_field_missing": ("sweep.py", ["--space", "{specs}/space_fixed_field_missing.yaml", "--dry-run"],
                                   "s3_continuous"),
@@ -202,6 +232,12 @@ CASES = {
     "ablate_until_not_staged": ("ablate.py", ["han_incremental", "--until", "round1"], "--until"),
     "ablate_only_unknown": ("ablate.py", ["han_incremental", "--only", "hann", "--dry-run"], "hann"),
     "staged_stage_name_path": ("ablate.py", ["{specs}/staged_stage_path.yaml", "--dry-run"], "../escape"),
+    # a misspelt required key is named as the unknown key, not as the missing one
+    "ablate_required_key_misspelt": ("ablate.py", ["{specs}/ablation_required_key_misspelt.yaml", "--dry-run"],
+                                     "variant: unknown key (allowed: description, base, variants,"),
+    "ablate_extends": ("ablate.py", ["{specs}/ablation_extends.yaml", "--dry-run"], "extends: unknown key"),
+    "sweep_required_key_misspelt": ("sweep.py", ["--space", "{specs}/space_required_key_misspelt.yaml", "--dry-run"],
+                                    "modle: unknown key (allowed: description, extends, model,"),
     "train_boolean_seed": ("train.py", ["--config", "{specs}/config_boolean_seed.yaml"], "seed"),
     "train_set_fold_out_of_range": ("train.py", ["--model", "note_voice", "--set", "data.fold=9"], "data.fold"),
     "export_limit_negative": ("export_frames.py", ["--model", "han", "--limit", "-3", "--out", "{specs}/f.pt"], "--limit"),
@@ -223,6 +259,7 @@ CASES = {
     "train_split_latin1": ("train.py", ["--model", "note_voice", "--split", "{specs}/folds_latin1.json", "--dry-run"],
                            "not UTF-8"),
     "report_missing_run": ("report.py", ["{results}/sweeps/smoke/nothing-here"], "nothing-here"),
+    "report_run_is_a_file": ("report.py", ["{specs}/ablation_extends.yaml"], "a file, not a run folder"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pianoeval.ablation.spec import _ablation_path, load_ablation
+from pianoeval.ablation.spec import _ablation_path, check_resumed_run, load_ablation
 from pianoeval.ablation.staged import is_staged, load_staged, main_staged
 from pianoeval.config import parse_set
 from pianoeval.errors import ConfigError, DataError
@@ -84,6 +84,8 @@ def main(args) -> int:
                               max_failures=args.max_failures, connect_timeout=args.connect_timeout,
                               loggers=tuple(args.logger or ()))
     run_dir, _ = run_dir_for(spec, options)
+    if args.resume:
+        check_resumed_run(spec, run_dir)
     print(f"[ablate] {spec.name}: {len(spec.trials)} runs -> {run_dir}")
     if args.resume:  # the finished runs read the inputs as they were then
         for line in changed_inputs(run_dir, [t.config for t in spec.trials]):

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from pianoeval.ablation.spec import AblationSpec, Trial
+from pianoeval.ablation.spec import AblationSpec, Trial, trial_record
 from pianoeval.data import leakage_warnings
 from pianoeval.config import dump_yaml
 from pianoeval.errors import RunInterrupted
@@ -310,8 +310,7 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
                    "reference_baselines": list(spec.references),
                    "folds": list(spec.folds), "seeds": list(spec.seeds), "metrics": list(spec.metrics),
                    "budget": spec.budget.model_dump(), "resources": spec.resources.model_dump(),
-                   "trials": {t.key: {**t.config.to_dict(), "eval_only_source": t.eval_only_source,
-                                      "reference": t.reference} for t in spec.trials},
+                   "trials": {t.key: trial_record(t) for t in spec.trials},
                    "git_commit": git_commit()}, run_dir / "ablation.yaml")
     try:
         results, resources = train_trials(spec, trained, run_dir, options)

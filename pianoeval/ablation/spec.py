@@ -40,7 +40,7 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, distinct, find_spec, flatten, load_yaml,
+from pianoeval.config import (Folds, Seeds, StrictModel, _plain, deep_merge, distinct, find_spec, flatten, load_yaml,
                               route_overrides, set_path, spec_names, validate)
 from pianoeval.data.folds import fold_count
 from pianoeval.data.inputs import check_test_metrics
@@ -70,6 +70,12 @@ class BudgetSpec(StrictModel):
         monitor_mode(value)
         return value
 
+    @pydantic.model_validator(mode="after")
+    def _grace(self) -> "BudgetSpec":  # as a sweep's budget: a first rung past the last epoch prunes nothing
+        if self.asha_grace_period is not None and self.asha_grace_period > self.max_epochs:
+            raise ValueError(f"asha_grace_period {self.asha_grace_period} > max_epochs {self.max_epochs}")
+        return self
+
 
 class EvalOnlySpec(StrictModel):
     source: str
@@ -89,6 +95,13 @@ class AblationFile(StrictModel):
     eval_only: dict[str, EvalOnlySpec] = {}
     reference_baselines: list[str] = list(DEFAULT_REFERENCES)
 
+    @pydantic.field_validator("variants", "eval_only")
+    @classmethod
+    def _names(cls, entries: dict[str, Any]) -> dict[str, Any]:
+        for name in entries:  # each names the folders of its runs (trial_<id>-<variant>-fold<k>-seed<s>)
+            check_name(name, "variant")
+        return entries
+
     @pydantic.field_validator("metrics")
     @classmethod
     def _metrics(cls, values: list[str]) -> list[str]:
@@ -101,6 +114,24 @@ class AblationFile(StrictModel):
                 raise ValueError(f"{value!r}: metrics are val/<metric> or test/<metric>")
             monitor_mode(f"val/{rest}")
         return values
+
+
+def check_name(name: str, what: str) -> str:
+    """A variant, candidate or stage name becomes part of a folder name: one safe file name
+    (``is_safe_name``), else a ValueError."""
+    if not is_safe_name(name):
+        raise ValueError(f"{what} name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.' "
+                         "(it names a folder)")
+    return name
+
+
+def check_folds_in_range(folds, split: str, where: str) -> None:
+    """Folds against the split's (4 built-in, a folds file's own count); ``where``: file and key."""
+    count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
+    bad_folds = [f for f in folds if not 0 <= f < count]
+    if bad_folds:
+        raise ConfigError(f"{where}: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
+                          + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
 
 
 @dataclass(frozen=True)
@@ -146,6 +177,36 @@ class AblationSpec:
         keep = {n for n in names if n in self.variants} | {self.baseline} | {src for src, _ in keep_eval.values()}
         variants = {n: c for n, c in self.variants.items() if n in keep}
         return with_trials(replace(self, variants=variants, eval_only=keep_eval))
+
+
+def trial_record(trial: Trial) -> dict[str, Any]:
+    """A run as ``ablation.yaml`` records it under ``trials.<variant>/fold<k>/seed<s>``."""
+    return {**trial.config.to_dict(), "eval_only_source": trial.eval_only_source, "reference": trial.reference}
+
+
+def check_resumed_run(spec: AblationSpec, run_dir: Path) -> None:
+    """``--resume`` continues the runs a run recorded: a run of ``spec`` whose config differs
+    from its record in ``run_dir/ablation.yaml`` (a ``--set`` or an edit of the spec since) is a
+    ConfigError. Tune would restore the recorded runs as they were while eval-only runs and
+    references took the new config: one table over two configs."""
+    record = run_dir / "ablation.yaml"
+    recorded = (load_yaml(record).get("trials") or {}) if record.is_file() else {}
+    new = [t.key for t in spec.trials if recorded and t.key not in recorded and not t.reference
+           and t.eval_only_source is None]
+    if new:  # Tune restores the runs it has: these would never train, and each resume would stop again
+        raise ConfigError(f"--resume: {new[0]} is not a run of {record} ({len(new)} such runs): a resumed run "
+                          "trains the runs it recorded; train more folds, seeds or variants in a new run "
+                          "(leave out --resume)")
+    for trial in spec.trials:
+        then = recorded.get(trial.key)
+        if then is None:
+            continue
+        now, was = flatten(_plain(trial_record(trial))), flatten(then)
+        for key in sorted(set(now) | set(was)):
+            if now.get(key) != was.get(key):
+                raise ConfigError(f"--resume: {trial.key}: {key} is {now.get(key)!r} now but {was.get(key)!r} in "
+                                  f"{record}; resume with the spec and --set as they were, or start a new run "
+                                  "(leave out --resume)")
 
 
 def available_ablations() -> list[str]:
@@ -270,12 +331,8 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     base = _resolve_base(spec.base, source, path.parent)
     variants = {name: _resolve_variant(base, overrides, spec.budget, f"{source}: variants.{name}", config_overrides)
                 .require_inputs(f"{source}: variants.{name}") for name, overrides in spec.variants.items()}
-    split = variants[spec.baseline].data.split  # a folds file has its own number of folds
-    count = NUM_FOLDS if split in SPLIT_NAMES else fold_count(split)
-    bad_folds = [f for f in spec.folds if not 0 <= f < count]
-    if bad_folds:
-        raise ConfigError(f"{source}: folds: {bad_folds[0]} is out of range (allowed: 0-{count - 1}"
-                          + (f", the folds of {split})" if split not in SPLIT_NAMES else ")"))
+    # a folds file has its own number of folds
+    check_folds_in_range(spec.folds, variants[spec.baseline].data.split, f"{source}: folds")
     for config in variants.values():
         check_test_metrics(spec.metrics, config.data.split, spec.folds, source)
     eval_only = {}

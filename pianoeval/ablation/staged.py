@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from pianoeval.ablation.rules import FINISHED, RULES, Decision
-from pianoeval.ablation.spec import AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, with_trials
+from pianoeval.ablation.spec import (AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, check_folds_in_range,
+                                     check_name, with_trials)
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
                               validate)
 from pianoeval.data.inputs import check_test_metrics
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
-from pianoeval.io import RESUME_FIX, atomic_write_text, is_safe_name, read_history, read_table, run_id_for
+from pianoeval.io import RESUME_FIX, atomic_write_text, read_history, read_table, run_id_for
 from pianoeval.models.registry import get_model
 from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep.engine import results_folder
@@ -109,9 +110,15 @@ class StagedFile(StrictModel):
     @classmethod
     def _stage_names(cls, stages: dict[str, StageSpec]) -> dict[str, StageSpec]:
         for name in stages:  # each stage writes into a folder of that name
-            if not is_safe_name(name):
-                raise ValueError(f"stage name {name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+            check_name(name, "stage")
         return stages
+
+    @pydantic.field_validator("candidates")
+    @classmethod
+    def _candidate_names(cls, candidates: dict[str, CandidateSpec]) -> dict[str, CandidateSpec]:
+        for name in candidates:  # a candidate is a variant of each stage: it names its runs' folders
+            check_name(name, "candidate")
+        return candidates
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,7 @@ class StagedSpec:
             overrides = _merge(_merge(self.candidates[name].config, stage_spec.overrides), unflatten(fused or {}))
             config = _resolve_variant(self.base, overrides, stage_spec.budget, where, extra)
             variants[name] = config.require_inputs(where)
+            check_folds_in_range(stage_spec.folds, config.data.split, f"{self.source}: stages.{stage}.folds")
         seeds = tuple(stage_spec.seeds or self.seeds)
         spec = AblationSpec(f"{self.name}/{stage}", self.path, f"{self.description} (stage {stage})", variants, {},
                             names[0], tuple(stage_spec.folds), seeds, self.metrics, stage_spec.budget,
@@ -156,7 +164,7 @@ def _tier_override(tiers: list[str], candidate: CandidateSpec, name: str, where:
     model = (candidate.config.get("model") or {}).get("name")
     if model is None:
         return {"data.tiers": list(tiers)}
-    usable = [t for t in tiers if t in get_model(model).tiers]
+    usable = [t for t in tiers if t in get_model(model, where).tiers]
     return {"data.tiers": usable or ["T1"]}
 
 
@@ -204,6 +212,9 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
             unknown = [c for c in entry.candidates if c not in spec.candidates]
             if unknown:
                 raise ConfigError(f"{source}: stages.{stage}.candidates: {unknown[0]!r} is not a candidate")
+            if not entry.candidates:
+                raise ConfigError(f"{source}: stages.{stage}.candidates: the list is empty; list candidates, "
+                                  "or write all or {survivors_of: <stage>}")
         elif entry.candidates != "all":
             raise ConfigError(f"{source}: stages.{stage}.candidates: 'all', a list, or {{survivors_of: <stage>}}")
         if entry.fuse is not None:
@@ -226,6 +237,9 @@ def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSp
         config = next(iter(staged.stage_spec(names[0], [name]).variants.values()))
         for stage, entry in spec.stages.items():
             check_test_metrics(spec.metrics, config.data.split, entry.folds, f"{source}: stages.{stage}")
+    for stage in names[1:]:  # and each later stage's settings (folds, budget, overrides) on one of its candidates
+        chosen = spec.stages[stage].candidates
+        staged.stage_spec(stage, [chosen[0] if isinstance(chosen, list) else next(iter(spec.candidates))])
     return staged
 
 

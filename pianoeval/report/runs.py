@@ -31,7 +31,8 @@ def run_kind(run_dir: str | Path) -> str:
     """``"sweep"``, ``"ablation"`` or ``"staged"``; a ConfigError naming the fix otherwise."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: no such directory (give a run folder such as "
+        what = "a file, not a run folder" if run_dir.exists() else "no such directory"  # e.g. the spec given
+        raise ConfigError(f"{run_dir}: {what} (give a run folder such as "
                           "results/sweeps/<space>/<run-id> or results/ablations/<name>/<run-id>)")
     if (run_dir / "stages.json").is_file():
         return "staged"

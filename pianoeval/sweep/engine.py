@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pianoeval.config import dump_yaml, load_yaml
+from pianoeval.config import dump_yaml, flatten, load_yaml
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.io import check_output_root, run_id_for
 from pianoeval.paths import results_root
@@ -350,6 +351,7 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
     if planned:
+        check_same_space(space, Path(run_path))
         check_extension(space, Path(run_path), run_id, planned, options.num_samples)
         check_evaluate_test(Path(run_path), run_id, options.evaluate_test)
 
@@ -625,12 +627,44 @@ def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, 
         return
     num_samples = sum(n for _, n in parts)
     dump_yaml({
-        "space": space.name, "source": str(space.path), "metric": space.metric, "mode": space.mode,
-        "record": list(space.record), "sampler": space.sampler.model_dump(), "budget": space.budget.model_dump(),
-        "resources": space.resources.model_dump(), "num_samples": num_samples,
-        "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
-                               **({"when": p.when} if p.when else {})} for p in space.parameters},
-        "base": space.base.to_dict(), "folds": list(space.folds), "git_commit": git_commit(),
-        "reference_baselines": list(space.reference_baselines), "evaluate_test": evaluate_test,
+        "space": space.name, "source": str(space.path), **_space_record(space),
+        "record": list(space.record), "resources": space.resources.model_dump(), "num_samples": num_samples,
+        "git_commit": git_commit(), "reference_baselines": list(space.reference_baselines),
+        "evaluate_test": evaluate_test,
         "parts": [{"name": part, "num_samples": n} for part, n in parts],
     }, Path(run_path) / "sweep.yaml")
+
+
+def _space_record(space: SearchSpace) -> dict[str, Any]:
+    """The part of sweep.yaml that judges trials: a resumed or extended run must keep it."""
+    return {"metric": space.metric, "mode": space.mode, "sampler": space.sampler.model_dump(),
+            "budget": space.budget.model_dump(),
+            "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
+                                   **({"when": p.when} if p.when else {})} for p in space.parameters},
+            "base": space.base.to_dict(), "folds": list(space.folds)}
+
+
+def check_same_space(space: SearchSpace, run_dir: Path) -> None:
+    """A resumed or extended run keeps the space its earlier trials were sampled, trained and
+    judged by (one Optuna study, one ASHA): a changed base config, parameter, objective, sampler,
+    budget or folds (a ``--set`` or an edit of the space since) is a ConfigError naming the key.
+    More trials (``--num-samples``), the reference baselines, ``objective.record`` and the
+    resources per trial may change."""
+    record = run_dir / "sweep.yaml"
+    recorded = load_yaml(record)
+    now = json.loads(json.dumps(_space_record(space), default=str))  # the plain types dump_yaml writes
+    now["budget"].pop("num_samples", None)
+    for section, value in now.items():
+        if section not in recorded:  # a run from before the key was recorded
+            continue
+        was = recorded[section]
+        if isinstance(was, dict) and section == "budget":
+            was = {k: v for k, v in was.items() if k != "num_samples"}
+        flat_now, flat_was = (flatten({section: value}), flatten({section: was})) if isinstance(value, dict) else (
+            {section: value}, {section: was})
+        for key in sorted(set(flat_now) | set(flat_was)):
+            if flat_now.get(key) != flat_was.get(key):
+                name = {"metric": "objective.metric", "mode": "objective.mode"}.get(key, key.removeprefix("base."))
+                raise ConfigError(f"--resume: {name} is {flat_now.get(key)!r} now but {flat_was.get(key)!r} in {record}; "
+                                  "a resumed or extended run keeps the space its trials were judged by: resume with the "
+                                  "space and --set as they were, or start a new run (leave out --resume)")

@@ -88,6 +88,11 @@ class IntRange:
     def grid(self) -> list[int]:
         return list(range(self.low, self.high + 1, self.step))
 
+    def takes(self, value) -> bool:
+        """Whether a trial can sample ``value`` (a condition on this parameter can hold)."""
+        return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+                and (value - self.low) % self.step == 0)
+
 
 @dataclass(frozen=True)
 class Categorical:
@@ -104,6 +109,9 @@ class Categorical:
 
     def grid(self) -> list:
         return list(self.values)
+
+    def takes(self, value) -> bool:
+        return value in self.values
 
 
 Distribution = FloatRange | IntRange | Categorical
@@ -126,6 +134,9 @@ class ParameterSpec(StrictModel):
         if kind == "categorical":
             if not self.values:
                 raise ValueError("categorical needs a non-empty 'values' list")
+            for i, value in enumerate(self.values):  # a repeat would be sampled twice as often (a grid: run twice)
+                if value in self.values[:i]:
+                    raise ValueError(f"{value!r} is listed twice in 'values'; list each value once")
             extra = [k for k in ("low", "high", "step") if getattr(self, k) is not None]
             if extra or self.log:
                 raise ValueError(f"categorical takes 'values' only, not {extra or ['log']}")
@@ -384,21 +395,42 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
     raw = load_yaml(path)
     parent = raw.get("extends")
     if parent is None:
+        _check_removals(raw, {}, path, None)
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a space name, got {parent!r}")
     try:  # a file path is read from the extending file's folder; a bare name from search_spaces/
         beside = path.parent / parent
-        parent_path = beside if beside.suffix in (".yaml", ".yml") and beside.is_file() else _space_path(parent)
+        parent_path = (beside if beside.suffix in (".yaml", ".yml") and beside.is_file()
+                       else find_spec(parent, SPACES_DIR, "search space"))  # named as extends, not --space
     except ConfigError as err:
         raise ConfigError(f"{path}: extends: {err}") from None
     merged = _raw_with_parents(parent_path, (*seen, path))
     merged.pop("description", None)
+    _check_removals(raw, merged.get("parameters") or {}, path, parent)
     child = dict(raw)
     params = {**(merged.pop("parameters", None) or {}), **(child.pop("parameters", None) or {})}
     merged = deep_merge(merged, child)
     merged["parameters"] = params
     return merged
+
+
+def _check_removals(raw: dict[str, Any], inherited: dict[str, Any], path: Path, parent: str | None) -> None:
+    """``parameters.<key>: null`` removes a parameter the space inherits; one that removes
+    nothing (a typo of the key, or no ``extends``) is an error, not a line silently ignored."""
+    params = raw.get("parameters")
+    if not isinstance(params, dict):
+        return  # not a mapping: the schema says so
+    for key, entry in params.items():
+        if entry is not None:
+            continue
+        where = f"{spec_source(path)}: parameters.{key}: null removes an inherited parameter"
+        if parent is None:
+            raise ConfigError(f"{where}, but this space extends none; give a distribution or delete the line")
+        if inherited.get(key) is None:
+            have = ", ".join(k for k, v in inherited.items() if v is not None) or "none"
+            raise ConfigError(f"{where}, but {parent} has no parameter {key} (its parameters: {have}); "
+                              "fix the key or delete the line")
 
 
 def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> SearchSpace:
@@ -415,19 +447,26 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     ordered = _parents_first(parameters, source)
     _check_every_value(base, fixed_model, ordered, source)
     mode = spec.objective.mode or monitor_mode(spec.objective.metric)
-    if spec.sampler.name == "grid":
-        floats = [p.key for p in ordered if isinstance(p.distribution, FloatRange)]
-        if floats:
-            raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
-                              f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
                         tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model,
                         tuple(spec.reference_baselines))
     space = space.with_overrides(overrides, "--set") if overrides else space
+    _check_grid(space, "--set" if "sampler.name" in (overrides or {}) else source)
     space.base.require_inputs(source)
-    check_folds(space, source)
+    check_folds(space, "--set" if {"budget.folds", "data.split"} & set(overrides or {}) else source)
     space.references("--set" if "reference_baselines" in (overrides or {}) else source)  # bad names stop here
     return space
+
+
+def _check_grid(space: "SearchSpace", source: str) -> None:
+    """The grid sampler enumerates values: every parameter must be categorical or int (checked
+    after ``--set``, which may choose the grid)."""
+    if space.sampler.name != "grid":
+        return
+    floats = [p.key for p in space.parameters if isinstance(p.distribution, FloatRange)]
+    if floats:
+        raise ConfigError(f"{source}: sampler.name: grid needs categorical or int parameters, "
+                          f"but {floats[0]} is continuous (use tpe, random, cmaes or gp)")
 
 
 def check_folds(space: "SearchSpace", source: str) -> None:
@@ -504,11 +543,14 @@ def _parents_first(parameters: list[Parameter], source: str) -> list[Parameter]:
                 raise ConfigError(f"{source}: parameters.{p.key}.when: {parent!r} is not a parameter of this "
                                   f"space (parameters: {', '.join(by_key)})")
             dist = by_key[parent].distribution
-            if isinstance(dist, Categorical):
-                for value in wanted if isinstance(wanted, list) else [wanted]:
-                    if value not in dist.values:
-                        raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} never takes {value!r} "
-                                          f"(values: {list(dist.values)})")
+            if isinstance(dist, FloatRange):  # a sampled float equals a given value almost never
+                raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} is continuous, so the condition "
+                                  "would almost never hold; condition on a categorical or int parameter")
+            for value in wanted if isinstance(wanted, list) else [wanted]:
+                if not dist.takes(value):
+                    shown = list(dist.values) if isinstance(dist, Categorical) else f"{dist.low}..{dist.high}"
+                    raise ConfigError(f"{source}: parameters.{p.key}.when: {parent} never takes {value!r} "
+                                      f"(values: {shown})")
     ordered, placed = [], set()
     pending = list(parameters)
     while pending:

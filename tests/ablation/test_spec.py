@@ -62,6 +62,44 @@ def test_a_bad_fusion_stage_is_a_one_line_error(tmp_path, change, message):
         load_staged(path)
 
 
+STAGED = """
+candidates:
+  note_sa: {track: symbolic, config: {model: {name: note_sa}}}
+  note_voice: {track: symbolic, config: {model: {name: note_voice}}}
+stages:
+  round1: {folds: [0], budget: {max_epochs: 2, asha_grace_period: 1}}
+  round2: {candidates: {survivors_of: round1}, folds: [0, 1]}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    # every stage is checked at load, not when an earlier stage has spent its compute
+    (("folds: [0, 1]", "folds: [0, 9]"), "stages.round2.folds: 9 is out of range (allowed: 0-3)"),
+    (("folds: [0, 1]}", "folds: [0, 1], overrides: {train: {lr: -1.0}}}"),
+     "candidates.note_sa (stage round2): train.lr: Input should be greater than 0"),
+    (("folds: [0], budget", "folds: [4], budget"), "stages.round1.folds: 4 is out of range"),
+    (("asha_grace_period: 1", "asha_grace_period: 3"),
+     "stages.round1.budget: Value error, asha_grace_period 3 > max_epochs 2"),
+    (("name: note_voice}", "name: note_vioce}"),
+     "candidates.note_voice (stage round1): model.name: unknown model 'note_vioce'"),
+    (("candidates: {survivors_of: round1}", "candidates: []"), "stages.round2.candidates: the list is empty"),
+])
+def test_a_bad_staged_spec_is_a_one_line_error_naming_the_file(tmp_path, change, message):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED).replace(*change))
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        load_staged(path)
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["../han", "h a n", "a/b", ".hidden"])
+def test_a_candidate_name_is_one_safe_file_name(tmp_path, name):
+    path = tmp_path / "staged.yaml"
+    path.write_text(textwrap.dedent(STAGED_FUSION).replace("  han: {track", f"  '{name}': {{track"))
+    with pytest.raises(ConfigError, match=re.escape(f"candidate name {name!r}: use letters")):
+        load_staged(path)
+
+
 def test_set_reaches_one_candidate_of_a_staged_spec(tmp_path):
     path = tmp_path / "staged.yaml"
     path.write_text(textwrap.dedent(STAGED_FUSION))
@@ -119,6 +157,16 @@ BAD = {
                                               "music_mean: {model: {name: music_mean}}")
                                  .replace("source: note_voice", "source: note_sa"),
                                  "reference_baselines[1]: music_mean is also a variant of this ablation"),
+    "asha_grace_past_the_last_epoch": (GOOD + "budget: {max_epochs: 2, asha_grace_period: 3}\n",
+                                       "budget: Value error, asha_grace_period 3 > max_epochs 2"),
+    # a variant's name is part of its runs' folder names: one safe file name
+    "variant_name_climbs": (GOOD.replace("note_voice: {model", "../note_voice: {model")
+                            .replace("source: note_voice", "source: note_sa"),
+                            "variants: Value error, variant name '../note_voice': use letters"),
+    "variant_name_nests": (GOOD.replace("note_voice: {model", "a/b: {model").replace("source: note_voice", "source: note_sa"),
+                           "variant name 'a/b'"),
+    "eval_only_name_with_space": (GOOD.replace("probe: {source", "zero beat: {source"),
+                                  "eval_only: Value error, variant name 'zero beat'"),
 }
 
 

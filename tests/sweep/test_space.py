@@ -143,6 +143,20 @@ BAD = {
                           "reference_baselines"),
     "reference_listed_twice": (GOOD + "reference_baselines: [music_mean, music_mean]\n",
                                "reference_baselines[1]: music_mean is listed twice"),
+    # a mistake that would otherwise change the sweep silently
+    "categorical_value_twice": (GOOD.replace("values: [random, grouped]", "values: [random, grouped, random]"),
+                                "parameters.data.batch_sampler: Value error, 'random' is listed twice in 'values'"),
+    "null_without_extends": (GOOD.replace("{distribution: uniform, low: 0.0, high: 0.4}", "null"),
+                             "parameters.model.dropout: null removes an inherited parameter, but this space "
+                             "extends none"),
+    "null_removes_nothing": ("extends: smoke\nparameters:\n  model.dropuot: null\n",
+                             "parameters.model.dropuot: null removes an inherited parameter, but smoke has no "
+                             "parameter model.dropuot (its parameters: train.lr, model.dropout"),
+    "condition_on_a_float": (GOOD.replace("when: {data.batch_sampler: grouped}", "when: {model.dropout: 0.2}"),
+                             "parameters.train.lambda_rank.when: model.dropout is continuous"),
+    "condition_off_the_int_range": (GOOD.replace("when: {data.batch_sampler: grouped}",
+                                                 "when: {model.note_layers: [2, 5]}"),
+                                    "parameters.train.lambda_rank.when: model.note_layers never takes 5 (values: 1..3)"),
 }
 
 
@@ -186,3 +200,23 @@ def test_the_runner_itself_exits_2_on_bad_input(case, tmp_path):
 def test_grid_sampler_needs_discrete_parameters(tmp_path):
     with pytest.raises(ConfigError, match="grid needs categorical or int parameters"):
         load_space(write(tmp_path, GOOD + "sampler: {name: grid}\n"))
+    # chosen by --set: the same error, naming --set, not an AttributeError in the dry run
+    with pytest.raises(ConfigError, match="^--set: sampler.name: grid needs categorical or int parameters"):
+        load_space(write(tmp_path, GOOD), {"sampler.name": "grid"})
+
+
+@pytest.mark.parametrize("folds, message", [([0, 7], "fold 7 is out of range"), ([], "the list is empty")])
+def test_bad_folds_from_set_are_named_as_set_not_as_the_file(tmp_path, folds, message):
+    with pytest.raises(ConfigError, match=f"^--set: budget.folds: {message}"):
+        load_space(write(tmp_path, GOOD), {"budget.folds": folds})
+
+
+def test_a_condition_on_an_int_parameter_holds_for_the_values_it_lists(tmp_path):
+    space = load_space(write(tmp_path, GOOD.replace("when: {data.batch_sampler: grouped}",
+                                                    "when: {model.note_layers: [2, 3]}")))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        trial = study.ask()
+        DefineByRun(space.parameters)(trial)
+        assert ("train.lambda_rank" in trial.params) == (trial.params["model.note_layers"] >= 2)
+        study.tell(trial, 0.0)
