@@ -373,7 +373,18 @@ class SearchSpace:
                 if config_overrides else self.base)
         budget = changes.get("budget", self.budget)
         base = base.with_overrides({"train.max_epochs": budget.max_epochs}, source)
+        if "objective.mode" in overrides:
+            check_mode(changes.get("metric", self.metric), changes["mode"], source)
         return replace(self, base=base, **changes)
+
+
+def check_mode(metric: str, mode: str, source: str) -> None:
+    """An explicit ``objective.mode`` must be the metric's own direction (a loss minimised,
+    R2 and accuracies maximised): the other one would make the sampler chase the worst trials."""
+    natural = monitor_mode(metric)
+    if mode != natural:
+        raise ConfigError(f"{source}: objective.mode: {mode} for {metric}, which is {natural}imised; leave mode "
+                          "out (it follows the metric) or set it to {natural}".replace("{natural}", natural))
 
 
 def available_spaces() -> list[str]:
@@ -409,6 +420,10 @@ def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]
     merged.pop("description", None)
     _check_removals(raw, merged.get("parameters") or {}, path, parent)
     child = dict(raw)
+    objective = child.get("objective")
+    if isinstance(objective, dict) and "metric" in objective and "mode" not in objective \
+            and isinstance(merged.get("objective"), dict):
+        merged["objective"].pop("mode", None)  # the parent's mode went with the parent's metric
     params = {**(merged.pop("parameters", None) or {}), **(child.pop("parameters", None) or {})}
     merged = deep_merge(merged, child)
     merged["parameters"] = params
@@ -447,6 +462,7 @@ def load_space(name_or_path: str | Path, overrides: dict[str, Any] | None = None
     ordered = _parents_first(parameters, source)
     _check_every_value(base, fixed_model, ordered, source)
     mode = spec.objective.mode or monitor_mode(spec.objective.metric)
+    check_mode(spec.objective.metric, mode, source)
     space = SearchSpace(path.stem, path, spec.description, base, tuple(ordered), spec.objective.metric, mode,
                         tuple(spec.objective.record), spec.sampler, spec.budget, spec.resources, fixed_model,
                         tuple(spec.reference_baselines))

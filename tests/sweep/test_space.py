@@ -109,6 +109,16 @@ def test_extends_merges_and_overrides(tmp_path):
     assert space.base.model["hidden_size"] == 32 and space.budget.max_epochs == 4
 
 
+def test_a_child_that_changes_the_metric_gets_the_new_metrics_direction_not_the_parents_mode(tmp_path):
+    write(tmp_path, GOOD.replace("metric: val/pairwise_acc,", "metric: val/pairwise_acc, mode: max,"), "parent.yaml")
+    child = write(tmp_path, "extends: parent.yaml\nobjective: {metric: val/loss}\n", "child.yaml")
+    space = load_space(child)
+    assert (space.metric, space.mode) == ("val/loss", "min")
+    assert load_space(child, {"objective.metric": "val/r2"}).mode == "max"
+    with pytest.raises(ConfigError, match="--set: objective.mode: max for val/loss, which is minimised"):
+        load_space(child, {"objective.mode": "max"})
+
+
 def test_set_overrides_budget_and_fixed_config(tmp_path):
     space = load_space(write(tmp_path, GOOD), {"budget.max_epochs": 2, "model.hidden_size": 8, "sampler.name": "random"})
     assert space.budget.max_epochs == 2 and space.base.train.max_epochs == 2
@@ -135,6 +145,10 @@ BAD = {
     "unknown_condition": (GOOD.replace("when: {data.batch_sampler: grouped}", "when: {data.sampler: grouped}"),
                           "parameters.train.lambda_rank.when: 'data.sampler' is not a parameter of this space"),
     "unknown_model": (GOOD.replace("name: han", "name: hann"), "model.name: unknown model 'hann'"),
+    "mode_against_a_score": (GOOD.replace("metric: val/pairwise_acc,", "metric: val/pairwise_acc, mode: min,"),
+                             "objective.mode: min for val/pairwise_acc, which is maximised; leave mode out"),
+    "mode_against_the_loss": (GOOD.replace("metric: val/pairwise_acc,", "metric: val/loss, mode: max,"),
+                              "objective.mode: max for val/loss, which is minimised"),
     "unknown_metric": (GOOD.replace("metric: val/pairwise_acc", "metric: val/accuracy"), "objective.metric: Value error, unknown metric 'val/accuracy'"),
     "reference_unknown": (GOOD + "reference_baselines: [median]\n",
                           "reference_baselines[0]: model.name: unknown model 'median'"),
