@@ -156,6 +156,8 @@ def read_taxonomy(path: Path) -> tuple[tuple[str, ...], np.ndarray]:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
                 raise DataError(f"{path}: dimensions.{name}.{source}: weight {weight!r} is not a number")
             weights[row, LABEL_NAMES.index(source)] = weight
+        if not weights[row].any():  # a constant 0 target: every model would fit it, nothing would be learned
+            raise DataError(f"{path}: dimensions.{name}: every weight is 0; give at least one source a weight")
     return tuple(str(n) for n in table), weights
 
 

@@ -85,6 +85,8 @@ def test_an_unknown_label_set_names_the_choices(capsys):
      "dimensions.art: 'articulation_short_to_long' is listed twice"),
     ("boolean_name.yaml", "dimensions:\n  yes: [timing_stable_to_unstable]\n", "composite name True is read as bool"),
     ("number_name.yaml", "dimensions:\n  1: [timing_stable_to_unstable]\n", "composite name 1 is read as int"),
+    ("zero_weights.yaml", "dimensions:\n  t: {timing_stable_to_unstable: 0, pedal_clean_to_blurred: 0.0}\n",
+     "dimensions.t: every weight is 0"),
 ])
 def test_label_files_that_would_be_read_wrongly_are_one_line_errors(tmp_path, capsys, name, text, problem):
     """Files a reader would otherwise take in silently with another meaning: no dimensions at all, a
