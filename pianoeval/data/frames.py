@@ -270,6 +270,9 @@ def _raw_items(path: Path, warn) -> list[tuple[str, object, str]]:
     return [(str(k), v, f"key {str(k)!r}") for k, v in data.items()]
 
 
+SKIP_LINES = 10  # skipped keys named one per line, per reason; the rest are counted
+
+
 def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
     """Read ``path``, check every key and build the table; skipped keys by reason."""
     arrays: dict[str, np.ndarray] = {}
@@ -280,7 +283,13 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
         skipped.setdefault(reason, []).append(key)
         if not first:
             first.append(message if key in message else f"{key!r}: {message}")
-        warn(f"[frames] skip {key!r}: {message}")
+        if len(skipped[reason]) <= SKIP_LINES:
+            warn(f"[frames] skip {key!r}: {message}")
+
+    def unlisted() -> None:  # a file of 1,000 bad keys is 10 lines a reason and a count, not 1,000 lines
+        for reason, keys in skipped.items():
+            if len(keys) > SKIP_LINES:
+                warn(f"[frames] skip: {len(keys) - SKIP_LINES} more keys ({reason}) not listed")
 
     for raw_key, value, where in _raw_items(path, warn):
         key = raw_key.strip()
@@ -293,6 +302,7 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             continue
         arrays[key] = array
     if not arrays:
+        unlisted()
         raise DataError(f"{path}: no key holds usable frames ({sum(map(len, skipped.values()))} skipped, "
                         f"e.g. {first[0]}); each must be a float tensor [T, D]")
     width, held = Counter(a.shape[1] for a in arrays.values()).most_common(1)[0]
@@ -311,6 +321,7 @@ def _check(path: Path, warn) -> tuple[FrameTable, dict[str, list[str]]]:
             bad = int((~np.isfinite(array)).any(axis=1).sum())
             skip("not_finite", key, f"{bad} of {array.shape[0]} frames hold NaN or Inf")
             del arrays[key]
+    unlisted()
     if not arrays:
         raise DataError(f"{path}: every key's frames are unusable ({sum(map(len, skipped.values()))} "
                         f"skipped, e.g. {first[0]})")

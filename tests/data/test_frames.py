@@ -94,6 +94,18 @@ def test_wrong_width_nan_and_inf_keys_are_skipped_counted_and_named(real, tmp_pa
     assert any("wrong_width" in m for m in again) and not any("checked and cached" in m for m in again)
 
 
+def test_many_skipped_keys_are_named_ten_per_reason_then_counted(real, tmp_path):
+    keys = sorted(real)[:15]
+    arrays = {k: real[k].copy() for k in keys}
+    for key in keys[:12]:
+        arrays[key][0, 0] = np.nan
+    messages = []
+    loaded = load_frames(_written(tmp_path / "many.pt", arrays), warn=messages.append)
+    named = [m for m in messages if m.startswith("[frames] skip '")]
+    assert len(named) == 10 and len(loaded.skipped["not_finite"]) == 12  # all counted, 10 named
+    assert "[frames] skip: 2 more keys (not_finite) not listed" in messages
+
+
 def test_every_key_unusable_is_an_error(real, tmp_path):
     bad = {k: np.full_like(real[k], np.nan) for k in sorted(real)[:3]}
     with pytest.raises(DataError, match="every key's frames are unusable"):
