@@ -10,6 +10,7 @@ encodings and YAML structure, values checked at load, and data locations.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import runpy
 import subprocess
@@ -22,6 +23,7 @@ from pianoeval.paths import REPO_ROOT
 
 SWEEP_RUN = "existing-sweep"
 ABLATION_RUN = "existing-ablation"
+STAGED_RUN = "existing-staged"
 BOMB = "\n".join(["a: &a [x, x, x, x, x, x, x, x, x]"]
                  + [f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join([f'*{chr(96 + i)}'] * 9)}]" for i in range(1, 9)])
 
@@ -37,6 +39,7 @@ def results(tmp_path_factory) -> Path:
     """A results folder holding one sweep run and one ablation run, as the engine leaves them
     when they start (their spec records, written by the engine's own writers)."""
     from pianoeval.ablation.spec import load_ablation, trial_record
+    from pianoeval.ablation.staged import load_staged, screened_candidates
     from pianoeval.config import dump_yaml
     from pianoeval.sweep import load_space
     from pianoeval.sweep.engine import _write_sweep_file
@@ -52,6 +55,15 @@ def results(tmp_path_factory) -> Path:
     spec = load_ablation("han_incremental")
     dump_yaml({"ablation": "han_incremental", "source": "ablations/han_incremental.yaml",
                "trials": {t.key: trial_record(t) for t in spec.trials}}, ablation / "ablation.yaml")
+    staged = load_staged(REPO_ROOT / "ablations" / "staged_elimination.yaml")  # its first stage started
+    first = next(iter(staged.stages))
+    names = screened_candidates(staged)[:2]
+    stage_dir = root / "ablations" / "staged_elimination" / STAGED_RUN / first
+    stage_dir.mkdir(parents=True)
+    (stage_dir.parent / "stages.json").write_text(json.dumps({"stages": {first: {"status": "running",
+                                                                                  "candidates": names}}}))
+    dump_yaml({"trials": {t.key: trial_record(t) for t in staged.stage_spec(first, names).trials}},
+              stage_dir / "ablation.yaml")
     return root
 
 
@@ -178,6 +190,8 @@ CASES = {
                                      "--resume: bilstm_baseline/fold0/seed7: model.hidden_size is 8 now but"),
     "ablate_resume_more_seeds": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                "seeds=[7,8]"], "--resume: bilstm_baseline/fold0/seed8 is not a run of"),
+    "staged_resume_changed_config": ("ablate.py", ["staged_elimination", "--resume", "--run-id", STAGED_RUN, "--set",
+                                                   "train.lr=0.001"], "train.lr is 0.001 now but"),
     "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                    "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],

@@ -39,7 +39,7 @@ import pydantic
 
 from pianoeval.ablation.rules import FINISHED, RULES, Decision
 from pianoeval.ablation.spec import (AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, check_folds_in_range,
-                                     check_name, with_trials)
+                                     check_name, check_resumed_run, with_trials)
 from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
                               validate)
 from pianoeval.data.inputs import check_test_metrics
@@ -345,6 +345,17 @@ def decide(rule: RuleSpec | None, table: pd.DataFrame, curves: pd.DataFrame | No
                             monitor_mode(rule.metric), monitor_mode(rule.tiebreak))
 
 
+def check_resumed_stages(staged: StagedSpec, run_dir: Path, state: dict) -> None:
+    """``--resume`` of a staged run: each stage that has started keeps the configs it recorded
+    (``<stage>/ablation.yaml``); a ``--set`` or a spec edit that changes one is a ConfigError
+    before anything runs (a fusion stage's configs depend on its encoders and are not compared)."""
+    for stage, entry in state["stages"].items():
+        candidates = entry.get("candidates")
+        if stage in staged.stages and candidates and not staged.stages[stage].fuse \
+                and (run_dir / stage / "ablation.yaml").is_file():
+            check_resumed_run(staged.stage_spec(stage, candidates), run_dir / stage)
+
+
 def run_staged(staged: StagedSpec, run_dir: Path, options, print_fn=print, until: str | None = None) -> dict:
     """Run every stage in order (skipping finished ones), or up to and including ``until``;
     return the state."""
@@ -447,6 +458,8 @@ def main_staged(staged: StagedSpec, args) -> int:
     base = results_folder(args.storage) / "ablations" / staged.name
     run_id = run_id_for(base, args.resume, args.run_id, "stages.json", staged.name)
     run_dir = base / run_id
+    if args.resume:
+        check_resumed_stages(staged, run_dir, _load_state(run_dir))
     options = AblationOptions(address=args.address, storage=args.storage, num_cpus=args.num_cpus,
                               max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                               connect_timeout=args.connect_timeout, loggers=tuple(args.logger or ()),
