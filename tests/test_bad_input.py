@@ -183,6 +183,8 @@ CASES = {
                                                  "12", "--set", "budget.max_epochs=2"],
                                     "--resume: budget.max_epochs is 2 now but 3"),
     "ablate_run_exists": ("ablate.py", ["han_incremental", "--run-id", ABLATION_RUN], "add --resume"),
+    "sweep_resume_typo_dry_run": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", "typo", "--dry-run"],
+                                  "no run 'typo'"),
     "ablate_resume_typo": ("ablate.py", ["han_incremental", "--resume", "--run-id", "typo"], ABLATION_RUN),
     # a resumed run continues the runs it recorded, not a changed spec over them
     "ablate_resume_changed_config": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",

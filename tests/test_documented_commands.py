@@ -103,11 +103,29 @@ def test_documented_command_dry_runs(where, command, tmp_path, capsys, monkeypat
     monkeypatch.setenv("PIANOEVAL_RESULTS", str(tmp_path / "results"))
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setattr(sys, "argv", [script, *argv[1:], *extra])
+    before = _earlier_sweep_run(argv, tmp_path / "results")
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(REPO_ROOT / script), run_name="__main__")
     err = capsys.readouterr().err
     assert stop.value.code == 0, f"{where}: `{command}` exits {stop.value.code}: {err}"
-    assert not (tmp_path / "results").exists(), "a dry run wrote results"
+    after = sorted(p for p in (tmp_path / "results").rglob("*")) if before else []
+    assert after == before and (before or not (tmp_path / "results").exists()), "a dry run wrote results"
+
+
+def _earlier_sweep_run(argv: list[str], results: Path) -> list[Path]:
+    """For a sweep `--resume`, the run it continues (its sweep.yaml, as the engine writes it: a
+    sweep's dry run checks that the run exists); the files under ``results`` then."""
+    if Path(argv[0]).name != "sweep.py" or "--resume" not in argv:
+        return []
+    from pianoeval.sweep import load_space
+    from pianoeval.sweep.engine import _write_sweep_file
+
+    value = dict(zip(argv, argv[1:]))
+    space = load_space(value["--space"])
+    run = results / "sweeps" / space.name / value.get("--run-id", "earlier")
+    run.mkdir(parents=True)
+    _write_sweep_file(space, str(run), [("", space.budget.num_samples)])
+    return sorted(results.rglob("*"))
 
 
 def documented_specs() -> list[tuple[str, str]]:

@@ -67,19 +67,21 @@ def main(args, confirm_top=None) -> int:
     if confirm and not args.resume and confirm > (grid_size(space) if space.sampler.name == "grid" else num_samples):
         raise ConfigError(f"--confirm {confirm}: more than the {num_samples} trials this sweep samples; "
                           f"ask for at most {num_samples}")
+    no_test = [k for k in space.folds if not fold_has_test(space.base.data.split, k)]
+    if getattr(args, "evaluate_test", False) and no_test:
+        raise ConfigError(f"--evaluate-test: {space.base.data.split} fold {no_test[0]} has no test list; leave the "
+                          "flag out, or give the folds file a test list")
+    resumed = _resumed_run(space, args)  # a --resume without a run to continue: one line, dry run or not
     if args.dry_run:
         print(describe(space, num_samples))
+        if resumed is not None:
+            print(f"--resume continues run {resumed.name} ({resumed})")
         if confirm:
             print(f"then --confirm {confirm}: the top {confirm} configs retrained on every fold with a fresh seed")
         return 0
     from pianoeval.data.frames import check_frames_inputs  # lazy: torch loads once the space is valid (dry runs)
 
     check_frames_inputs([space.base])  # an unusable frames file: one line, before any trial
-    no_test = [k for k in space.folds if not fold_has_test(space.base.data.split, k)]
-    if getattr(args, "evaluate_test", False) and no_test:
-        raise ConfigError(f"--evaluate-test: {space.base.data.split} fold {no_test[0]} has no test list; leave the "
-                          "flag out, or give the folds file a test list")
-    resumed = _resumed_run(space, args)
     if resumed is not None:  # the finished trials read the inputs as they were then
         for line in changed_inputs(resumed, [space.base]):
             print(f"[sweep] {line}")
