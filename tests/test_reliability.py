@@ -89,8 +89,8 @@ def test_extends_and_base_file_paths_are_read_from_the_specs_folder(tmp_path, mo
 
 
 def test_objective_mode_and_record_can_be_set():
-    space = load_space("smoke", {"objective.mode": "min", "objective.record": ["val/r2"]})
-    assert space.mode == "min" and space.record == ("val/r2",)
+    space = load_space("smoke", {"objective.metric": "val/loss", "objective.mode": "min", "objective.record": ["val/r2"]})
+    assert (space.metric, space.mode, space.record) == ("val/loss", "min", ("val/r2",))
 
 
 def test_a_dry_run_lists_what_must_be_prepared_instead_of_failing(tmp_path, capsys, monkeypatch):
@@ -109,12 +109,12 @@ def test_a_dry_run_lists_what_must_be_prepared_instead_of_failing(tmp_path, caps
 
 def test_the_reports_resume_hint_is_a_command_that_names_the_spec_file(tmp_path):
     from pianoeval.report.runs import run_kind
-    from pianoeval.sweep.engine import _write_sweep_file
+    from pianoeval.sweep.record import write_sweep_file
 
     spec = _space(tmp_path, "extends: smoke\n")
     run = tmp_path / "elsewhere" / "sweeps" / "space" / "r1"
     run.mkdir(parents=True)
-    _write_sweep_file(load_space(spec), str(run), [("", 2)])
+    write_sweep_file(load_space(spec), str(run), [("", 2)])
     with pytest.raises(ConfigError) as err:
         run_kind(run)
     hint = str(err.value).split("`")[1]
@@ -123,7 +123,7 @@ def test_the_reports_resume_hint_is_a_command_that_names_the_spec_file(tmp_path)
 
 
 def test_the_dashboard_url_says_how_to_authenticate():
-    from pianoeval.sweep.engine import dashboard_lines
+    from pianoeval.sweep.ray_session import dashboard_lines
 
     lines = dashboard_lines("http://127.0.0.1:8265")
     assert lines[0].endswith("http://127.0.0.1:8265") and "ray get-auth-token" in lines[1]
