@@ -242,7 +242,8 @@ def _trial_metrics(trials: pd.DataFrame) -> dict:
 
 
 def sweep_check(device: str, trials: int, storage: Path, say) -> dict:
-    from pianoeval.sweep.engine import SweepOptions, init_ray, run_sweep
+    from pianoeval.sweep.engine import SweepOptions, run_sweep
+    from pianoeval.sweep.ray_session import init_ray
     from pianoeval.sweep.space import load_space
 
     cuda = device == "cuda"

@@ -34,7 +34,8 @@ def main() -> None:
     import optuna
     import ray
 
-    from pianoeval.sweep.engine import SweepOptions, init_ray, run_sweep, sampler_for
+    from pianoeval.sweep.engine import SweepOptions, run_sweep, sampler_for
+    from pianoeval.sweep.ray_session import init_ray
     from pianoeval.sweep.space import DefineByRun, load_space
     from pianoeval.train.run import train_run
 

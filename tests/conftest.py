@@ -43,7 +43,7 @@ def ray_session():
 
     import ray
 
-    from pianoeval.sweep.engine import _QUIET_ENV
+    from pianoeval.sweep.ray_session import _QUIET_ENV
 
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)

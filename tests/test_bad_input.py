@@ -42,12 +42,12 @@ def results(tmp_path_factory) -> Path:
     from pianoeval.ablation.staged import load_staged, screened_candidates
     from pianoeval.config import dump_yaml
     from pianoeval.sweep import load_space
-    from pianoeval.sweep.engine import _write_sweep_file
+    from pianoeval.sweep.record import write_sweep_file
 
     root = tmp_path_factory.mktemp("results")
     run = root / "sweeps" / "smoke" / SWEEP_RUN
     run.mkdir(parents=True)
-    _write_sweep_file(load_space("smoke"), str(run), [("", 6)])
+    write_sweep_file(load_space("smoke"), str(run), [("", 6)])
     (run / "trial_0001").mkdir()
     (run / "trial_0001" / "result.json").write_text('{"val/r2": 0.1, "done": true}\n')
     ablation = root / "ablations" / "han_incremental" / ABLATION_RUN

@@ -118,13 +118,13 @@ def _earlier_sweep_run(argv: list[str], results: Path) -> list[Path]:
     if Path(argv[0]).name != "sweep.py" or "--resume" not in argv:
         return []
     from pianoeval.sweep import load_space
-    from pianoeval.sweep.engine import _write_sweep_file
+    from pianoeval.sweep.record import write_sweep_file
 
     value = dict(zip(argv, argv[1:]))
     space = load_space(value["--space"])
     run = results / "sweeps" / space.name / value.get("--run-id", "earlier")
     run.mkdir(parents=True)
-    _write_sweep_file(space, str(run), [("", space.budget.num_samples)])
+    write_sweep_file(space, str(run), [("", space.budget.num_samples)])
     return sorted(results.rglob("*"))
 
 

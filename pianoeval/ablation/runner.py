@@ -36,10 +36,11 @@ from pianoeval.errors import RunInterrupted
 from pianoeval.experiment import monitor_mode
 from pianoeval.io import atomic_write_parquet, run_id_for
 from pianoeval.provenance import git_commit
-from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, init_ray, results_folder,
-                                    trial_dirname, trial_resources, tune_experiment, unfinished_trials)
-from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, text, trial_row, tune_trial_id
+from pianoeval.sweep.engine import (MAX_FAILURES, SweepOptions, fit_experiment, results_folder, tune_experiment,
+                                    unfinished_trials)
 from pianoeval.sweep.engine import trial_dirname as sweep_trial_dirname
+from pianoeval.sweep.ray_session import init_ray, trial_resources
+from pianoeval.sweep.rows import RunContext, failure_summary, rows_frame, text, trial_row, tune_trial_id
 from pianoeval.sweep.loggers import parse_loggers
 from pianoeval.sweep.references import REFERENCES_DIR, fit_reference
 from pianoeval.sweep.tracking import tracking_callbacks

@@ -28,41 +28,28 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
 import signal
-import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pianoeval.config import dump_yaml, flatten, load_yaml
+from pianoeval.config import load_yaml
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.io import check_output_root, run_id_for
 from pianoeval.paths import results_root
 from pianoeval.provenance import git_commit
 from pianoeval.sweep.loggers import parse_loggers
+from pianoeval.sweep.ray_session import dashboard_lines, init_ray, trial_resources
+from pianoeval.sweep.record import (EXTENSION_PREFIX, OPTUNA_JOURNAL, check_evaluate_test, check_extension,
+                                    check_same_space, is_local, planned_parts, record_references, saved_tune_state,
+                                    study_name, study_storage, write_sweep_file)
 from pianoeval.sweep.space import DefineByRun, SearchSpace, grid_size
 
 MAX_FAILURES = 2  # retries of a crashed trial, from its last checkpoint
-# Seconds a reused actor waits for a stopped trial's thread (Ray's default is 2 s; a
-# trial notices a stop between batches, see trainable.StopWhenTuneStops).
-THREAD_TIMEOUT_S = "60"
-_QUIET_ENV = {
-    "TUNE_FUNCTION_THREAD_TIMEOUT_S": THREAD_TIMEOUT_S,
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "RAY_DEDUP_LOGS": "1",
-    # Ray's newer console output prints a box and a `tensorboard --logdir` hint into its
-    # temporary session folder at any verbosity; the classic one is silent at verbose=0,
-    # and the engine prints where the run's files really are.
-    "RAY_AIR_NEW_OUTPUT": "0",
-}
-OPTUNA_JOURNAL = "optuna.journal"
 
 
 def trial_dirname(trial) -> str:
@@ -134,116 +121,6 @@ def results_folder(storage: str | None) -> Path:
     return check_output_root(Path(storage).resolve(), "--storage")
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path
-
-
-def probe_address(address: str, timeout_s: float) -> None:
-    """Fail fast, in one line, when a cluster address cannot be reached: Ray itself retries
-    an unreachable GCS for minutes. ``auto`` is left to Ray (it reads the local session file
-    and fails at once when there is no cluster)."""
-    target = address.removeprefix("ray://")
-    if address == "auto" or "://" in target:
-        return
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"--address {address}: expected auto, host:port or ray://host:port")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as err:
-        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or type(err).__name__)
-        raise ConfigError(f"--address {address}: cannot reach the Ray cluster ({reason} after at most "
-                          f"{timeout_s:g} s); check the address, that the head node runs (`ray status`) and "
-                          "the firewall, or raise --connect-timeout") from None
-
-
-def _ray_init_bounded(timeout_s: float, address: str, **kwargs):
-    """``ray.init`` that gives up after ``timeout_s`` instead of retrying forever."""
-    import ray
-
-    outcome: dict[str, Any] = {}
-
-    def connect():
-        try:
-            outcome["context"] = ray.init(address=address, **kwargs)
-        except BaseException as err:  # re-raised in the caller's thread
-            outcome["error"] = err
-
-    thread = threading.Thread(target=connect, daemon=True, name="ray-connect")
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        # Ray's connection loop cannot be cancelled: say why in one line and leave now
-        # (nothing has been computed yet).
-        print(f"error: --address {address}: the Ray cluster did not answer within {timeout_s:g} s "
-              "(raise --connect-timeout, or check `ray status --address ...`)", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(2)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["context"]
-
-
-def init_ray(options: SweepOptions) -> str | None:
-    """Connect to or start Ray; return the dashboard URL when one was started."""
-    import ray
-
-    for key, value in _QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-    if ray.is_initialized():
-        return None
-    with _keep_sigterm_handler():
-        return _connect(options)
-
-
-@contextlib.contextmanager
-def _keep_sigterm_handler():
-    """``ray.init`` installs Ray's own SIGTERM handler in the driver (it exits with status 15);
-    the runner's handler (SIGTERM -> a clean stop that prints the resume command) is put back."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    try:
-        yield
-    finally:
-        if main and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _connect(options: SweepOptions) -> str | None:
-    import ray  # lazy: see init_ray
-
-    runtime_env = {"env_vars": {k: os.environ[k] for k in _QUIET_ENV}}
-    if options.address:
-        probe_address(options.address, options.connect_timeout)
-        try:
-            context = _ray_init_bounded(options.connect_timeout, options.address, log_to_driver=False,
-                                        runtime_env=runtime_env, logging_level=logging.WARNING)
-        except ConnectionError as err:
-            auth = "Authentication" in repr(err.__cause__) or "auth" in str(err).lower()
-            hint = ("the cluster uses token authentication: export RAY_AUTH_MODE=token (and the cluster's token "
-                    "in ~/.ray/auth_token or RAY_AUTH_TOKEN) here and on every node; see docs/cluster.md"
-                    if auth else "check the address and that `ray status --address ...` reaches it")
-            raise ConfigError(f"--address {options.address}: cannot connect to the Ray cluster; {hint}") from None
-    else:
-        # Ray starts workers at niceness 15, as if they were background jobs; here the trials
-        # are the work, and on a shared machine a niced trial starves behind everything else.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        # "local": a new Ray for this run, never an unrelated `ray start` cluster found on the machine
-        context = ray.init(address="local", num_cpus=options.num_cpus, include_dashboard=options.dashboard,
-                           dashboard_host=options.dashboard_host, log_to_driver=False,
-                           runtime_env=runtime_env, logging_level=logging.WARNING)
-    url = getattr(context, "dashboard_url", None)
-    return f"http://{url}" if options.dashboard and url else None
-
-
-def dashboard_lines(url: str) -> list[str]:
-    """The dashboard URL and how to get past its token prompt (Ray 2.60 turns token
-    authentication on by default; it stays on)."""
-    return [f"[sweep] Ray dashboard: {url}",
-            "[sweep] it asks for the cluster's token: paste the output of `ray get-auth-token` "
-            "(or the contents of ~/.ray/auth_token) into the prompt"]
-
 
 @contextlib.contextmanager
 def stop_cleanly_on_sigterm():
@@ -272,18 +149,6 @@ def unfinished_trials(results, expected: int) -> int:
     including those never started."""
     done = results.num_terminated + results.num_errors
     return max(expected, len(results)) - done
-
-
-def trial_resources(cpu: float, gpu: float, say=print) -> dict[str, float]:
-    """Ray resources of one trial. A GPU fraction asked of a cluster without GPUs could
-    never be scheduled (Tune would wait forever): the trials then run on CPU, and say so."""
-    import ray
-
-    if gpu > 0 and not ray.cluster_resources().get("GPU", 0):
-        say(f"[sweep] the Ray cluster has no GPU: trials run on CPU (resources.gpu {gpu:g} -> 0); "
-            "--set resources.gpu=0 silences this, a cluster with GPUs uses them")
-        gpu = 0.0
-    return {"cpu": cpu, "gpu": gpu}
 
 
 def _progress_callback(space: SearchSpace, total: int, print_fn):
@@ -344,9 +209,9 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     loggers = parse_loggers(options.loggers)  # a missing extra fails here, before Ray starts
     space_root = f"{_storage_root(options.storage)}/sweeps/{space.name}"
     run_id = run_id_for(space_root, options.resume, options.run_id, "sweep.yaml", f"space {space.name!r}",
-                        remote=not _is_local(space_root))
+                        remote=not is_local(space_root))
     run_path = f"{space_root}/{run_id}"
-    planned = planned_parts(Path(run_path)) if options.resume and _is_local(run_path) else []
+    planned = planned_parts(Path(run_path)) if options.resume and is_local(run_path) else []
     num_samples = options.num_samples or (sum(n for _, n in planned) if planned else space.budget.num_samples)
     if space.sampler.name == "grid":
         num_samples = grid_size(space)  # every grid point once
@@ -358,72 +223,9 @@ def run_sweep(space: SearchSpace, options: SweepOptions | None = None) -> SweepR
     try:
         return _fit_sweep(space, options, run_id, run_path, space_root, num_samples, loggers, planned)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
-        if _is_local(run_path) and not (Path(run_path) / "sweep.yaml").is_file():
+        if is_local(run_path) and not (Path(run_path) / "sweep.yaml").is_file():
             raise  # stopped before the run existed: nothing to resume
         raise RunInterrupted(run_id) from None
-
-
-EXTENSION_PREFIX = "extend-"
-
-
-def planned_parts(run_dir: Path) -> list[tuple[str, int]]:
-    """The Tune experiments of a run and the trials each was asked for: the first one
-    (``""``, the run folder itself) and its extensions (``extend-<n>/``), from sweep.yaml."""
-    record = run_dir / "sweep.yaml"
-    if not record.is_file():
-        return []
-    recorded = load_yaml(record)
-    parts = recorded.get("parts") or [{"name": "", "num_samples": recorded.get("num_samples", 0)}]
-    return [(str(p["name"]), int(p["num_samples"])) for p in parts]
-
-
-def check_extension(space: SearchSpace, run_dir: Path, run_id: str, planned: list[tuple[str, int]],
-                    num_samples: int | None) -> None:
-    """Bad extensions, before anything runs: fewer trials than the run already has, a grid
-    (complete already), and an Optuna journal that belongs to another sweep."""
-    have = sum(n for _, n in planned)
-    if num_samples is not None and num_samples < have:
-        raise ConfigError(f"--num-samples {num_samples}: run {run_id} already has {have} trials; to extend it ask "
-                          f"for more than {have} (e.g. --num-samples {2 * have}), or leave --num-samples out to "
-                          "resume it as it is")
-    if num_samples is not None and num_samples > have and space.sampler.name == "grid":
-        raise ConfigError(f"--num-samples {num_samples}: run {run_id} is a grid sweep, which already covers every "
-                          f"grid point ({have}); widen the grid in a new run instead")
-    journal = run_dir / OPTUNA_JOURNAL
-    if journal.is_file():
-        import optuna  # lazy: Optuna loads only when a run is resumed
-
-        storage = _study_storage(str(run_dir))
-        names = optuna.study.get_all_study_names(storage)
-        wanted = study_name(space, run_id)
-        if names and wanted not in names:
-            raise ConfigError(f"{journal}: holds the Optuna study {', '.join(map(repr, names))}, not {wanted!r}: it "
-                              "belongs to another sweep; move it out of the run folder or resume the run it came from")
-        keys = {p.key for p in space.parameters}
-        if names:
-            sampled = {k for t in optuna.load_study(study_name=wanted, storage=storage).trials for k in t.params}
-            if sampled - keys:
-                raise ConfigError(f"{journal}: its trials sampled {sorted(sampled - keys)[0]!r}, which space "
-                                  f"{space.name} does not have: the journal belongs to another space; resume with "
-                                  "the space the run was started with")
-
-
-def check_evaluate_test(run_dir: Path, run_id: str, evaluate_test: bool) -> None:
-    """A resumed run keeps the ``--evaluate-test`` it was started with: its trials all have
-    test scores or none has (a run recorded before the key existed is not checked)."""
-    recorded = load_yaml(run_dir / "sweep.yaml").get("evaluate_test")
-    if recorded is None or bool(recorded) == evaluate_test:
-        return
-    if recorded:
-        raise ConfigError(f"{run_dir / 'sweep.yaml'}: evaluate_test: true: run {run_id} was started with "
-                          "--evaluate-test; resume it with --evaluate-test, so that every trial is scored on test")
-    raise ConfigError(f"{run_dir / 'sweep.yaml'}: evaluate_test: false: run {run_id} was started without "
-                      "--evaluate-test and its finished trials have no test scores; resume it without the flag, "
-                      "or start a new run with it")
-
-
-def study_name(space: SearchSpace, run_id: str) -> str:
-    return f"{space.name}/{run_id}"
 
 
 def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path: str, space_root: str,
@@ -446,9 +248,9 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     if dashboard_url:
         for line in dashboard_lines(dashboard_url):
             say(line)
-    if _is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
+    if is_local(run_path) and not options.resume:  # the run exists from now on: --resume finds it
         Path(run_path).mkdir(parents=True, exist_ok=True)
-        _write_sweep_file(space, run_path, [("", num_samples)], options.evaluate_test)
+        write_sweep_file(space, run_path, [("", num_samples)], options.evaluate_test)
     threads = max(1, int(space.resources.cpu))
     resources = trial_resources(space.resources.cpu, space.resources.gpu, say)
     if resources["gpu"] != space.resources.gpu:  # GPU-seconds in the results follow what ran
@@ -460,14 +262,14 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
                              metrics=(space.metric, *space.record)),
         resources,
     )
-    if _is_local(run_path):
+    if is_local(run_path):
         Path(run_path).mkdir(parents=True, exist_ok=True)
     # run files written here on the driver: the run folder, or under results/ for remote storage
-    local_dir = Path(run_path) if _is_local(run_path) else results_root() / "sweeps" / space.name / run_id
+    local_dir = Path(run_path) if is_local(run_path) else results_root() / "sweeps" / space.name / run_id
     callbacks = [_progress_callback(space, num_samples, say), *options.callbacks,
                  *tracking_callbacks(loggers, f"sweeps/{space.name}", run_id, local_dir,
                                      _describe_trial(space, run_id), say)]
-    if options.resume and _is_local(run_path) and not saved_tune_state(Path(run_path)):
+    if options.resume and is_local(run_path) and not saved_tune_state(Path(run_path)):
         # stopped before Tune saved its first state: no trial had finished, start it afresh
         say(f"[sweep] run {run_id} was stopped before its first trial finished: starting it again")
         options = replace(options, resume=False)
@@ -476,7 +278,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     def new_tuner(part: str, samples: int, sampler_seed: int, finished: dict | None = None, resume: bool = False):
         searcher = OptunaSearch(space=DefineByRun(space.parameters), metric=space.metric, mode=space.mode,
                                 sampler=sampler_for(space, sampler_seed), study_name=study_name(space, run_id),
-                                storage=_study_storage(run_path))
+                                storage=study_storage(run_path))
         scheduler = FoldPruner(folds=space.folds, max_gap=space.budget.fold_max_gap if space.cross_validated else None,
                                time_attr=ASHA_EPOCH, metric=space.metric, mode=space.mode,
                                max_t=space.budget.max_epochs, grace_period=space.budget.grace_period,
@@ -504,7 +306,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
             f"{space.sampler.name}, ASHA over {space.budget.max_epochs} epochs -> {run_path}")
         tuner = new_tuner("", num_samples, space.sampler.seed)
         planned = [("", num_samples)]
-    if _is_local(run_path):
+    if is_local(run_path):
         say(f"[sweep] watch: tensorboard --logdir {run_path}  |  optuna-dashboard {run_path}/{OPTUNA_JOURNAL}")
     results = fit_experiment(tuner)
     have = sum(n for _, n in planned)
@@ -515,7 +317,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
         say(f"[sweep] extending run {run_id} from {have} to {num_samples} trials ({part}/)")
         earlier = [*_earlier_results(planned[:-1], part_path, trainable), results]
         planned = [*planned, (part, num_samples - have)]
-        _write_sweep_file(space, run_path, planned, options.evaluate_test)
+        write_sweep_file(space, run_path, planned, options.evaluate_test)
         tuner = new_tuner(part, num_samples - have, space.sampler.seed + len(planned) - 1,
                           finished_trials(earlier, space.metric, space.folds))
         callbacks[0].done = have  # the progress line counts on from the earlier trials
@@ -525,7 +327,7 @@ def _fit_sweep(space: SearchSpace, options: SweepOptions, run_id: str, run_path:
     if not unfinished_trials(results, planned[-1][1]):  # every trial is done: the references beside them
         fit_space_references(space, local_dir, options.evaluate_test, say)
         if options.resume:  # resumed with another reference_baselines: the run records the list it shows now
-            _record_references(space, run_path)
+            record_references(space, run_path)
     trials = write_results(space, every, local_dir, {"git_commit": git_commit()})
     if unfinished_trials(results, planned[-1][1]):
         # Tune saved its state: what finished is in trials.parquet, the rest continues on resume
@@ -555,7 +357,7 @@ def tune_experiment(trainable, *, storage_path: str, name: str, resume: bool, ca
     from ray import tune  # lazy: Ray Tune loads only when trials run
 
     path = f"{storage_path}/{name}"
-    if resume and (not _is_local(path) or saved_tune_state(Path(path))):
+    if resume and (not is_local(path) or saved_tune_state(Path(path))):
         kwargs = {"param_space": param_space} if param_space is not None else {}
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False, **kwargs)
         tuner._local_tuner._run_config.callbacks = callbacks  # progress line and trackers: this call's, not the saved ones
@@ -578,23 +380,6 @@ def fit_experiment(tuner):
         return tuner.fit()
 
 
-def saved_tune_state(run_dir: Path) -> bool:
-    """Whether Tune saved an experiment state to restore (a driver killed early leaves at
-    most its ``tuner.pkl``, and nothing to restore from)."""
-    return (run_dir / "tuner.pkl").is_file() and any(run_dir.glob("experiment_state-*.json"))
-
-
-def _study_storage(run_path: str):
-    """The study's Optuna storage: a journal file in a local run folder (which Ray's saved
-    searcher state points back to on ``--resume``); in memory for remote storage."""
-    if not _is_local(run_path):
-        return None
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(str(Path(run_path) / OPTUNA_JOURNAL)))
-
-
 def _describe_trial(space: SearchSpace, run_id: str):
     """A sweep trial's name and tags for TensorBoard, MLflow and W&B."""
     base, commit = space.base, git_commit()
@@ -609,62 +394,3 @@ def _describe_trial(space: SearchSpace, run_id: str):
     return describe
 
 
-def _record_references(space: SearchSpace, run_path: str) -> None:
-    """Update ``reference_baselines`` in a resumed run's ``sweep.yaml`` (the reports read it)."""
-    path = Path(run_path) / "sweep.yaml"
-    if not _is_local(run_path) or not path.is_file():
-        return
-    recorded = load_yaml(path)
-    if isinstance(recorded, dict) and recorded.get("reference_baselines") != list(space.reference_baselines):
-        dump_yaml({**recorded, "reference_baselines": list(space.reference_baselines)}, path)
-
-
-def _write_sweep_file(space: SearchSpace, run_path: str, parts: list[tuple[str, int]],
-                      evaluate_test: bool = False) -> None:
-    """The resolved space and options: what this run is, for reports and for resuming;
-    ``parts``: its Tune experiments (the first, then extensions) and their trial counts."""
-    if not _is_local(run_path):
-        return
-    num_samples = sum(n for _, n in parts)
-    dump_yaml({
-        "space": space.name, "source": str(space.path), **_space_record(space),
-        "record": list(space.record), "resources": space.resources.model_dump(), "num_samples": num_samples,
-        "git_commit": git_commit(), "reference_baselines": list(space.reference_baselines),
-        "evaluate_test": evaluate_test,
-        "parts": [{"name": part, "num_samples": n} for part, n in parts],
-    }, Path(run_path) / "sweep.yaml")
-
-
-def _space_record(space: SearchSpace) -> dict[str, Any]:
-    """The part of sweep.yaml that judges trials: a resumed or extended run must keep it."""
-    return {"metric": space.metric, "mode": space.mode, "sampler": space.sampler.model_dump(),
-            "budget": space.budget.model_dump(),
-            "parameters": {p.key: {"distribution": type(p.distribution).__name__, **p.distribution.__dict__,
-                                   **({"when": p.when} if p.when else {})} for p in space.parameters},
-            "base": space.base.to_dict(), "folds": list(space.folds)}
-
-
-def check_same_space(space: SearchSpace, run_dir: Path) -> None:
-    """A resumed or extended run keeps the space its earlier trials were sampled, trained and
-    judged by (one Optuna study, one ASHA): a changed base config, parameter, objective, sampler,
-    budget or folds (a ``--set`` or an edit of the space since) is a ConfigError naming the key.
-    More trials (``--num-samples``), the reference baselines, ``objective.record`` and the
-    resources per trial may change."""
-    record = run_dir / "sweep.yaml"
-    recorded = load_yaml(record)
-    now = json.loads(json.dumps(_space_record(space), default=str))  # the plain types dump_yaml writes
-    now["budget"].pop("num_samples", None)
-    for section, value in now.items():
-        if section not in recorded:  # a run from before the key was recorded
-            continue
-        was = recorded[section]
-        if isinstance(was, dict) and section == "budget":
-            was = {k: v for k, v in was.items() if k != "num_samples"}
-        flat_now, flat_was = (flatten({section: value}), flatten({section: was})) if isinstance(value, dict) else (
-            {section: value}, {section: was})
-        for key in sorted(set(flat_now) | set(flat_was)):
-            if flat_now.get(key) != flat_was.get(key):
-                name = {"metric": "objective.metric", "mode": "objective.mode"}.get(key, key.removeprefix("base."))
-                raise ConfigError(f"--resume: {name} is {flat_now.get(key)!r} now but {flat_was.get(key)!r} in {record}; "
-                                  "a resumed or extended run keeps the space its trials were judged by: resume with the "
-                                  "space and --set as they were, or start a new run (leave out --resume)")

@@ -21,7 +21,7 @@ from pianoeval.paths import REPO_ROOT
 from pianoeval.sweep import SweepOptions, load_space, run_sweep
 from pianoeval.ablation.confirm import check_confirm, run_confirmation
 from pianoeval.sweep.crossval import FOLD_DONE, FoldPruner, behind_incumbent, fold_order
-from pianoeval.sweep.engine import check_extension, planned_parts
+from pianoeval.sweep.record import check_extension, planned_parts
 
 HERE = Path(__file__).parent
 CV_SPACE = HERE / "spaces" / "crossval.yaml"
