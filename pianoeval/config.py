@@ -192,8 +192,8 @@ def format_validation_error(err: pydantic.ValidationError, source: str, prefix: 
     elif kind == "missing":
         msg = "required key is missing"
     else:
-        msg = first["msg"]
-        if value is not None and not isinstance(value, (dict, list)):
+        msg = first["msg"].removeprefix("Value error, ")  # our validators' own words, not pydantic's label
+        if value is not None and not isinstance(value, (dict, list)) and repr(value) not in msg:
             msg += f", got {value!r}"
     more = len(err.errors()) - 1
     tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""

@@ -79,7 +79,7 @@ stages:
      "candidates.note_sa (stage round2): train.lr: Input should be greater than 0"),
     (("folds: [0], budget", "folds: [4], budget"), "stages.round1.folds: 4 is out of range"),
     (("asha_grace_period: 1", "asha_grace_period: 3"),
-     "stages.round1.budget: Value error, asha_grace_period 3 > max_epochs 2"),
+     "stages.round1.budget: asha_grace_period 3 > max_epochs 2"),
     (("name: note_voice}", "name: note_vioce}"),
      "candidates.note_voice (stage round1): model.name: unknown model 'note_vioce'"),
     (("candidates: {survivors_of: round1}", "candidates: []"), "stages.round2.candidates: the list is empty"),
@@ -158,15 +158,15 @@ BAD = {
                                  .replace("source: note_voice", "source: note_sa"),
                                  "reference_baselines[1]: music_mean is also a variant of this ablation"),
     "asha_grace_past_the_last_epoch": (GOOD + "budget: {max_epochs: 2, asha_grace_period: 3}\n",
-                                       "budget: Value error, asha_grace_period 3 > max_epochs 2"),
+                                       "budget: asha_grace_period 3 > max_epochs 2"),
     # a variant's name is part of its runs' folder names: one safe file name
     "variant_name_climbs": (GOOD.replace("note_voice: {model", "../note_voice: {model")
                             .replace("source: note_voice", "source: note_sa"),
-                            "variants: Value error, variant name '../note_voice': use letters"),
+                            "variants: variant name '../note_voice': use letters"),
     "variant_name_nests": (GOOD.replace("note_voice: {model", "a/b: {model").replace("source: note_voice", "source: note_sa"),
                            "variant name 'a/b'"),
     "eval_only_name_with_space": (GOOD.replace("probe: {source", "zero beat: {source"),
-                                  "eval_only: Value error, variant name 'zero beat'"),
+                                  "eval_only: variant name 'zero beat'"),
 }
 
 

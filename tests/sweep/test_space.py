@@ -140,8 +140,8 @@ BAD = {
     "unknown_param_field": (GOOD.replace("low: 0.0, high: 0.4", "low: 0.0, hi: 0.4"), "parameters.model.dropout.hi: unknown key"),
     "unknown_config_key": (GOOD.replace("model.dropout:", "model.dropuot:"), "parameters.model.dropuot: unknown key"),
     "wrong_type": (GOOD.replace("max_epochs: 4", "max_epochs: four"), "budget.max_epochs: Input should be a valid integer"),
-    "loguniform_nonpositive": (GOOD.replace("low: 1.0e-5", "low: 0.0"), "parameters.train.lr: Value error, loguniform needs low > 0"),
-    "low_above_high": (GOOD.replace("low: 1, high: 3", "low: 3, high: 1"), "parameters.model.note_layers: Value error, low > high"),
+    "loguniform_nonpositive": (GOOD.replace("low: 1.0e-5", "low: 0.0"), "parameters.train.lr: loguniform needs low > 0"),
+    "low_above_high": (GOOD.replace("low: 1, high: 3", "low: 3, high: 1"), "parameters.model.note_layers: low > high"),
     "unknown_condition": (GOOD.replace("when: {data.batch_sampler: grouped}", "when: {data.sampler: grouped}"),
                           "parameters.train.lambda_rank.when: 'data.sampler' is not a parameter of this space"),
     "unknown_model": (GOOD.replace("name: han", "name: hann"), "model.name: unknown model 'hann'"),
@@ -149,7 +149,7 @@ BAD = {
                              "objective.mode: min for val/pairwise_acc, which is maximised; leave mode out"),
     "mode_against_the_loss": (GOOD.replace("metric: val/pairwise_acc,", "metric: val/loss, mode: max,"),
                               "objective.mode: max for val/loss, which is minimised"),
-    "unknown_metric": (GOOD.replace("metric: val/pairwise_acc", "metric: val/accuracy"), "objective.metric: Value error, unknown metric 'val/accuracy'"),
+    "unknown_metric": (GOOD.replace("metric: val/pairwise_acc", "metric: val/accuracy"), "objective.metric: unknown metric 'val/accuracy'"),
     "reference_unknown": (GOOD + "reference_baselines: [median]\n",
                           "reference_baselines[0]: model.name: unknown model 'median'"),
     "reference_trained": (GOOD + "reference_baselines: [han]\n",
@@ -159,7 +159,7 @@ BAD = {
                                "reference_baselines[1]: music_mean is listed twice"),
     # a mistake that would otherwise change the sweep silently
     "categorical_value_twice": (GOOD.replace("values: [random, grouped]", "values: [random, grouped, random]"),
-                                "parameters.data.batch_sampler: Value error, 'random' is listed twice in 'values'"),
+                                "parameters.data.batch_sampler: 'random' is listed twice in 'values'"),
     "null_without_extends": (GOOD.replace("{distribution: uniform, low: 0.0, high: 0.4}", "null"),
                              "parameters.model.dropout: null removes an inherited parameter, but this space "
                              "extends none"),
