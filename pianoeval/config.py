@@ -149,6 +149,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+
+def load_spec_yaml(path: str | Path, doc: str) -> dict[str, Any]:
+    """``load_yaml`` for a spec file (a search space, an ablation): an empty file, or one of
+    comments only, is a one-line error pointing at ``doc``, not a list of missing keys."""
+    raw = load_yaml(path)
+    if not raw:
+        raise ConfigError(f"{path}: the file is empty; a spec is a YAML mapping (see {doc})")
+    return raw
+
 def _key_path(loc: Iterable[Any]) -> str:
     parts = []
     for item in loc:

@@ -75,6 +75,8 @@ def specs(tmp_path_factory) -> Path:
     ablation = ("base: {model: {name: note_voice, hidden_size: 16}}\nvariants: {a: {}, b: {train: {lr: 1.0e-3}}}\n"
                 "baseline: a\nfolds: [0]\nseeds: [7]\n")
     files = {
+        "empty.yaml": "",
+        "comments.yaml": "# a spec still to be written\n",
         "space_dropout_high.yaml": space + "parameters:\n  model.dropout: {distribution: uniform, low: 0.0, high: 1.5}\n",
         "space_later_category.yaml": space + "parameters:\n  model.hidden_size: {distribution: categorical, "
                                              "values: [16, 32, -4]}\n",
@@ -183,6 +185,9 @@ CASES = {
                                                  "12", "--set", "budget.max_epochs=2"],
                                     "--resume: budget.max_epochs is 2 now but 3"),
     "ablate_run_exists": ("ablate.py", ["han_incremental", "--run-id", ABLATION_RUN], "add --resume"),
+    "ablate_empty_spec": ("ablate.py", ["{specs}/empty.yaml", "--dry-run"], "empty.yaml: the file is empty"),
+    "sweep_comments_only_space": ("sweep.py", ["--space", "{specs}/comments.yaml", "--dry-run"],
+                                  "comments.yaml: the file is empty"),
     "sweep_resume_typo_dry_run": ("sweep.py", ["--space", "smoke", "--resume", "--run-id", "typo", "--dry-run"],
                                   "no run 'typo'"),
     "ablate_resume_typo": ("ablate.py", ["han_incremental", "--resume", "--run-id", "typo"], ABLATION_RUN),

@@ -40,8 +40,8 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import (Folds, Seeds, StrictModel, _plain, deep_merge, distinct, find_spec, flatten, load_yaml,
-                              route_overrides, set_path, spec_names, validate)
+from pianoeval.config import (Folds, Seeds, StrictModel, _plain, deep_merge, distinct, find_spec, flatten,
+                              load_spec_yaml, load_yaml, route_overrides, set_path, spec_names, validate)
 from pianoeval.data.folds import fold_count
 from pianoeval.data.inputs import check_test_metrics
 from pianoeval.data.splits import NUM_FOLDS, SPLIT_NAMES
@@ -314,7 +314,7 @@ def load_ablation(name_or_path: str | Path, overrides: dict[str, Any] | None = N
     any other dotted key (``train.lr``, ``model.hidden_size``) is applied on top of every variant."""
     path = _ablation_path(name_or_path)
     source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-    raw = load_yaml(path)
+    raw = load_spec_yaml(path, "docs/ablations.md")
     spec_part, config_overrides = route_overrides(overrides or {}, set(AblationFile.model_fields) - {"base"})
     for key, value in spec_part.items():
         set_path(raw, key, value)

@@ -40,8 +40,8 @@ import pydantic
 from pianoeval.ablation.rules import FINISHED, RULES, Decision
 from pianoeval.ablation.spec import (AblationSpec, BudgetSpec, ResourcesSpec, _resolve_variant, check_folds_in_range,
                                      check_name, check_resumed_run, with_trials)
-from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_yaml, route_overrides, set_path, unflatten,
-                              validate)
+from pianoeval.config import (Folds, Seeds, StrictModel, deep_merge, load_spec_yaml, load_yaml, route_overrides,
+                              set_path, unflatten, validate)
 from pianoeval.data.inputs import check_test_metrics
 from pianoeval.errors import ConfigError, RunInterrupted
 from pianoeval.experiment import monitor_mode
@@ -180,7 +180,7 @@ def tier_notes(staged: "StagedSpec", stage: str, names: list[str]) -> list[str]:
 
 
 def is_staged(path: Path) -> bool:
-    return "stages" in load_yaml(path)
+    return "stages" in load_spec_yaml(path, "docs/ablations.md")
 
 
 def load_staged(path: Path, overrides: dict[str, Any] | None = None) -> StagedSpec:

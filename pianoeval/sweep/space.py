@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 import pydantic
 
-from pianoeval.config import (Folds, StrictInt, StrictModel, deep_merge, find_spec, load_yaml, route_overrides,
-                              spec_names, validate)
+from pianoeval.config import (Folds, StrictInt, StrictModel, deep_merge, find_spec, load_spec_yaml, load_yaml,
+                              route_overrides, spec_names, validate)
 from pianoeval.data.folds import folds_of_split
 from pianoeval.errors import ConfigError
 from pianoeval.experiment import DEFAULT_REFERENCES, ExperimentConfig, monitor_mode, reference_configs
@@ -403,7 +403,7 @@ def _space_path(name_or_path: str | Path) -> Path:
 def _raw_with_parents(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise ConfigError(f"{path}: extends: cycle ({' -> '.join(p.stem for p in (*seen, path))})")
-    raw = load_yaml(path)
+    raw = load_spec_yaml(path, "docs/search_spaces.md")
     parent = raw.get("extends")
     if parent is None:
         _check_removals(raw, {}, path, None)
