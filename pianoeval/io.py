@@ -133,11 +133,14 @@ RESUME_FIX = "continue that run with --resume, which writes the table again from
 def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
     """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
     naming the file and ``fix`` instead of a pyarrow traceback."""
-    import pandas as pd  # lazy: io is imported by every config path; tables are read after it
+    import pyarrow.parquet as pq  # lazy: io is imported by every config path; tables are read after it
 
     path = Path(path)
     try:
-        return pd.read_parquet(path)
+        # one file, read on the calling thread: in a driver where Ray Tune had run, pandas'
+        # threaded dataset read was seen to wait forever on arrow's thread pool; tables are small
+        table = pq.ParquetFile(path).read(use_threads=False, use_pandas_metadata=True)
+        return table.to_pandas(use_threads=False)
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing{'; ' + fix if fix else ''}") from None
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: the file is not a readable table
