@@ -30,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -146,9 +148,13 @@ def stop_cleanly_on_sigterm():
 
 def unfinished_trials(results, expected: int) -> int:
     """Trials of a ``Tuner.fit`` that neither finished nor failed (an interrupted run),
-    including those never started."""
+    including those never started; at least 1 after a fit a signal stopped (Tune marks the
+    trials it stopped as terminated, like finished ones)."""
     done = results.num_terminated + results.num_errors
-    return max(expected, len(results)) - done
+    return max(expected, len(results)) - done or int(results in _INTERRUPTED)
+
+
+_INTERRUPTED: "weakref.WeakSet" = weakref.WeakSet()  # the fits a signal stopped (see fit_experiment)
 
 
 def _progress_callback(space: SearchSpace, total: int, print_fn):
@@ -375,9 +381,39 @@ def tune_experiment(trainable, *, storage_path: str, name: str, resume: bool, ca
 
 
 def fit_experiment(tuner):
-    """``tuner.fit()`` with SIGTERM handled as Ctrl-C (Tune saves its state first)."""
-    with stop_cleanly_on_sigterm():
-        return tuner.fit()
+    """``tuner.fit()`` with SIGTERM handled as Ctrl-C (Tune saves its state first); a fit that
+    Ctrl-C or SIGTERM stopped is remembered as interrupted (``unfinished_trials``)."""
+    with stop_cleanly_on_sigterm(), _tune_interrupt_seen() as interrupted:
+        results = tuner.fit()
+        if interrupted():
+            _INTERRUPTED.add(results)
+    return results
+
+
+@contextlib.contextmanager
+def _tune_interrupt_seen():
+    """Whether Tune's SIGINT handler fired during the fit. Tune installs it when the fit starts,
+    and when it fires it puts back the handler it found: this module's marker, which otherwise
+    acts as the handler before it did. Off the main thread, or with Tune's handler disabled,
+    Tune installs none and this reports nothing."""
+    off = os.getenv("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0"
+    if off or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def marker(signum, frame):  # a second Ctrl-C, after Tune's handler put this one back
+        if previous == signal.SIG_IGN:
+            return None
+        if callable(previous):
+            return previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, marker)
+    try:
+        yield lambda: signal.getsignal(signal.SIGINT) is marker
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _describe_trial(space: SearchSpace, run_id: str):

@@ -122,3 +122,25 @@ def test_closed_form_reference_baselines_run_as_sweep_trials(ray_session, storag
     assert trials.loc["music_mean", "best/val/r2"] > 0.3 > trials.loc["global_mean", "best/val/r2"]
     assert trials.loc["music_mean", "best/val/pairwise_acc"] == 0.5
     assert result.best_config["model"]["name"] == "music_mean"
+
+
+def test_ctrl_c_during_the_last_trial_is_an_interrupted_run_and_resume_finishes_it(ray_session, storage):
+    """Tune marks the trial a Ctrl-C stopped as terminated, like a finished one: without noticing
+    the signal, the run was reported done (exit 0, its last trial missing) instead of resumable."""
+    from ray import tune
+
+    from pianoeval.errors import RunInterrupted
+
+    class CtrlCInTheLastTrial(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if len(trials) == 2 and trial is trials[-1] and result.get("training_iteration") == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in the terminal
+
+    space = load_space("smoke", {"budget.num_samples": 2, "budget.max_epochs": 3, "budget.grace_period": 3,
+                                 "data.max_train_segments": 24, "reference_baselines": []})
+    options = SweepOptions(storage=storage, run_id="ctrl-c", max_concurrent=1, print_fn=lambda line: None)
+    with pytest.raises(RunInterrupted):
+        run_sweep(space, SweepOptions(**{**options.__dict__, "callbacks": [CtrlCInTheLastTrial()]}))
+    result = run_sweep(space, SweepOptions(**{**options.__dict__, "resume": True}))
+    trials = pd.read_parquet(result.run_dir / "trials.parquet")
+    assert len(trials) == 2 and (trials["status"] == "completed").all() and (trials["epochs_run"] == 3).all()
