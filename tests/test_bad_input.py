@@ -64,6 +64,15 @@ def results(tmp_path_factory) -> Path:
                                                                                   "candidates": names}}}))
     dump_yaml({"trials": {t.key: trial_record(t) for t in staged.stage_spec(first, names).trials}},
               stage_dir / "ablation.yaml")
+    # training runs: one finished (completed, diverged), one whose checkpoints were cut short by a kill
+    for name, status in (("completed", "completed"), ("diverged", "diverged"), ("cut_short", None)):
+        run_dir = root / "runs" / name
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "resolved.yaml").write_text("model: {name: note_voice, hidden_size: 16}\n")
+        for checkpoint in ("best.ckpt", "last.ckpt"):
+            (run_dir / "checkpoints" / checkpoint).write_bytes(b"PK\x03\x04 cut short")
+        if status:
+            (run_dir / "metrics.json").write_text(json.dumps({"status": status, "best_epoch": 1}))
     return root
 
 
@@ -196,6 +205,20 @@ CASES = {
                                                    "train.lr=0.001"], "train.lr is 0.001 now but"),
     "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                    "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
+    # a finished training run is never rewritten; a checkpoint cut short is named, not a traceback
+    "train_resume_completed": ("train.py", ["--out", "{results}/runs/completed", "--resume"],
+                               "the run finished (completed in metrics.json); --resume is for a run"),
+    "train_resume_diverged": ("train.py", ["--config", "{results}/runs/diverged/resolved.yaml", "--out",
+                                           "{results}/runs/diverged", "--resume"], "the run finished (diverged"),
+    "train_evaluate_stopped_completed": ("train.py", ["--out", "{results}/runs/completed", "--evaluate-stopped"],
+                                         "the run finished (completed in metrics.json); --evaluate-stopped"),
+    "train_resume_nothing_there": ("train.py", ["--out", "{results}/runs/no_such_run", "--resume"],
+                                   "no run there to resume"),
+    "train_resume_checkpoint_cut_short": ("train.py", ["--out", "{results}/runs/cut_short", "--resume"],
+                                          "last.ckpt: not a readable checkpoint, truncated or corrupted"),
+    "train_evaluate_stopped_checkpoint_cut_short": ("train.py", ["--out", "{results}/runs/cut_short",
+                                                                 "--evaluate-stopped"],
+                                                    "best.ckpt: not a readable checkpoint, truncated or corrupted"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],
                               "add --resume"),
     # paths that are files, not folders
