@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import yaml
 
+from pianoeval.cli import EXIT_INTERRUPTED
 from pianoeval.config import ConfigError, load_yaml, parse_set
 from pianoeval.experiment import ExperimentConfig
 from pianoeval.io import check_output_root
@@ -67,6 +70,18 @@ def build_config(model: str | None, config_path: str | None, split: str | None, 
     return (config.with_overrides(overrides) if overrides else config).require_inputs(source)
 
 
+def interrupted(out_dir: Path, threads: int | None) -> int:
+    """A run stopped by Ctrl-C or SIGTERM: one line with the command that resumes it, exit 130."""
+    if not (out_dir / "resolved.yaml").is_file():
+        print(f"interrupted before the run started: nothing was written to {out_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    command = ["python", sys.argv[0], "--config", str(out_dir / "resolved.yaml"), "--out", str(out_dir),
+               "--resume", *(["--threads", str(threads)] if threads else [])]
+    print(f"interrupted: the finished epochs are saved in {out_dir}; resume with: {shlex.join(command)}",
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def main(args) -> int:
     if args.out and (args.resume or args.evaluate_stopped):
         refuse_finished(Path(args.out), "--resume" if args.resume else "--evaluate-stopped")
@@ -106,7 +121,7 @@ def main(args) -> int:
                   "it starts again from epoch 1")
             resume_from = None
     # lazy: Lightning and torch load once the config is valid (keeps config errors under 1 s)
-    from pianoeval.train.run import final_table, read_checkpoint, train_run
+    from pianoeval.train.run import default_run_dir, final_table, read_checkpoint, train_run
 
     if resume_from is not None:
         read_checkpoint(resume_from, f"evaluate the best checkpoint with --evaluate-stopped --out {out_dir}, "
@@ -118,8 +133,12 @@ def main(args) -> int:
     if resume_from is not None:
         print(f"[train] resuming from {resume_from}")
 
-    result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
-                       resume_from=resume_from)
+    out_dir = out_dir or default_run_dir(config)
+    try:
+        result = train_run(config, out_dir=out_dir, threads=args.threads, progress=args.progress,
+                           resume_from=resume_from)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the finished epochs' checkpoints are kept
+        return interrupted(out_dir, args.threads)
     if result.metrics:
         print(final_table(result.metrics, result.warnings))
     if result.fit:

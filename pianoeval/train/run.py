@@ -214,6 +214,10 @@ def train_run(
         status, error = "diverged", str(err)
         if verbose:
             print(f"[train] {err}")
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C (and SIGTERM, which run_cli makes one) into exit(1)
+            raise KeyboardInterrupt from None
+        raise
     result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error, warnings=warnings)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is not None and best.is_file():
