@@ -14,7 +14,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
+from pianoeval.cli import (Parser, core_count, non_negative_float, non_negative_int,
+                           positive_float, positive_int, run_cli)
 from pianoeval.config import parse_set
 from pianoeval.models.registry import get_model
 
@@ -53,6 +54,6 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=positive_float, default=1e-3)
     parser.add_argument("--lambda-rank", type=non_negative_float, default=1.0)
     parser.add_argument("--seed", type=non_negative_int, default=7)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--threads", type=core_count, default=1)
     parser.add_argument("--out", help="write the result as JSON here")
     sys.exit(run_cli(lambda: main(parser.parse_args())))
