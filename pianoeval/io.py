@@ -126,6 +126,18 @@ def check_output_root(path: str | Path, what: str) -> Path:
     return path
 
 
+def check_output_file(path: str | Path, what: str, suffix: str) -> Path:
+    """A file a runner writes, checked before any work: not a folder, named ``*<suffix>`` (so a
+    slip never replaces a run's metrics.json or config), in a folder that exists or can be created."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a folder; give the {suffix} file to write, e.g. {path / ('out' + suffix)}")
+    if path.suffix != suffix:
+        raise ConfigError(f"{what} {path}: the file written is {suffix}; give a name ending in {suffix}")
+    check_output_root(path.parent, what)
+    return path
+
+
 #: What to do about a results table that cannot be read: the run writes it again.
 RESUME_FIX = "continue that run with --resume, which writes the table again from the trial folders"
 

@@ -17,10 +17,13 @@ from pathlib import Path
 from pianoeval.cli import (Parser, core_count, non_negative_float, non_negative_int,
                            positive_float, positive_int, run_cli)
 from pianoeval.config import parse_set
+from pianoeval.io import check_output_file
 from pianoeval.models.registry import get_model
 
 
 def main(args) -> int:
+    if args.out:
+        check_output_file(args.out, "--out", ".json")  # before the training, not after it
     overrides = parse_set(args.set or [])
     get_model(args.model).make_config(overrides, "probe.model")  # a config error stops here
     # lazy: torch and the symbolic track load once the config is valid (keeps config errors under 1 s)
