@@ -142,19 +142,25 @@ def check_output_file(path: str | Path, what: str, suffix: str) -> Path:
 RESUME_FIX = "continue that run with --resume, which writes the table again from the trial folders"
 
 
-def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
+def read_table(path: str | Path, fix: str = "", columns: tuple[str, ...] = ()) -> "pandas.DataFrame":
     """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
-    naming the file and ``fix`` instead of a pyarrow traceback."""
+    naming the file and ``fix`` instead of a pyarrow traceback; with ``columns``, a table
+    that has no rows or lacks one of them (emptied, or another table) is such a line too."""
     import pandas as pd  # lazy: io is imported by every config path; tables are read after it
 
     path = Path(path)
     try:
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing{'; ' + fix if fix else ''}") from None
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: the file is not a readable table
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: not a readable parquet table ({reason}){'; ' + fix if fix else ''}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if columns and (missing or table.empty):
+        problem = f"lacks the column {missing[0]}" if missing else "holds no rows"
+        raise ConfigError(f"{path}: {problem}{'; ' + fix if fix else ''}")
+    return table
 
 
 def read_user_text(path: str | Path) -> str:

@@ -129,6 +129,15 @@ def specs(tmp_path_factory) -> Path:
     (folder / "frames_empty.pt").write_bytes(b"")  # a frames file cut short (a failed copy)
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
+    import pandas as pd
+
+    for kind in ("sweep", "ablation"):  # a trials.parquet emptied (or replaced by another table)
+        (folder / f"{kind}_empty_table").mkdir()
+        (folder / f"{kind}_empty_table" / f"{kind}.yaml").write_text("space: smoke\n" if kind == "sweep" else
+                                                                     "baseline: a\nmetrics: [test/r2]\n")
+    pd.DataFrame().to_parquet(folder / "sweep_empty_table" / "trials.parquet")
+    pd.DataFrame({"trial_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
+                  "trial_dir": pd.Series([], dtype=str)}).to_parquet(folder / "ablation_empty_table" / "trials.parquet")
     (folder / "run_with_files").mkdir()
     (folder / "run_with_files" / "resolved.yaml").write_text("model: {name: note_voice}\n")
     (folder / "sweep_latin1").mkdir()  # a sweep run folder whose best.yaml is not UTF-8
@@ -255,6 +264,8 @@ CASES = {
     "ablate_duplicate_variant": ("ablate.py", ["{specs}/ablation_duplicate_variant.yaml"], "'a' appears twice"),
     "sweep_alias_bomb": ("sweep.py", ["--space", "{specs}/space_bomb.yaml"], "aliases expand"),
     "ablate_alias_bomb": ("ablate.py", ["{specs}/ablation_bomb.yaml"], "aliases expand"),
+    "report_sweep_empty_table": ("report.py", ["{specs}/sweep_empty_table"], "trials.parquet: lacks the column"),
+    "report_ablation_empty_table": ("report.py", ["{specs}/ablation_empty_table"], "trials.parquet: holds no rows"),
     "report_truncated_table": ("report.py", ["{specs}/truncated"], "trials.parquet"),
     # values checked at load, before any compute
     "sweep_range_high_end": ("sweep.py", ["--space", "{specs}/space_dropout_high.yaml", "--dry-run"],
