@@ -2,7 +2,7 @@
 
 * ``Parser``: argparse whose errors are one line (``error: <prog>: <problem>``) and exit 2,
   instead of a usage block; every runner builds its parser with it.
-* ``positive_int`` / ``non_negative_int`` / ``positive_float`` / ``run_name``: argparse types
+* ``positive_int`` / ``non_negative_int`` / ``positive_float`` / ``core_count`` / ``run_name``: argparse types
   that check a number or a name at parse time, before anything starts.
 * ``run_cli``: calls a runner's ``main``; a ``PianoevalError`` becomes one line and exit 2,
   an interrupt (Ctrl-C, SIGTERM) a clean stop that prints how to resume, exit 130.
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -53,6 +54,19 @@ positive_int = _number(int, 1, "needs an integer >= 1")
 non_negative_int = _number(int, 0, "needs an integer >= 0")
 positive_float = _number(float, 1e-300, "needs a number > 0")
 non_negative_float = _number(float, 0.0, "needs a number >= 0")
+
+
+def core_count(text: str) -> int:
+    """--threads / --workers: an integer from 1 to the machine's CPU count (more than that only
+    oversubscribes, and a huge number starts enough threads to run the machine out of memory)."""
+    value = positive_int(text)
+    cpus = os.cpu_count() or 1
+    if value > cpus:
+        raise argparse.ArgumentTypeError(f"{text} is more than this machine's {cpus} CPUs (give 1 to {cpus})")
+    return value
+
+
+core_count.__name__ = "core count"
 
 
 def run_name(text: str) -> str:

@@ -126,26 +126,43 @@ def check_output_root(path: str | Path, what: str) -> Path:
     return path
 
 
+def check_output_file(path: str | Path, what: str, suffix: str) -> Path:
+    """A file a runner writes, checked before any work: not a folder, named ``*<suffix>`` (so a
+    slip never replaces a run's metrics.json or config), in a folder that exists or can be created."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a folder; give the {suffix} file to write, e.g. {path / ('out' + suffix)}")
+    if path.suffix != suffix:
+        raise ConfigError(f"{what} {path}: the file written is {suffix}; give a name ending in {suffix}")
+    check_output_root(path.parent, what)
+    return path
+
+
 #: What to do about a results table that cannot be read: the run writes it again.
 RESUME_FIX = "continue that run with --resume, which writes the table again from the trial folders"
 
 
-def read_table(path: str | Path, fix: str = "") -> "pandas.DataFrame":
+def read_table(path: str | Path, fix: str = "", columns: tuple[str, ...] = ()) -> "pandas.DataFrame":
     """``pandas.read_parquet`` whose failure (a truncated or foreign file) is one line
-    naming the file and ``fix`` instead of a pyarrow traceback."""
+    naming the file and ``fix`` instead of a pyarrow traceback; with ``columns``, a table
+    that has no rows or lacks one of them (emptied, or another table) is such a line too."""
     import pyarrow.parquet as pq  # lazy: io is imported by every config path; tables are read after it
 
     path = Path(path)
     try:
         # one file, read on the calling thread: in a driver where Ray Tune had run, pandas'
         # threaded dataset read was seen to wait forever on arrow's thread pool; tables are small
-        table = pq.ParquetFile(path).read(use_threads=False, use_pandas_metadata=True)
-        return table.to_pandas(use_threads=False)
+        table = pq.ParquetFile(path).read(use_threads=False, use_pandas_metadata=True).to_pandas(use_threads=False)
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing{'; ' + fix if fix else ''}") from None
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ...: the file is not a readable table
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: not a readable parquet table ({reason}){'; ' + fix if fix else ''}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if columns and (missing or table.empty):
+        problem = f"lacks the column {missing[0]}" if missing else "holds no rows"
+        raise ConfigError(f"{path}: {problem}{'; ' + fix if fix else ''}")
+    return table
 
 
 def read_user_text(path: str | Path) -> str:

@@ -23,6 +23,8 @@ def main(args) -> int:
         return write_split(args.write, args.out)
     if not args.folds:
         raise ConfigError("give a folds file to audit, or --write performer|piece --out FILE")
+    if args.out:
+        raise ConfigError(f"--out {args.out}: only --write writes a file; an audit prints its table")
     return audit_split(args.folds, pieces=args.pieces, labels=args.labels)
 
 

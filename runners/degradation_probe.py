@@ -14,12 +14,16 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
+from pianoeval.cli import (Parser, core_count, non_negative_float, non_negative_int,
+                           positive_float, positive_int, run_cli)
 from pianoeval.config import parse_set
+from pianoeval.io import check_output_file
 from pianoeval.models.registry import get_model
 
 
 def main(args) -> int:
+    if args.out:
+        check_output_file(args.out, "--out", ".json")  # before the training, not after it
     overrides = parse_set(args.set or [])
     get_model(args.model).make_config(overrides, "probe.model")  # a config error stops here
     # lazy: torch and the symbolic track load once the config is valid (keeps config errors under 1 s)
@@ -53,6 +57,6 @@ if __name__ == "__main__":
     parser.add_argument("--lr", type=positive_float, default=1e-3)
     parser.add_argument("--lambda-rank", type=non_negative_float, default=1.0)
     parser.add_argument("--seed", type=non_negative_int, default=7)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--threads", type=core_count, default=1)
     parser.add_argument("--out", help="write the result as JSON here")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -9,7 +9,7 @@
 
 import sys
 
-from pianoeval.cli import Parser, positive_int, run_cli
+from pianoeval.cli import Parser, core_count, run_cli
 
 
 def main(args) -> int:
@@ -25,5 +25,5 @@ if __name__ == "__main__":
     parser.add_argument("--force", action="store_true", help="re-extract features even when the cache is fresh")
     parser.add_argument("--splits", action="store_true", help="rewrite the piece split file")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/features.md (columns + match rates)")
-    parser.add_argument("--workers", type=positive_int, default=None, help="parallel processes (default: all cores)")
+    parser.add_argument("--workers", type=core_count, default=None, help="parallel processes (default: all cores)")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -12,7 +12,8 @@ frame), or a weighted sum `name:weight,...`. See docs/audio.md.
 import argparse
 import sys
 
-from pianoeval.cli import Parser, non_negative_int, positive_float, positive_int, run_cli, run_name
+from pianoeval.cli import (Parser, core_count, non_negative_int, positive_float, positive_int, run_cli,
+                           run_name)
 from pianoeval.data.splits import NUM_FOLDS
 from pianoeval.models.configs.audio import DEFAULT_BACKBONE_NAME
 
@@ -74,7 +75,7 @@ if __name__ == "__main__":
     p.add_argument("--num-layers", type=positive_int, help="conformer layers (default 4)")
     p.add_argument("--num-heads", type=positive_int, help="attention heads (default 4)")
     p.add_argument("--intermediate-size", type=positive_int, help="feed-forward width (default 512)")
-    p.add_argument("--workers", type=positive_int, help="processes for rendering / features (default: all cores)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.add_argument("--workers", type=core_count, help="processes for rendering / features (default: all cores)")
+    p.add_argument("--threads", type=core_count, default=1, help="torch threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     sys.exit(run_cli(lambda: main(p.parse_args(namespace=argparse.Namespace(argv=sys.argv[1:])))))

@@ -15,7 +15,8 @@ Writes results/pretrained/symbolic/<encoder>/<architecture>/{encoder.pt, config.
 
 import sys
 
-from pianoeval.cli import Parser, non_negative_float, non_negative_int, positive_float, positive_int, run_cli
+from pianoeval.cli import (Parser, core_count, non_negative_float, non_negative_int,
+                           positive_float, positive_int, run_cli)
 from pianoeval.config import parse_set, validate
 from pianoeval.errors import ConfigError
 from pianoeval.symbolic.pretrain_config import PretrainConfig, encoder_config
@@ -69,6 +70,6 @@ if __name__ == "__main__":
     parser.add_argument("--eval-every", dest="eval_every", type=positive_int)
     parser.add_argument("--seed", type=non_negative_int)
     parser.add_argument("--out", help="output folder (default: where pretrained: true looks)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=core_count, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 from pianoeval.cli import Parser, run_cli
-from pianoeval.io import atomic_write_text, check_output_root
+from pianoeval.io import atomic_write_text, check_output_file
 
 
 def main(args) -> int:
     if args.out:
-        check_output_root(Path(args.out).parent, "--out")
+        check_output_file(args.out, "--out", ".md")
     # lazy: pandas, scipy and the report modules load once the flags parse
     from pianoeval.report.reference import find_runs, load_sweep_winner
     from pianoeval.report.reference_tables import reference_markdown, showcase_markdown

@@ -9,7 +9,7 @@
 
 import sys
 
-from pianoeval.cli import Parser, non_negative_int, positive_int, run_cli
+from pianoeval.cli import Parser, core_count, non_negative_int, run_cli
 from pianoeval.train.cli import main
 
 
@@ -25,7 +25,7 @@ if __name__ == "__main__":
     parser.add_argument("--resume", action="store_true", help="continue --out from its checkpoints/last.ckpt")
     parser.add_argument("--evaluate-stopped", action="store_true",
                         help="evaluate the best checkpoint of --out, a run stopped before it finished")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=core_count, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config, run nothing")
     sys.exit(run_cli(lambda: main(parser.parse_args())))

@@ -64,6 +64,15 @@ def results(tmp_path_factory) -> Path:
                                                                                   "candidates": names}}}))
     dump_yaml({"trials": {t.key: trial_record(t) for t in staged.stage_spec(first, names).trials}},
               stage_dir / "ablation.yaml")
+    # training runs: one finished (completed, diverged), one whose checkpoints were cut short by a kill
+    for name, status in (("completed", "completed"), ("diverged", "diverged"), ("cut_short", None)):
+        run_dir = root / "runs" / name
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "resolved.yaml").write_text("model: {name: note_voice, hidden_size: 16}\n")
+        for checkpoint in ("best.ckpt", "last.ckpt"):
+            (run_dir / "checkpoints" / checkpoint).write_bytes(b"PK\x03\x04 cut short")
+        if status:
+            (run_dir / "metrics.json").write_text(json.dumps({"status": status, "best_epoch": 1}))
     return root
 
 
@@ -122,6 +131,15 @@ def specs(tmp_path_factory) -> Path:
     (folder / "frames_empty.pt").write_bytes(b"")  # a frames file cut short (a failed copy)
     (folder / "truncated" / "sweep.yaml").write_text("space: smoke\n")
     (folder / "truncated" / "trials.parquet").write_bytes(b"PAR1\x00\x01 truncated")
+    import pandas as pd
+
+    for kind in ("sweep", "ablation"):  # a trials.parquet emptied (or replaced by another table)
+        (folder / f"{kind}_empty_table").mkdir()
+        (folder / f"{kind}_empty_table" / f"{kind}.yaml").write_text("space: smoke\n" if kind == "sweep" else
+                                                                     "baseline: a\nmetrics: [test/r2]\n")
+    pd.DataFrame().to_parquet(folder / "sweep_empty_table" / "trials.parquet")
+    pd.DataFrame({"trial_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
+                  "trial_dir": pd.Series([], dtype=str)}).to_parquet(folder / "ablation_empty_table" / "trials.parquet")
     (folder / "run_with_files").mkdir()
     (folder / "run_with_files" / "resolved.yaml").write_text("model: {name: note_voice}\n")
     (folder / "sweep_latin1").mkdir()  # a sweep run folder whose best.yaml is not UTF-8
@@ -152,6 +170,13 @@ CASES = {
     "report_top_k_negative": ("report.py", ["{results}", "--top-k", "-3"], "--top-k"),
     "train_fold_negative": ("train.py", ["--model", "note_voice", "--fold", "-1"], "--fold"),
     "train_threads_zero": ("train.py", ["--model", "note_voice", "--threads", "0"], "--threads"),
+    "train_threads_more_than_cpus": ("train.py", ["--model", "note_voice", "--threads", "100000"],
+                                     "100000 is more than this machine's"),
+    "probe_threads_more_than_cpus": ("degradation_probe.py", ["--threads", "4096"], "--threads: 4096 is more than"),
+    "pretrain_symbolic_threads_more_than_cpus": ("pretrain_symbolic.py", ["--encoder", "s1", "--threads", "512"],
+                                                 "--threads: 512 is more than"),
+    "prepare_workers_more_than_cpus": ("prepare_data.py", ["--workers", "100000"], "--workers: 100000 is more than"),
+    "pretrain_audio_workers_more_than_cpus": ("pretrain_audio.py", ["--workers", "100000"], "100000 is more than"),
     "train_seed_negative": ("train.py", ["--model", "note_voice", "--seed", "-3"], "--seed"),
     "prepare_workers_zero": ("prepare_data.py", ["--workers", "0"], "--workers"),
     "pretrain_symbolic_steps_zero": ("pretrain_symbolic.py", ["--encoder", "s1", "--steps", "0"], "--steps"),
@@ -201,6 +226,20 @@ CASES = {
                                                    "train.lr=0.001"], "train.lr is 0.001 now but"),
     "ablate_resume_changed_budget": ("ablate.py", ["han_incremental", "--resume", "--run-id", ABLATION_RUN, "--set",
                                                    "budget.max_epochs=3"], "train.max_epochs is 3 now but 100"),
+    # a finished training run is never rewritten; a checkpoint cut short is named, not a traceback
+    "train_resume_completed": ("train.py", ["--out", "{results}/runs/completed", "--resume"],
+                               "the run finished (completed in metrics.json); --resume is for a run"),
+    "train_resume_diverged": ("train.py", ["--config", "{results}/runs/diverged/resolved.yaml", "--out",
+                                           "{results}/runs/diverged", "--resume"], "the run finished (diverged"),
+    "train_evaluate_stopped_completed": ("train.py", ["--out", "{results}/runs/completed", "--evaluate-stopped"],
+                                         "the run finished (completed in metrics.json); --evaluate-stopped"),
+    "train_resume_nothing_there": ("train.py", ["--out", "{results}/runs/no_such_run", "--resume"],
+                                   "no run there to resume"),
+    "train_resume_checkpoint_cut_short": ("train.py", ["--out", "{results}/runs/cut_short", "--resume"],
+                                          "last.ckpt: not a readable checkpoint, truncated or corrupted"),
+    "train_evaluate_stopped_checkpoint_cut_short": ("train.py", ["--out", "{results}/runs/cut_short",
+                                                                 "--evaluate-stopped"],
+                                                    "best.ckpt: not a readable checkpoint, truncated or corrupted"),
     "train_out_holds_a_run": ("train.py", ["--model", "note_voice", "--out", "{specs}/run_with_files"],
                               "add --resume"),
     # paths that are files, not folders
@@ -209,6 +248,19 @@ CASES = {
     "train_out_is_a_file": ("train.py", ["--model", "note_voice", "--out", "{specs}/a_file"], "a_file"),
     "report_out_is_a_file": ("report.py", ["{results}/sweeps/smoke/" + SWEEP_RUN, "--out", "{specs}/a_file"],
                              "a_file"),
+    # a file a runner writes: not a folder, not another kind of file (a run's metrics.json), not other folds
+    "check_split_write_out_is_a_folder": ("check_split.py", ["--write", "piece", "--out", "{specs}"], "is a folder"),
+    "check_split_write_over_other_folds": ("check_split.py", ["--write", "piece", "--out",
+                                                              "{specs}/folds_duplicate_key.json"],
+                                           "exists and holds other folds; nothing was overwritten"),
+    "check_split_out_without_write": ("check_split.py", ["{specs}/folds_latin1.json", "--out", "{specs}/x.json"],
+                                      "only --write writes a file"),
+    "reference_tables_out_is_a_folder": ("reference_tables.py", ["--runs", "{results}/runs", "--out", "{specs}"],
+                                         "is a folder; give the .md file"),
+    "reference_tables_out_over_a_run": ("reference_tables.py", ["--runs", "{results}/runs", "--out",
+                                                                "{results}/runs/completed/metrics.json"],
+                                        "give a name ending in .md"),
+    "probe_out_is_a_folder": ("degradation_probe.py", ["--out", "{specs}"], "is a folder; give the .json file"),
     # encodings, YAML structure, alias bombs
     "sweep_space_latin1": ("sweep.py", ["--space", "{specs}/space_latin1.yaml"], "not UTF-8"),
     "ablate_spec_latin1": ("ablate.py", ["{specs}/ablation_latin1.yaml"], "not UTF-8"),
@@ -217,6 +269,8 @@ CASES = {
     "ablate_duplicate_variant": ("ablate.py", ["{specs}/ablation_duplicate_variant.yaml"], "'a' appears twice"),
     "sweep_alias_bomb": ("sweep.py", ["--space", "{specs}/space_bomb.yaml"], "aliases expand"),
     "ablate_alias_bomb": ("ablate.py", ["{specs}/ablation_bomb.yaml"], "aliases expand"),
+    "report_sweep_empty_table": ("report.py", ["{specs}/sweep_empty_table"], "trials.parquet: lacks the column"),
+    "report_ablation_empty_table": ("report.py", ["{specs}/ablation_empty_table"], "trials.parquet: holds no rows"),
     "report_truncated_table": ("report.py", ["{specs}/truncated"], "trials.parquet"),
     # values checked at load, before any compute
     "sweep_range_high_end": ("sweep.py", ["--space", "{specs}/space_dropout_high.yaml", "--dry-run"],

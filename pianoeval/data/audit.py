@@ -14,7 +14,7 @@ from pianoeval.data.folds import MIN_KEYS, audit_fold_file, builtin_fold_file, c
 from pianoeval.data.labels import DEFAULT_LABELS, load_label_set
 from pianoeval.data.percepiano import load_segments
 from pianoeval.errors import DataError
-from pianoeval.io import atomic_write_text
+from pianoeval.io import atomic_write_text, check_output_file
 from pianoeval.paths import percepiano_root
 
 _COLUMNS = ("fold", "side", "keys", "pieces", "performers", "leaked_pieces", "label_mean")
@@ -76,12 +76,17 @@ def audit_split(folds_path: str | Path, pieces: str | None = None, labels: str |
 
 def write_split(split: str, out: str | Path, print_fn=print) -> int:
     """Write the built-in ``split`` (performer or piece) of every PercePiano segment as a folds file."""
+    out = Path(out)
+    if not out.is_dir() and out.parent and not out.parent.is_dir():
+        raise DataError(f"--out {out}: folder {out.parent} does not exist")
+    check_output_file(out, "--out", ".json")
     segments, _ = load_segments(percepiano_root(), warn=lambda message: None)
     folds = builtin_fold_file(segments, split)
-    out = Path(out)
-    if out.parent and not out.parent.is_dir():
-        raise DataError(f"--out {out}: folder {out.parent} does not exist")
-    atomic_write_text(out, json.dumps(folds, indent=1) + "\n")
+    text = json.dumps(folds, indent=1) + "\n"
+    if out.is_file() and out.read_bytes() != text.encode():  # a fold file runs may have read: never replaced
+        raise DataError(f"--out {out}: exists and holds other folds; nothing was overwritten: give another --out "
+                        "(or remove the file)")
+    atomic_write_text(out, text)
     print_fn(f"wrote {out}: the {split} split, {len(folds['folds'])} folds "
              f"(validation {', '.join(str(len(f['val'])) for f in folds['folds'])}), test {len(folds['test'])} keys")
     return 0

@@ -28,7 +28,7 @@ def _run_model_pt(checkpoint: str) -> Path:
     path = path / "model.pt" if path.is_dir() else path
     if not path.is_file():
         raise ConfigError(f"--checkpoint: {path} does not exist; name a training run's folder (it holds model.pt)")
-    return path
+    return path.resolve()  # from the working directory (a relative *_checkpoint setting is read from the repository)
 
 
 def export_config(model: str, checkpoint: str | None, overrides: Mapping[str, Any] | None = None,

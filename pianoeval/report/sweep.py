@@ -111,7 +111,8 @@ def load_sweep(run_dir: str | Path) -> SweepRun:
     if run_kind(run_dir) != "sweep":
         raise ConfigError(f"{run_dir}: not a sweep run (no sweep.yaml); for ablations use the ablation report")
     space = load_yaml(run_dir / "sweep.yaml")
-    trials = read_table(run_dir / "trials.parquet", RESUME_FIX)
+    trials = read_table(run_dir / "trials.parquet", RESUME_FIX,
+                        columns=("trial_id", "status", "trial_dir"))
     run = SweepRun(run_dir, trials, space, {})
     run.references = listed_references(read_references(run_dir), run.reference_baselines)
     for row in trials.itertuples(index=False):

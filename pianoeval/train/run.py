@@ -214,6 +214,10 @@ def train_run(
         status, error = "diverged", str(err)
         if verbose:
             print(f"[train] {err}")
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C (and SIGTERM, which run_cli makes one) into exit(1)
+            raise KeyboardInterrupt from None
+        raise
     result = RunResult(out_dir, status, epochs_run=len(history.rows), error=error, warnings=warnings)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best is not None and best.is_file():
@@ -293,6 +297,18 @@ def _write_summary(result: RunResult, threads: int, device: str) -> None:
     atomic_write_text(result.out_dir / "metrics.json", json.dumps(summary, indent=1, default=_json_default))
 
 
+def read_checkpoint(path: Path, fix: str) -> dict:
+    """A Lightning checkpoint loaded with ``weights_only=True``; one that cannot be read (cut short
+    by a kill while it was written, a failed copy) is a one-line ConfigError naming it and ``fix``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch's RuntimeError (zip archive), UnpicklingError, EOFError, ...
+        reason = str(err).strip().splitlines()[0].split(". ")[0][:120] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: not a readable checkpoint, truncated or corrupted ({reason}); {fix}") from None
+
+
 def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int | None = None) -> RunResult:
     """Evaluate the best checkpoint of a run whose training was stopped before it finished
     (killed, or out of time): ``model.pt``, ``predictions.parquet`` and ``metrics.json``
@@ -301,6 +317,7 @@ def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int |
     best = out_dir / "checkpoints" / "best.ckpt"
     if not best.is_file():
         raise ConfigError(f"{best}: no best checkpoint to evaluate; train first")
+    best_epoch = read_checkpoint(best, "train again with another --out")["epoch"]  # before any data loads
     threads = _set_threads(threads)
     started = time.time()
     datamodule = build_datamodule(config)
@@ -309,9 +326,15 @@ def evaluate_stopped_run(config: ExperimentConfig, out_dir: Path, threads: int |
     history = out_dir / "history.csv"
     epochs_run = int(pd.read_csv(history)["epoch"].max()) if history.is_file() else 0
     last = out_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():  # the last completed epoch, even when history.csv predates --resume
-        epochs_run = max(epochs_run, int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1)
-    result = RunResult(out_dir, "stopped", epochs_run=epochs_run, warnings=_warnings(config, verbose=False))
+    warnings = _warnings(config, verbose=False)
+    try:  # the last completed epoch, even when history.csv predates --resume
+        epochs_run = max(epochs_run, best_epoch + 1, int(read_checkpoint(last, "")["epoch"]) + 1)
+    except FileNotFoundError:
+        epochs_run = max(epochs_run, best_epoch + 1)
+    except ConfigError as err:  # killed while it was written: the best checkpoint is still the one to evaluate
+        epochs_run = max(epochs_run, best_epoch + 1)
+        warnings.append(f"WARNING: {str(err).rstrip('; ')}: epochs_run counted from history.csv")
+    result = RunResult(out_dir, "stopped", epochs_run=epochs_run, warnings=warnings)
     _evaluate_best(config, module, datamodule, best, result, evaluate_test=True)
     result.wall_seconds = time.time() - started
     _write_summary(result, threads, "cpu")

@@ -58,6 +58,12 @@ def test_a_trained_runs_weights_give_other_frames_than_random_init(monkeypatch, 
         assert trained[key].dtype == torch.float16 and trained[key].shape == random[key].shape
         assert trained[key].shape[1] == 16  # note_sa's readout: one frame per note, 2 x hidden_size wide
         assert not torch.equal(trained[key], random[key])
+    # a relative --checkpoint is read from the working directory, like every other path (not the repository's)
+    monkeypatch.chdir(tmp_path)
+    assert run_runner(monkeypatch, "--model", "note_sa", "--checkpoint", "run", "--keys", keys,
+                      "--out", "relative.pt", "--no-progress") == 0
+    relative = torch.load(tmp_path / "relative.pt", weights_only=True)
+    assert all(torch.equal(relative[key], trained[key]) for key in trained)
     with pytest.raises(Exception, match="holds a 'note_sa' model, not 'han'"):
         export_frames("han", tmp_path / "x.pt", checkpoint=str(run), progress=False)
 

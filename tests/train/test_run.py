@@ -106,3 +106,41 @@ def test_resume_continues_the_history_and_a_stopped_run_can_be_evaluated(tmp_pat
     assert summary["status"] == "stopped" and summary["epochs_run"] == 2
     assert summary["best_epoch"] == stopped.best_epoch in (1, 2)
     assert summary["test/r2"] == pytest.approx(resumed.metrics["test/r2"])
+
+
+def test_ctrl_c_or_sigterm_stops_a_run_cleanly_and_it_resumes(tmp_path, capsys, monkeypatch):
+    """Lightning turns a KeyboardInterrupt (Ctrl-C; run_cli makes SIGTERM one) into exit(1) without a
+    word; train_run raises it again, and runners/train.py prints the resume command, exit 130."""
+    import runpy
+    import sys
+
+    import lightning as L
+
+    from pianoeval.paths import REPO_ROOT
+
+    class CtrlC(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tiny("note_sa", max_epochs=2), out_dir=tmp_path / "run", verbose=False, callbacks=[CtrlC()])
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    resumed = train_run(tiny("note_sa", max_epochs=2), out_dir=tmp_path / "run", verbose=False,
+                        resume_from=tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert resumed.status == "completed" and pd.read_csv(tmp_path / "run" / "history.csv")["epoch"].tolist() == [1, 2]
+
+    def stopped(config, out_dir, **kw):
+        (out_dir / "resolved.yaml").parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / "resolved.yaml").write_text("model: {name: note_sa}\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pianoeval.train.run.train_run", stopped)
+    out = tmp_path / "my run"
+    monkeypatch.setattr(sys, "argv", ["runners/train.py", "--model", "note_sa", "--out", str(out), "--threads", "1"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(REPO_ROOT / "runners" / "train.py"), run_name="__main__")
+    [line] = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 130
+    assert "resume with: python " in line and "runners/train.py --config " in line, line
+    assert line.endswith(f" --config '{out}/resolved.yaml' --out '{out}' --resume --threads 1"), line
