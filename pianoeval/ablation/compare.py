@@ -94,7 +94,7 @@ def load_run(run_dir: str | Path) -> AblationRun:
     run_dir = Path(run_dir)
     meta = yaml.safe_load((run_dir / "ablation.yaml").read_text())
     trials = read_table(run_dir / "trials.parquet", RESUME_FIX,
-                        columns=("trial_id", "status", "trial_dir"))
+                        columns=("variant", "status", "trial_dir"))  # trial_id came later
     trials["trial_dir"] = trials["trial_dir"].map(
         lambda p: p if text(p) is None or Path(p).is_absolute() else str(run_dir / p))
     return AblationRun(run_dir, trials, meta["baseline"], tuple(meta["metrics"]), meta)

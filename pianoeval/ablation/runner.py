@@ -317,7 +317,7 @@ def run_trial_set(spec: AblationSpec, run_dir: Path, options: AblationOptions) -
         results, resources = train_trials(spec, trained, run_dir, options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before Tune took over its own handling
         raise RunInterrupted(run_dir.name) from None
-    if unfinished_trials(results, len(trained)):
+    if unfinished_trials(results, len(trained), lambda r: (Path(r.path) / "run" / "metrics.json").is_file()):
         # Tune saved its state; finished trials keep their folders and are not retrained on resume
         raise RunInterrupted(run_dir.name)
     context = run_context(spec, resources, run_dir, git_commit())

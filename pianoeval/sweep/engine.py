@@ -146,12 +146,25 @@ def stop_cleanly_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def unfinished_trials(results, expected: int) -> int:
+def unfinished_trials(results, expected: int, finished=None) -> int:
     """Trials of a ``Tuner.fit`` that neither finished nor failed (an interrupted run),
-    including those never started; at least 1 after a fit a signal stopped (Tune marks the
-    trials it stopped as terminated, like finished ones)."""
-    done = results.num_terminated + results.num_errors
-    return max(expected, len(results)) - done or int(results in _INTERRUPTED)
+    including those never started. After a fit a signal stopped, Tune's "terminated" also
+    covers the trials it stopped: a trial then counts as finished only when its last result
+    says so (``done``, a final evaluation) or ``finished(result)`` does (e.g. the run wrote
+    its summary just before the signal)."""
+    missing = max(expected, len(results)) - results.num_terminated - results.num_errors
+    if missing or not _was_interrupted(results):
+        return missing
+    finished = finished or (lambda result: False)
+    return sum(1 for r in results if r.error is None and not (r.metrics or {}).get("done")
+               and not (r.metrics or {}).get("final_eval") and not finished(r))
+
+
+def _was_interrupted(results) -> bool:
+    try:
+        return results in _INTERRUPTED
+    except TypeError:  # an object without weak references (a test double) was never fitted here
+        return False
 
 
 _INTERRUPTED: "weakref.WeakSet" = weakref.WeakSet()  # the fits a signal stopped (see fit_experiment)
@@ -383,9 +396,11 @@ def tune_experiment(trainable, *, storage_path: str, name: str, resume: bool, ca
 def fit_experiment(tuner):
     """``tuner.fit()`` with SIGTERM handled as Ctrl-C (Tune saves its state first); a fit that
     Ctrl-C or SIGTERM stopped is remembered as interrupted (``unfinished_trials``)."""
+    from ray.tune import ResultGrid  # lazy: see _fit_sweep
+
     with stop_cleanly_on_sigterm(), _tune_interrupt_seen() as interrupted:
         results = tuner.fit()
-        if interrupted():
+        if interrupted() and isinstance(results, ResultGrid):  # Tune's handler fired: see _tune_interrupt_seen
             _INTERRUPTED.add(results)
     return results
 

@@ -259,7 +259,7 @@ def test_an_ablation_whose_every_run_failed_says_so_and_exits_1(tmp_path, monkey
 
     monkeypatch.setattr(runner, "init_ray", lambda options: None)
     monkeypatch.setattr(runner, "train_trials", lambda spec, trials, run_dir, options: ([], spec.resources))
-    monkeypatch.setattr(runner, "unfinished_trials", lambda results, expected: False)
+    monkeypatch.setattr(runner, "unfinished_trials", lambda results, expected, finished=None: False)
     assert main(_args("han_incremental", tmp_path, run_id="failed", set=TINY + ["reference_baselines=[]"])) == 1
     out = capsys.readouterr().out
     assert "[ablate] no run produced test/" in out and "first error: missing from Ray Tune's results" in out
