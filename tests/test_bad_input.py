@@ -138,7 +138,7 @@ def specs(tmp_path_factory) -> Path:
         (folder / f"{kind}_empty_table" / f"{kind}.yaml").write_text("space: smoke\n" if kind == "sweep" else
                                                                      "baseline: a\nmetrics: [test/r2]\n")
     pd.DataFrame().to_parquet(folder / "sweep_empty_table" / "trials.parquet")
-    pd.DataFrame({"trial_id": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
+    pd.DataFrame({"variant": pd.Series([], dtype=str), "status": pd.Series([], dtype=str),
                   "trial_dir": pd.Series([], dtype=str)}).to_parquet(folder / "ablation_empty_table" / "trials.parquet")
     (folder / "run_with_files").mkdir()
     (folder / "run_with_files" / "resolved.yaml").write_text("model: {name: note_voice}\n")
