@@ -308,15 +308,15 @@ def set_path(node: dict, dotted: str, value: Any) -> None:
 
 def dump_yaml(data: Mapping[str, Any], path: str | Path) -> None:
     """Write YAML atomically (write a temp file, then rename)."""
-    atomic_write_text(Path(path), yaml.safe_dump(_plain(data), sort_keys=False))
+    atomic_write_text(Path(path), yaml.safe_dump(plain(data), sort_keys=False))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Convert numpy scalars, tuples and Paths into YAML-safe plain types."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item") and callable(value.item):

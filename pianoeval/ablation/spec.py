@@ -40,7 +40,7 @@ from typing import Any
 
 import pydantic
 
-from pianoeval.config import (Folds, Seeds, StrictModel, _plain, deep_merge, distinct, find_spec, flatten,
+from pianoeval.config import (Folds, Seeds, StrictModel, plain, deep_merge, distinct, find_spec, flatten,
                               load_spec_yaml, load_yaml, route_overrides, set_path, spec_names, validate)
 from pianoeval.data.folds import fold_count
 from pianoeval.data.inputs import check_test_metrics
@@ -201,7 +201,7 @@ def check_resumed_run(spec: AblationSpec, run_dir: Path) -> None:
         then = recorded.get(trial.key)
         if then is None:
             continue
-        now, was = flatten(_plain(trial_record(trial))), flatten(then)
+        now, was = flatten(plain(trial_record(trial))), flatten(then)
         for key in sorted(set(now) | set(was)):
             if now.get(key) != was.get(key):
                 raise ConfigError(f"--resume: {trial.key}: {key} is {now.get(key)!r} now but {was.get(key)!r} in "
